@@ -1,0 +1,72 @@
+"""The one wiring point: build the services from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from redis import Redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from adapters.queue import InlineJobQueue, RqJobQueue
+from adapters.settings import Settings
+from adapters.sql import SqlUnitOfWork, make_engine, make_session_factory
+from engine.ports import JobQueue
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    jobs: JobQueue
+    redis: Redis | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def uow(self) -> SqlUnitOfWork:
+        """Return a new unit of work (use it as a context manager)."""
+        return SqlUnitOfWork(self.session_factory, self.jobs)
+
+    def close(self) -> None:
+        """Release connections to the database and Redis."""
+        self.engine.dispose()
+        if self.redis is not None:
+            self.redis.close()
+
+
+_current: ContextVar[Services | None] = ContextVar("oms_services", default=None)
+_from_env: list[Services] = []
+
+
+def build_services(settings: Settings) -> Services:
+    """Create the engine, the session factory and the job queue the settings ask for."""
+    engine = make_engine(settings.database_url, settings.database_pool_size)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    services = Services(settings, engine, make_session_factory(engine),
+                        jobs=InlineJobQueue(lambda: using(services)), redis=redis)
+    if redis is not None:
+        services.jobs = RqJobQueue(redis, settings.queue_name)
+    return services
+
+
+@contextmanager
+def using(services: Services) -> Iterator[Services]:
+    """Make these the services that jobs run with, for the duration of the block."""
+    token = _current.set(services)
+    try:
+        yield services
+    finally:
+        _current.reset(token)
+
+
+def current_services() -> Services:
+    """Return the services jobs run with: those in use, or (in a worker) built from OMS_*."""
+    services = _current.get()
+    if services is not None:
+        return services
+    if not _from_env:
+        _from_env.append(build_services(Settings.from_env()))
+    return _from_env[0]

@@ -1,0 +1,65 @@
+"""Job queues: inline (run right after the commit, in-process) or RQ on Redis."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Retry, SimpleWorker, Worker
+
+log = logging.getLogger(__name__)
+
+JobArg = str | int | float | bool | None
+
+# Calls to systems we do not control fail now and then: retry with backoff.
+RETRY = Retry(max=3, interval=[10, 30, 120])
+
+
+def resolve(job: str) -> Callable[..., Any]:
+    """Return the function a dotted job name refers to (jobs.module.function)."""
+    module_name, _, function_name = job.rpartition(".")
+    if not module_name.startswith("jobs."):
+        raise ValueError(f"job {job!r} is not a function of the jobs package")
+    function: Callable[..., Any] = getattr(importlib.import_module(module_name), function_name)
+    return function
+
+
+class InlineJobQueue:
+    """Run each job in this process as soon as it is handed over (the embedded default)."""
+
+    def __init__(self, context: Callable[[], AbstractContextManager[object]]) -> None:
+        self._context = context
+        self.ran: list[tuple[str, tuple[JobArg, ...]]] = []
+
+    def enqueue(self, job: str, args: tuple[JobArg, ...]) -> None:
+        function = resolve(job)
+        with self._context():
+            try:
+                function(*args)
+            except Exception:  # the caller's transaction has committed: log, do not undo
+                log.exception("inline job %s%r failed", job, args)
+                return
+        self.ran.append((job, args))
+
+
+class RqJobQueue:
+    """Enqueue jobs on Redis for RQ workers."""
+
+    def __init__(self, redis: Redis, queue_name: str) -> None:
+        self.queue = Queue(queue_name, connection=redis)
+
+    def enqueue(self, job: str, args: tuple[JobArg, ...]) -> None:
+        resolve(job)  # fail here, in the caller, on a name no worker could run
+        self.queue.enqueue(job, *args, retry=RETRY)
+
+
+def run_worker(redis: Redis, queue_name: str, burst: bool = False,
+               fork: bool = True) -> bool:
+    """Work the queue until stopped (or, in burst mode, until it is empty)."""
+    worker_class = Worker if fork else SimpleWorker
+    worker = worker_class([queue_name], connection=redis)
+    return worker.work(burst=burst, with_scheduler=True)

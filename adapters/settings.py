@@ -1,0 +1,46 @@
+"""The service's settings, read from a mapping (Flask's config or the environment)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = PROJECT_ROOT / "instance" / "oms.sqlite3"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    redis_url: str | None = None  # None: jobs run inline, right after the commit
+    queue_name: str = "oms"
+    admin_api_key: str | None = None
+    max_content_length: int = 1024 * 1024
+    idempotency_lease_seconds: int = 60
+    idempotency_retention_hours: int = 24
+    max_page_size: int = 200
+    max_bulk_rows: int = 1000
+    database_pool_size: int = 10
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Build settings from keys named like the fields in upper case (DATABASE_URL...)."""
+        given = {}
+        for name, field in cls.__dataclass_fields__.items():
+            raw = values.get(name.upper())
+            if raw is None or raw == "":
+                continue
+            given[name] = int(raw) if field.type == "int" else raw
+        return cls(**given)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from OMS_* environment variables."""
+        environ = os.environ if environ is None else environ
+        return cls.from_mapping(
+            {name.removeprefix("OMS_"): value for name, value in environ.items()
+             if name.startswith("OMS_")}
+        )

@@ -1,0 +1,83 @@
+"""The SQL engine for PostgreSQL or SQLite, and the unit of work built on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.ports import JobQueue
+
+JobArg = str | int | float | bool | None
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    """Create the engine; on SQLite, make every transaction take the write lock at BEGIN."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                         pool_pre_ping=True, pool_recycle=1800)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling would defer BEGIN; we issue it ourselves.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front: two writers queue instead of deadlocking
+    # on a read-to-write upgrade, which SQLite reports as "database is locked".
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlUnitOfWork:
+    """One transaction in one session; jobs asked for are enqueued only after commit."""
+
+    def __init__(self, session_factory: Callable[[], Session], jobs: JobQueue) -> None:
+        self._session_factory = session_factory
+        self._jobs = jobs
+        self._pending: list[tuple[str, tuple[JobArg, ...]]] = []
+
+    def __enter__(self) -> SqlUnitOfWork:
+        self.session = self._session_factory()
+        self._pending = []
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.session.rollback()  # a no-op after commit
+        finally:
+            self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+        pending, self._pending = self._pending, []
+        for job, args in pending:
+            self._jobs.enqueue(job, args)
+
+    def rollback(self) -> None:
+        self._pending = []
+        self.session.rollback()
+
+    def enqueue_after_commit(self, job: str, *args: JobArg) -> None:
+        self._pending.append((job, args))
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Return a session factory whose objects stay readable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,88 @@
+"""API keys: created with a role, stored hashed, shown once, resolved to an actor."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+
+from engine.actors import Actor
+from engine.errors import AlreadyExistsError, FieldProblem, InputValidationError, NotFoundError
+from engine.models import ROLES, ApiKey, utcnow
+from engine.ports import UnitOfWork
+
+KEY_PREFIX = "oms_"
+
+
+def hash_key(plaintext: str) -> str:
+    """Return the stored form of a key; keys are long random tokens, so one SHA-256 suffices."""
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def create_api_key(uow: UnitOfWork, name: str, role: str,
+                   channel: str | None = None) -> tuple[ApiKey, str]:
+    """Create a key and return it with its plaintext, which is never stored.
+
+    Raises:
+        InputValidationError: unknown role, or a channel on a key that is not `system`.
+        AlreadyExistsError: a key with this name exists.
+    """
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+    return _add_key(uow, name, role, channel, plaintext), plaintext
+
+
+def ensure_api_key(uow: UnitOfWork, name: str, role: str, plaintext: str) -> ApiKey:
+    """Make sure a key with exactly this plaintext exists (for automation)."""
+    existing = uow.session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(plaintext)))
+    if existing is not None:
+        existing.role, existing.revoked_at = role, None
+        return existing
+    named = uow.session.scalar(select(ApiKey).where(ApiKey.name == name))
+    if named is not None:  # the configured value changed: the old one stops working
+        uow.session.delete(named)
+        uow.session.flush()
+    return _add_key(uow, name, role, None, plaintext)
+
+
+def revoke_api_key(uow: UnitOfWork, name: str) -> ApiKey:
+    """Stop a key from working; its past actions stay attributed to it."""
+    key = uow.session.scalar(select(ApiKey).where(ApiKey.name == name))
+    if key is None:
+        raise NotFoundError("api key", name)
+    key.revoked_at = utcnow()
+    return key
+
+
+def list_api_keys(uow: UnitOfWork) -> list[ApiKey]:
+    """Return every key, oldest first."""
+    return list(uow.session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def authenticate(uow: UnitOfWork, plaintext: str) -> Actor | None:
+    """Return the actor behind a presented key, or None if it is unknown or revoked."""
+    key = uow.session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(plaintext)))
+    if key is None or key.revoked_at is not None:
+        return None
+    return Actor(type="api_key", id=key.name, role=key.role, channel=key.channel,
+                 api_key_id=key.id)
+
+
+def _add_key(uow: UnitOfWork, name: str, role: str, channel: str | None,
+             plaintext: str) -> ApiKey:
+    problems = []
+    if role not in ROLES:
+        problems.append(FieldProblem("role", f"must be one of {', '.join(ROLES)}"))
+    if channel is not None and role != "system":
+        problems.append(FieldProblem("channel", "only system (integration) keys have a channel"))
+    if not name.strip():
+        problems.append(FieldProblem("name", "must not be blank"))
+    if problems:
+        raise InputValidationError(problems)
+    if uow.session.scalar(select(ApiKey.id).where(ApiKey.name == name)) is not None:
+        raise AlreadyExistsError("api key", name)
+    key = ApiKey(name=name, role=role, channel=channel, key_hash=hash_key(plaintext),
+                 display_prefix=plaintext[:10], created_at=utcnow())
+    uow.session.add(key)
+    uow.session.flush()
+    return key

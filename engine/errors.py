@@ -1,0 +1,128 @@
+"""Errors the engine raises: each has a stable machine `code` and carries its data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One offending field: a slash-separated path into the request and what is wrong."""
+
+    field: str
+    message: str
+
+
+class OmsError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    code = "oms_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(OmsError):
+    code = "not_found"
+
+    def __init__(self, kind: str, key: object) -> None:
+        super().__init__(f"{kind} {key!s} does not exist")
+        self.kind = kind
+        self.key = key
+
+
+class InputValidationError(OmsError):
+    """The request is well-formed but some fields are wrong."""
+
+    code = "validation_failed"
+
+    def __init__(self, problems: Sequence[FieldProblem], detail: str | None = None) -> None:
+        super().__init__(detail or f"{len(problems)} field(s) are invalid")
+        self.problems = list(problems)
+
+
+class UnknownReferencesError(InputValidationError):
+    """The order names a customer or SKUs that are not in the record."""
+
+    code = "unknown_references"
+
+    def __init__(self, customer_id: str | None, skus: Sequence[str],
+                 problems: Sequence[FieldProblem]) -> None:
+        parts = []
+        if customer_id is not None:
+            parts.append(f"customer {customer_id}")
+        if skus:
+            parts.append("SKU(s) " + ", ".join(skus))
+        super().__init__(problems, "unknown " + " and ".join(parts))
+        self.customer_id = customer_id
+        self.skus = list(skus)
+
+
+class InvalidTransitionError(OmsError):
+    code = "invalid_transition"
+
+    def __init__(self, current: str, target: str) -> None:
+        super().__init__(f"an order in status {current!r} cannot move to {target!r}")
+        self.current = current
+        self.target = target
+
+
+class DuplicateOrderError(OmsError):
+    """The channel already sent an order with this reference."""
+
+    code = "duplicate_order"
+
+    def __init__(self, channel: str, channel_order_ref: str, order_id: int) -> None:
+        super().__init__(
+            f"channel {channel!r} already sent order reference {channel_order_ref!r}: "
+            f"order {order_id}"
+        )
+        self.channel = channel
+        self.channel_order_ref = channel_order_ref
+        self.order_id = order_id
+
+
+class AlreadyExistsError(OmsError):
+    code = "already_exists"
+
+    def __init__(self, kind: str, key: object) -> None:
+        super().__init__(f"{kind} {key!s} already exists")
+        self.kind = kind
+        self.key = key
+
+
+class ForbiddenError(OmsError):
+    code = "forbidden"
+
+
+class IdempotencyKeyReusedError(OmsError):
+    """The idempotency key was first used with a different request."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used with a different request; "
+            "use a new key for a new request"
+        )
+        self.key = key
+
+
+class IdempotencyInFlightError(OmsError):
+    """The first request with this idempotency key has not finished yet."""
+
+    code = "idempotency_in_flight"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"a request with Idempotency-Key {key!r} is still being processed; retry later"
+        )
+        self.key = key
+
+
+class DatabaseBehindError(OmsError):
+    """The database schema is older than the code."""
+
+    code = "database_behind"

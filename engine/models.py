@@ -1,0 +1,295 @@
+"""The record: reference data, orders with lines, the order event log, API keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeEngine
+
+from engine.status import OrderStatus
+
+
+def utcnow() -> datetime:
+    """Return the current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always aware and in UTC, also on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware one is required")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # SQLite keeps no zone: we only ever write UTC
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A decimal kept exactly: NUMERIC where the database has it, text on SQLite."""
+
+    impl = Numeric(18, 4)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(18, 4))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(value).normalize() if dialect.name == "sqlite" else Decimal(value)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: UtcDateTime(),
+        Decimal: ExactDecimal(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+CUSTOMER_TIERS = ("standard", "silver", "gold", "platinum")
+PAYMENT_TERMS = ("prepaid", "card", "cod", "net15", "net30", "net60")
+LOCATION_KINDS = ("warehouse", "store")
+SERVICE_LEVELS = ("economy", "standard", "express", "overnight")
+ROLES = ("system", "analyst", "ops", "admin")
+
+
+class Customer(Timestamped, Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    tier: Mapped[str] = mapped_column(String(16), default="standard")
+    credit_limit: Mapped[Decimal | None]
+    payment_terms: Mapped[str] = mapped_column(String(16), default="prepaid")
+    postal_code: Mapped[str | None] = mapped_column(String(16))
+    country: Mapped[str | None] = mapped_column(String(2))
+    latitude: Mapped[Decimal | None]
+    longitude: Mapped[Decimal | None]
+
+
+class Product(Timestamped, Base):
+    __tablename__ = "products"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str | None] = mapped_column(String(100))
+    weight_g: Mapped[int] = mapped_column(Integer)
+    length_cm: Mapped[Decimal]
+    width_cm: Mapped[Decimal]
+    height_cm: Mapped[Decimal]
+    value: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    hazmat: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Location(Timestamped, Base):
+    __tablename__ = "locations"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    line1: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(16))
+    country: Mapped[str] = mapped_column(String(2))
+    latitude: Mapped[Decimal]
+    longitude: Mapped[Decimal]
+    daily_capacity: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Order(Timestamped, Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("channel", "channel_order_ref", name="uq_orders_channel_ref"),
+        Index("ix_orders_created_at_id", "created_at", "id"),
+        Index("ix_orders_status_id", "status", "id"),
+        Index("ix_orders_customer_id_id", "customer_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    channel_order_ref: Mapped[str | None] = mapped_column(String(128))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    status: Mapped[OrderStatus] = mapped_column(
+        Enum(OrderStatus, native_enum=False, length=32, validate_strings=True,
+             values_callable=lambda statuses: [s.value for s in statuses]),
+        default=OrderStatus.RECEIVED,
+    )
+    currency: Mapped[str] = mapped_column(String(3))
+    service_level: Mapped[str] = mapped_column(String(16))
+    payment_terms: Mapped[str] = mapped_column(String(16))
+    ship_to_name: Mapped[str] = mapped_column(String(200))
+    ship_to_line1: Mapped[str] = mapped_column(String(200))
+    ship_to_line2: Mapped[str | None] = mapped_column(String(200))
+    ship_to_city: Mapped[str] = mapped_column(String(100))
+    ship_to_region: Mapped[str | None] = mapped_column(String(100))
+    ship_to_postal_code: Mapped[str | None] = mapped_column(String(16))
+    ship_to_country: Mapped[str] = mapped_column(String(2))
+    ship_to_phone: Mapped[str | None] = mapped_column(String(40))
+    subtotal: Mapped[Decimal]
+    shipping_amount: Mapped[Decimal]
+    tax_amount: Mapped[Decimal]
+    total: Mapped[Decimal]
+    held_from: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+    customer: Mapped[Customer] = relationship(lazy="raise")
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.line_no", lazy="selectin",
+        cascade="all, delete-orphan",
+    )
+
+
+QUANTITY_CHECKS = (
+    CheckConstraint("quantity_ordered > 0", name="ordered_positive"),
+    CheckConstraint(
+        "quantity_allocated >= 0 AND quantity_shipped >= 0 AND quantity_delivered >= 0 "
+        "AND quantity_cancelled >= 0 AND quantity_returned >= 0",
+        name="quantities_not_negative",
+    ),
+    CheckConstraint(
+        "quantity_allocated + quantity_shipped + quantity_cancelled <= quantity_ordered",
+        name="quantities_within_ordered",
+    ),
+    CheckConstraint("quantity_delivered <= quantity_shipped", name="delivered_within_shipped"),
+    CheckConstraint("quantity_returned <= quantity_shipped", name="returned_within_shipped"),
+)
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        UniqueConstraint("order_id", "line_no", name="uq_order_lines_order_line_no"),
+        Index("ix_order_lines_sku_order_id", "sku", "order_id"),
+        *QUANTITY_CHECKS,
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str] = mapped_column(ForeignKey("products.sku"))
+    unit_price: Mapped[Decimal]
+    line_total: Mapped[Decimal]
+    # quantity_allocated counts units reserved but not yet shipped.
+    quantity_ordered: Mapped[int] = mapped_column(Integer)
+    quantity_allocated: Mapped[int] = mapped_column(Integer, default=0)
+    quantity_shipped: Mapped[int] = mapped_column(Integer, default=0)
+    quantity_delivered: Mapped[int] = mapped_column(Integer, default=0)
+    quantity_cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    quantity_returned: Mapped[int] = mapped_column(Integer, default=0)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class OrderEvent(Base):
+    """One entry of an order's timeline; the table refuses updates and deletes."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (Index("ix_order_events_order_id_id", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    type: Mapped[str] = mapped_column(String(64))
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str | None] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    display_prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class IdempotencyRecord(Base):
+    """The first response to a request sent with an Idempotency-Key, per API key."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "key", name="uq_idempotency_records_api_key_key"),
+        Index("ix_idempotency_records_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    locked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    note: Mapped[str | None] = mapped_column(Text)

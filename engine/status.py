@@ -1,0 +1,63 @@
+"""The order status model: one table of allowed transitions, enforced everywhere."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from engine.errors import InvalidTransitionError
+
+
+class OrderStatus(str, Enum):
+    RECEIVED = "received"
+    VALIDATED = "validated"
+    ALLOCATED = "allocated"
+    RELEASED = "released"
+    PARTIALLY_SHIPPED = "partially_shipped"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    COMPLETED = "completed"
+    ON_HOLD = "on_hold"
+    BACKORDERED = "backordered"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+S = OrderStatus
+
+# The only place that says which status may follow which. Shipped goods are never
+# cancelled (they are returned); terminal statuses have no way out.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.RECEIVED: frozenset({S.VALIDATED, S.ON_HOLD, S.REJECTED, S.CANCELLED}),
+    S.VALIDATED: frozenset({S.ALLOCATED, S.BACKORDERED, S.ON_HOLD, S.CANCELLED}),
+    S.ALLOCATED: frozenset({S.RELEASED, S.BACKORDERED, S.ON_HOLD, S.CANCELLED}),
+    S.BACKORDERED: frozenset({S.ALLOCATED, S.ON_HOLD, S.CANCELLED}),
+    S.RELEASED: frozenset({S.PARTIALLY_SHIPPED, S.SHIPPED, S.ON_HOLD, S.CANCELLED}),
+    S.PARTIALLY_SHIPPED: frozenset({S.SHIPPED, S.ON_HOLD}),
+    S.SHIPPED: frozenset({S.DELIVERED}),
+    S.DELIVERED: frozenset({S.COMPLETED}),
+    # Releasing a hold sends the order back to the step it was held at.
+    S.ON_HOLD: frozenset(
+        {S.RECEIVED, S.VALIDATED, S.ALLOCATED, S.RELEASED, S.PARTIALLY_SHIPPED,
+         S.REJECTED, S.CANCELLED}
+    ),
+    S.COMPLETED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+TERMINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
+
+
+def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
+    """Tell whether the table allows going from current to target."""
+    return target in TRANSITIONS[current]
+
+
+def check_transition(current: OrderStatus, target: OrderStatus) -> None:
+    """Refuse a transition the table does not allow.
+
+    Raises:
+        InvalidTransitionError: with the current and requested status.
+    """
+    if not can_transition(current, target):
+        raise InvalidTransitionError(current.value, target.value)
