@@ -21,8 +21,6 @@ class Settings:
     max_content_length: int = 1024 * 1024
     idempotency_lease_seconds: int = 60
     idempotency_retention_hours: int = 24
-    max_page_size: int = 200
-    max_bulk_rows: int = 1000
     database_pool_size: int = 10
 
     @classmethod

@@ -1,0 +1,117 @@
+"""Who may call what: API keys resolved to actors, and a role list on every route.
+
+Deny by default: a route that declares no access is refused to everyone, so a new
+route cannot go out open by mistake.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g, request
+
+from api.problems import ApiProblem
+from api.wiring import services
+from engine import access
+from engine.actors import Actor
+from engine.models import ROLES
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+PUBLIC = "public"
+ROLES_ATTRIBUTE = "oms_access"
+# A revoked key stops working within this many seconds on every worker.
+KEY_CACHE_SECONDS = 10.0
+
+
+def allow(*roles: str) -> Callable[[View], View]:
+    """Declare which roles may call this route; admin may call every route."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+
+    def declare(view: View) -> View:
+        setattr(view, ROLES_ATTRIBUTE, frozenset(roles) | {"admin"})
+        return view
+
+    return declare
+
+
+def public(view: View) -> View:
+    """Declare a route that needs no key (health, the API description)."""
+    setattr(view, ROLES_ATTRIBUTE, PUBLIC)
+    return view
+
+
+def declare_public_endpoints(app: Flask, endpoints: list[str]) -> None:
+    """Declare routes we do not define ourselves (the framework's) as needing no key."""
+    app.extensions.setdefault("oms_public_endpoints", set()).update(endpoints)
+
+
+def current_actor() -> Actor:
+    """Return the actor of this request (set once its key has been checked)."""
+    actor: Actor = g.actor
+    return actor
+
+
+class _KeyCache:
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, Actor | None]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, plaintext: str) -> Actor | None:
+        now = time.monotonic()
+        digest = access.hash_key(plaintext)
+        with self._lock:
+            cached = self._entries.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        with services().uow() as uow:
+            actor = access.authenticate(uow, plaintext)
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[digest] = (now + KEY_CACHE_SECONDS, actor)
+        return actor
+
+
+def register(app: Flask) -> None:
+    """Check every request's key against the roles its route declares."""
+    cache = _KeyCache()
+    app.extensions["oms_key_cache"] = cache
+
+    @app.before_request
+    def authorize() -> None:
+        if request.endpoint is None:
+            return  # no such route or method: routing answers 404 or 405
+        view = current_app.view_functions[request.endpoint]
+        roles = getattr(view, ROLES_ATTRIBUTE, None)
+        if roles == PUBLIC or request.endpoint in app.extensions.get("oms_public_endpoints", ()):
+            return
+        if roles is None:
+            raise ApiProblem(403, "forbidden", "this route declares no access and is closed")
+        presented = _presented_key()
+        if presented is None:
+            raise ApiProblem(401, "unauthenticated",
+                             "send an API key: Authorization: Bearer <key>",
+                             headers={"WWW-Authenticate": 'Bearer realm="oms"'})
+        actor = cache.resolve(presented)
+        if actor is None:
+            raise ApiProblem(401, "unauthenticated", "the API key is unknown or revoked",
+                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if actor.role not in roles:
+            raise ApiProblem(403, "forbidden",
+                             f"role {actor.role!r} may not call {request.method} "
+                             f"{request.url_rule}; allowed: {', '.join(sorted(roles))}")
+        g.actor = actor
+
+
+def _presented_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("X-API-Key") or None

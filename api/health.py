@@ -1,0 +1,49 @@
+"""Health: is the process up (healthz), can it serve (readyz)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import text
+
+from adapters.migrations import check_schema_current
+from api.access import public
+from api.problems import problem
+from api.wiring import services
+from engine.errors import DatabaseBehindError
+
+blp = Blueprint("health", __name__)
+
+
+@blp.get("/healthz")
+@public
+def healthz() -> Response:
+    """Answer as long as the process runs."""
+    return jsonify(status="ok")
+
+
+@blp.get("/readyz")
+@public
+def readyz() -> Response:
+    """Answer 200 when the database (and Redis, when configured) can be used."""
+    checks: dict[str, Any] = {}
+    built = services()
+    try:
+        with built.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        check_schema_current(built.engine)
+        checks["database"] = "ok"
+    except DatabaseBehindError as error:
+        checks["database"] = error.detail
+    except Exception as error:  # any failure to reach it means "not ready"
+        checks["database"] = f"unreachable: {type(error).__name__}"
+    if built.redis is not None:
+        try:
+            built.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as error:
+            checks["redis"] = f"unreachable: {type(error).__name__}"
+    if all(value == "ok" for value in checks.values()):
+        return jsonify(status="ready", checks=checks)
+    return problem(503, "not_ready", "a dependency is not available", checks=checks)

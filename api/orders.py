@@ -1,0 +1,133 @@
+"""Orders: capture, read, list, the timeline, and the status commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functools import partial
+
+from flask import url_for
+from flask_smorest import Blueprint
+from marshmallow import RAISE
+
+from api.access import allow, current_actor
+from api.problems import ApiProblem, document_errors
+from api.schemas import (
+    EventListSchema,
+    NoteSchema,
+    OrderInSchema,
+    OrderOutSchema,
+    OrderPageSchema,
+    OrderQuerySchema,
+    ReasonSchema,
+    encode_cursor,
+)
+from api.transactions import command, request_uow
+from engine import orders
+from engine.models import Order
+
+blp = Blueprint("orders", __name__, url_prefix="/orders", description="Orders")
+
+_document_errors = partial(document_errors, blp)
+
+
+@blp.route("", methods=["POST"])
+@allow("system", "ops")
+@command
+@_document_errors(401, 403, 409, 413, 415)
+@blp.arguments(OrderInSchema, description="The order; send an Idempotency-Key header to retry "
+               "safely")
+@blp.response(201, OrderOutSchema, description="The order, recorded in status received")
+def create_order(data: dict[str, Any]) -> tuple[Order, int, dict[str, str]]:
+    """Capture an order.
+
+    Idempotent under an `Idempotency-Key` header (scoped to the API key): the same key
+    with the same body replays the first response byte for byte; with another body it is
+    refused (422); while the first request is still running, 409. A channel's order
+    reference is unique: sending it again answers 409 with the existing order's id.
+    """
+    draft = orders.OrderDraft(
+        customer_id=data["customer_id"], currency=data["currency"],
+        service_level=data["service_level"],
+        shipping_address=orders.Address(**data["shipping_address"]),
+        lines=[orders.LineDraft(**line) for line in data["lines"]],
+        channel=data.get("channel"), channel_order_ref=data.get("channel_order_ref"),
+        payment_terms=data.get("payment_terms"), shipping_amount=data["shipping_amount"],
+        tax_amount=data["tax_amount"],
+    )
+    order = orders.capture_order(request_uow(), current_actor(), draft)
+    return order, 201, {"Location": url_for("orders.get_order", order_id=order.id)}
+
+
+@blp.route("", methods=["GET"])
+@allow("system", "ops", "analyst")
+@_document_errors(401, 403, 422)
+@blp.arguments(OrderQuerySchema, location="query", unknown=RAISE)
+@blp.response(200, OrderPageSchema)
+def list_orders(query: dict[str, Any]) -> dict[str, Any]:
+    """List orders, newest first, with filters and a cursor.
+
+    Integration keys see only their own channel's orders.
+    """
+    cursor = query.pop("cursor", None) or {}
+    before = cursor.get("before")
+    if before is not None and not isinstance(before, int):
+        raise ApiProblem(422, "validation_failed", "1 field(s) are invalid",
+                         errors=[{"field": "cursor", "in": "query",
+                                  "message": "is not a cursor this API returned"}])
+    page = orders.list_orders(request_uow(), current_actor(),
+                              orders.OrderQuery(before_id=before, **query))
+    next_cursor = (encode_cursor({"before": page.next_before_id})
+                   if page.next_before_id is not None else None)
+    return {"items": page.orders, "next_cursor": next_cursor}
+
+
+@blp.route("/<int:order_id>", methods=["GET"])
+@allow("system", "ops", "analyst")
+@_document_errors(401, 403)
+@blp.response(200, OrderOutSchema)
+def get_order(order_id: int) -> Order:
+    """Read one order with its lines and quantities."""
+    return orders.get_order(request_uow(), current_actor(), order_id)
+
+
+@blp.route("/<int:order_id>/events", methods=["GET"])
+@allow("system", "ops", "analyst")
+@_document_errors(401, 403)
+@blp.response(200, EventListSchema)
+def list_order_events(order_id: int) -> dict[str, Any]:
+    """Read the order's timeline: every event, when, and which actor caused it."""
+    return {"items": orders.order_events(request_uow(), current_actor(), order_id)}
+
+
+@blp.route("/<int:order_id>/cancel", methods=["POST"])
+@allow("system", "ops")
+@command
+@_document_errors(401, 403, 409, 415)
+@blp.arguments(ReasonSchema)
+@blp.response(200, OrderOutSchema)
+def cancel_order(data: dict[str, Any], order_id: int) -> Order:
+    """Cancel an order that has not shipped (shipped goods are returned, not cancelled)."""
+    return orders.cancel_order(request_uow(), current_actor(), order_id, data["reason"])
+
+
+@blp.route("/<int:order_id>/hold", methods=["POST"])
+@allow("ops")
+@command
+@_document_errors(401, 403, 409, 415)
+@blp.arguments(ReasonSchema)
+@blp.response(200, OrderOutSchema)
+def hold_order(data: dict[str, Any], order_id: int) -> Order:
+    """Put an order on hold for review, with the reason."""
+    return orders.hold_order(request_uow(), current_actor(), order_id, data["reason"])
+
+
+@blp.route("/<int:order_id>/release-hold", methods=["POST"])
+@allow("ops")
+@command
+@_document_errors(401, 403, 409, 415)
+@blp.arguments(NoteSchema)
+@blp.response(200, OrderOutSchema)
+def release_hold(data: dict[str, Any], order_id: int) -> Order:
+    """Take an order off hold: it returns to the step it was held at."""
+    return orders.release_hold(request_uow(), current_actor(), order_id, data.get("note"))

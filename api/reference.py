@@ -1,0 +1,150 @@
+"""Reference data: customers, products and locations, one blueprint each from one recipe."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from flask import url_for
+from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema, fields, validate
+
+from api.access import allow
+from api.problems import document_errors, flatten_messages
+from api.schemas import (
+    BulkResultSchema,
+    CustomerSchema,
+    LocationSchema,
+    PageQuerySchema,
+    ProductSchema,
+    StrictSchema,
+    encode_cursor,
+    load_rows,
+)
+from api.transactions import command, request_uow
+from engine import reference
+from engine.reference import CUSTOMERS, LOCATIONS, PRODUCTS, ReferenceKind
+
+READERS = ("system", "ops", "analyst")
+WRITERS = ("system",)  # integrations (ERP, PIM) own reference data; admin may too
+
+
+class BulkSchema(StrictSchema):
+    rows = fields.List(fields.Dict(), required=True,
+                       validate=validate.Length(min=1, max=1000,
+                                                error="send 1 to 1000 rows per call"))
+
+
+def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
+                        plural: str) -> Blueprint:
+    """Build the create / read / update / list / bulk upsert routes for one kind."""
+    blp = Blueprint(plural, __name__, url_prefix=f"/{plural}",
+                    description=f"{plural.capitalize()} (reference data)")
+    errors = partial(document_errors, blp)
+    key = kind.key
+    path = f"/<string:{key}>"
+    patch_schema = schema(partial=True, exclude=(key,))
+
+    @blp.route("", methods=["POST"])
+    @allow(*WRITERS)
+    @command
+    @errors(401, 403, 409, 415)
+    @blp.arguments(schema)
+    @blp.response(201, schema)
+    @_doc(f"Create one {kind.name}; 409 if its {key} exists.")
+    def create(data: dict[str, Any]) -> tuple[Any, int, dict[str, str]]:
+        record = reference.create_record(request_uow(), kind, data)
+        return record, 201, {"Location": url_for(f"{plural}.read", **{key: data[key]})}
+
+    @blp.route("", methods=["GET"])
+    @allow(*READERS)
+    @errors(401, 403, 422)
+    @blp.arguments(PageQuerySchema, location="query", unknown=RAISE)
+    @blp.response(200, _page_schema(schema, plural))
+    @_doc(f"List {plural} in {key} order, with a cursor.")
+    def list_all(query: dict[str, Any]) -> dict[str, Any]:
+        after = (query.get("cursor") or {}).get("after")
+        rows, next_key = reference.list_records(
+            request_uow(), kind, after if isinstance(after, str) else None, query["limit"]
+        )
+        return {"items": rows,
+                "next_cursor": encode_cursor({"after": next_key}) if next_key else None}
+
+    @blp.route(path, methods=["GET"])
+    @allow(*READERS)
+    @errors(401, 403, 404)
+    @blp.response(200, schema)
+    @_doc(f"Read one {kind.name}.")
+    def read(**keys: str) -> Any:
+        return reference.get_record(request_uow(), kind, keys[key])
+
+    @blp.route(path, methods=["PATCH"])
+    @allow(*WRITERS)
+    @command
+    @errors(401, 403, 404, 415)
+    @blp.arguments(patch_schema)
+    @blp.response(200, schema)
+    @_doc(f"Change some fields of one {kind.name}.")
+    def update(data: dict[str, Any], **keys: str) -> Any:
+        return reference.update_record(request_uow(), kind, keys[key], data)
+
+    @blp.route("/bulk", methods=["POST"])
+    @allow(*WRITERS)
+    @command
+    @errors(401, 403, 413, 415)
+    @blp.arguments(BulkSchema, description=f"Up to 1,000 {plural}, each as for a single "
+                   "create; existing ones are updated")
+    @blp.response(200, BulkResultSchema, description="One result per row, in order")
+    def bulk_upsert(data: dict[str, Any]) -> dict[str, Any]:
+        """Create or update many records; each row succeeds or fails on its own."""
+        good, bad = load_rows(schema(), data["rows"])
+        results: dict[int, dict[str, Any]] = {
+            index: {"index": index, "key": row_key, "outcome": "error",
+                    "errors": flatten_messages(messages, "body", f"rows/{index}")}
+            for index, row_key, messages in bad
+        }
+        first_seen: dict[str, int] = {}
+        unique = []
+        for index, row in good:
+            if row[key] in first_seen:
+                results[index] = {"index": index, "key": row[key], "outcome": "error",
+                                  "errors": [{"field": f"rows/{index}/{key}", "in": "body",
+                                              "message": "appears twice in this request, "
+                                              f"first at row {first_seen[row[key]]}"}]}
+            else:
+                first_seen[row[key]] = index
+                unique.append((index, row))
+        if unique:
+            outcomes = reference.upsert_records(request_uow(), kind, [row for _, row in unique])
+            for (index, _), outcome in zip(unique, outcomes, strict=True):
+                results[index] = {"index": index, "key": outcome.key,
+                                  "outcome": outcome.outcome, "errors": []}
+        ordered = [results[index] for index in sorted(results)]
+        return {
+            "created": sum(r["outcome"] == "created" for r in ordered),
+            "updated": sum(r["outcome"] == "updated" for r in ordered),
+            "failed": sum(r["outcome"] == "error" for r in ordered),
+            "results": ordered,
+        }
+
+    return blp
+
+
+def _doc(text: str) -> Any:
+    def describe(view: Any) -> Any:
+        view.__doc__ = text
+        return view
+    return describe
+
+
+def _page_schema(schema: type[Schema], plural: str) -> type[Schema]:
+    return Schema.from_dict(
+        {"items": fields.List(fields.Nested(schema)),
+         "next_cursor": fields.String(allow_none=True)},
+        name=f"{plural.capitalize()}Page",
+    )
+
+
+customers = reference_blueprint(CUSTOMERS, CustomerSchema, "customers")
+products = reference_blueprint(PRODUCTS, ProductSchema, "products")
+locations = reference_blueprint(LOCATIONS, LocationSchema, "locations")

@@ -1,0 +1,365 @@
+"""Marshmallow schemas: what the API accepts and what it returns."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+from engine.iso import country_codes, currency_codes, minor_units
+from engine.models import CUSTOMER_TIERS, LOCATION_KINDS, PAYMENT_TERMS, SERVICE_LEVELS
+from engine.status import OrderStatus
+
+_DECIMAL = re.compile(r"^-?\d{1,14}(\.\d{1,4})?$")
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+
+class Money(fields.Field):
+    """An amount as a decimal string ("19.90"); never a float."""
+
+    default_error_messages = {
+        "invalid": 'must be a decimal string such as "19.90"',
+        "negative": "must not be negative",
+    }
+
+    def __init__(self, *, currency_of: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.currency_of = currency_of  # where the dumped object keeps its currency
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> Decimal:
+        if not isinstance(value, str) or not _DECIMAL.match(value):
+            raise self.make_error("invalid")
+        amount = Decimal(value)
+        if amount < 0:
+            raise self.make_error("negative")
+        return amount
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        places = 2
+        if self.currency_of is not None:
+            holder = obj
+            for step in self.currency_of.split("."):
+                holder = getattr(holder, step)
+            places = minor_units(holder)
+        return str(Decimal(value).quantize(Decimal(1).scaleb(-places)))
+
+
+class Measure(fields.Field):
+    """A non-negative number (weights, sizes, coordinates), kept exactly."""
+
+    default_error_messages = {"invalid": "must be a number"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        try:
+            return Decimal(str(value))
+        except InvalidOperation as error:
+            raise self.make_error("invalid") from error
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        number = Decimal(value).normalize()
+        return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _one_of(choices: tuple[str, ...] | frozenset[str], what: str) -> validate.Validator:
+    return validate.OneOf(sorted(choices), error=f"must be {what}")
+
+
+def country_field(**kwargs: Any) -> fields.String:
+    return fields.String(validate=_one_of(country_codes(), "an ISO 3166-1 alpha-2 country code "
+                                          "in upper case, such as BR"), **kwargs)
+
+
+def currency_field(**kwargs: Any) -> fields.String:
+    return fields.String(validate=_one_of(currency_codes(), "an ISO 4217 currency code in "
+                                          "upper case, such as BRL"), **kwargs)
+
+
+def text(maximum: int, **kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=maximum), **kwargs)
+
+
+def quantity(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=1_000_000), **kwargs)
+
+
+# ----- orders -----
+
+class AddressSchema(StrictSchema):
+    name = text(200, required=True)
+    line1 = text(200, required=True)
+    line2 = text(200, allow_none=True)
+    city = text(100, required=True)
+    region = text(100, allow_none=True)
+    postal_code = text(16, allow_none=True)
+    country = country_field(required=True)
+    phone = text(40, allow_none=True)
+
+
+class LineInSchema(StrictSchema):
+    sku = text(64, required=True)
+    quantity = quantity(required=True)
+    unit_price = Money(required=True)
+
+
+class OrderInSchema(StrictSchema):
+    channel = text(64)
+    channel_order_ref = text(128)
+    customer_id = text(64, required=True)
+    currency = currency_field(required=True)
+    service_level = fields.String(load_default="standard",
+                                  validate=_one_of(SERVICE_LEVELS, "one of "
+                                                   + ", ".join(SERVICE_LEVELS)))
+    payment_terms = fields.String(validate=_one_of(PAYMENT_TERMS, "one of "
+                                                   + ", ".join(PAYMENT_TERMS)))
+    shipping_address = fields.Nested(AddressSchema, required=True)
+    lines = fields.List(fields.Nested(LineInSchema), required=True,
+                        validate=validate.Length(min=1, max=500,
+                                                 error="an order has 1 to 500 lines"))
+    shipping_amount = Money(load_default=Decimal("0"))
+    tax_amount = Money(load_default=Decimal("0"))
+
+
+class QuantitiesSchema(Schema):
+    ordered = fields.Integer(attribute="quantity_ordered")
+    allocated = fields.Integer(attribute="quantity_allocated")
+    shipped = fields.Integer(attribute="quantity_shipped")
+    delivered = fields.Integer(attribute="quantity_delivered")
+    cancelled = fields.Integer(attribute="quantity_cancelled")
+    returned = fields.Integer(attribute="quantity_returned")
+
+
+class LineOutSchema(Schema):
+    line_no = fields.Integer()
+    sku = fields.String()
+    unit_price = Money(currency_of="order.currency")
+    line_total = Money(currency_of="order.currency")
+    quantities = fields.Function(lambda line: QuantitiesSchema().dump(line),
+                                 metadata={"type": "object"})
+
+
+class AddressOutSchema(Schema):
+    name = fields.String(attribute="ship_to_name")
+    line1 = fields.String(attribute="ship_to_line1")
+    line2 = fields.String(attribute="ship_to_line2")
+    city = fields.String(attribute="ship_to_city")
+    region = fields.String(attribute="ship_to_region")
+    postal_code = fields.String(attribute="ship_to_postal_code")
+    country = fields.String(attribute="ship_to_country")
+    phone = fields.String(attribute="ship_to_phone")
+
+
+class OrderOutSchema(Schema):
+    id = fields.Integer()
+    status = fields.Enum(OrderStatus, by_value=True)
+    channel = fields.String()
+    channel_order_ref = fields.String()
+    customer_id = fields.String()
+    currency = fields.String()
+    service_level = fields.String()
+    payment_terms = fields.String()
+    shipping_address = fields.Function(lambda order: AddressOutSchema().dump(order),
+                                       metadata={"type": "object"})
+    lines = fields.List(fields.Nested(LineOutSchema))
+    subtotal = Money(currency_of="currency")
+    shipping_amount = Money(currency_of="currency")
+    tax_amount = Money(currency_of="currency")
+    total = Money(currency_of="currency")
+    created_by = fields.String()
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class EventOutSchema(Schema):
+    id = fields.Integer()
+    type = fields.String()
+    occurred_at = fields.AwareDateTime()
+    actor = fields.Function(lambda event: {"type": event.actor_type, "id": event.actor_id},
+                            metadata={"type": "object"})
+    data = fields.Dict()
+
+
+class OrderPageSchema(Schema):
+    items = fields.List(fields.Nested(OrderOutSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class EventListSchema(Schema):
+    items = fields.List(fields.Nested(EventOutSchema))
+
+
+class Cursor(fields.Field):
+    """An opaque page cursor; it wraps a small JSON object."""
+
+    default_error_messages = {"invalid": "is not a cursor this API returned"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> dict[str, Any]:
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(value.encode() + b"=="))
+        except (ValueError, binascii.Error, AttributeError) as error:
+            raise self.make_error("invalid") from error
+        if not isinstance(decoded, dict):
+            raise self.make_error("invalid")
+        return decoded
+
+
+def encode_cursor(position: Mapping[str, Any]) -> str:
+    """Return the opaque cursor for a page position."""
+    raw = json.dumps(dict(position), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class PageQuerySchema(StrictSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = Cursor(metadata={"type": "string"})
+
+
+class OrderQuerySchema(PageQuerySchema):
+    status = fields.Enum(OrderStatus, by_value=True)
+    channel = text(64)
+    customer_id = text(64)
+    sku = text(64)
+    created_from = fields.AwareDateTime(default_timezone=UTC)
+    created_to = fields.AwareDateTime(default_timezone=UTC)
+
+
+class ReasonSchema(StrictSchema):
+    reason = text(500, required=True)
+
+
+class NoteSchema(StrictSchema):
+    note = text(500)
+
+
+# ----- reference data -----
+
+class CustomerSchema(StrictSchema):
+    id = text(64, required=True)
+    name = text(200, required=True)
+    email = fields.Email(allow_none=True, validate=validate.Length(max=254))
+    tier = fields.String(load_default="standard",
+                         validate=_one_of(CUSTOMER_TIERS, "one of " + ", ".join(CUSTOMER_TIERS)))
+    credit_limit = Money(allow_none=True, load_default=None)
+    payment_terms = fields.String(load_default="prepaid",
+                                  validate=_one_of(PAYMENT_TERMS, "one of "
+                                                   + ", ".join(PAYMENT_TERMS)))
+    postal_code = text(16, allow_none=True)
+    country = country_field(allow_none=True)
+    latitude = Measure(allow_none=True, validate=validate.Range(min=-90, max=90))
+    longitude = Measure(allow_none=True, validate=validate.Range(min=-180, max=180))
+    created_at = fields.AwareDateTime(dump_only=True)
+    updated_at = fields.AwareDateTime(dump_only=True)
+
+
+class ProductSchema(StrictSchema):
+    sku = text(64, required=True)
+    name = text(200, required=True)
+    category = text(100, allow_none=True)
+    weight_g = fields.Integer(strict=True, required=True,
+                              validate=validate.Range(min=0, max=10_000_000))
+    length_cm = Measure(required=True, validate=validate.Range(min=0, max=100_000))
+    width_cm = Measure(required=True, validate=validate.Range(min=0, max=100_000))
+    height_cm = Measure(required=True, validate=validate.Range(min=0, max=100_000))
+    value = Money(required=True, currency_of="currency")
+    currency = currency_field(required=True)
+    hazmat = fields.Boolean(load_default=False)
+    active = fields.Boolean(load_default=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+    updated_at = fields.AwareDateTime(dump_only=True)
+
+
+class LocationSchema(StrictSchema):
+    code = text(64, required=True)
+    name = text(200, required=True)
+    kind = fields.String(required=True,
+                         validate=_one_of(LOCATION_KINDS, "one of " + ", ".join(LOCATION_KINDS)))
+    line1 = text(200, allow_none=True)
+    city = text(100, allow_none=True)
+    region = text(100, allow_none=True)
+    postal_code = text(16, allow_none=True)
+    country = country_field(required=True)
+    latitude = Measure(required=True, validate=validate.Range(min=-90, max=90))
+    longitude = Measure(required=True, validate=validate.Range(min=-180, max=180))
+    daily_capacity = fields.Integer(strict=True, allow_none=True,
+                                    validate=validate.Range(min=0))
+    active = fields.Boolean(load_default=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+    updated_at = fields.AwareDateTime(dump_only=True)
+
+
+class BulkRowResultSchema(Schema):
+    index = fields.Integer()
+    key = fields.String(allow_none=True)
+    outcome = fields.String(metadata={"enum": ["created", "updated", "error"]})
+    errors = fields.List(fields.Dict())
+
+
+class BulkResultSchema(Schema):
+    created = fields.Integer()
+    updated = fields.Integer()
+    failed = fields.Integer()
+    results = fields.List(fields.Nested(BulkRowResultSchema))
+
+
+# ----- errors -----
+
+class FieldErrorSchema(Schema):
+    field = fields.String(metadata={"description": "slash-separated path, e.g. lines/0/quantity"})
+    in_ = fields.String(data_key="in", metadata={"enum": ["body", "query", "path"]})
+    message = fields.String()
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, with a stable machine `code`."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    code = fields.String()
+    detail = fields.String()
+    instance = fields.String()
+    errors = fields.List(fields.Nested(FieldErrorSchema))
+    current_status = fields.String(metadata={"description": "on invalid_transition"})
+    requested_status = fields.String(metadata={"description": "on invalid_transition"})
+    order_id = fields.Integer(metadata={"description": "on duplicate_order"})
+
+
+def load_rows(schema: Schema, rows: Any) -> tuple[list[tuple[int, dict[str, Any]]],
+                                                   list[tuple[int, str | None, list[Any]]]]:
+    """Validate each row on its own: return the good rows and, per bad row, its errors."""
+    good: list[tuple[int, dict[str, Any]]] = []
+    bad: list[tuple[int, str | None, list[Any]]] = []
+    for index, row in enumerate(rows):
+        try:
+            good.append((index, schema.load(row)))
+        except ValidationError as error:
+            key = row.get(_key_field(schema)) if isinstance(row, Mapping) else None
+            bad.append((index, key if isinstance(key, str) else None, [error.messages]))
+    return good, bad
+
+
+def _key_field(schema: Schema) -> str:
+    return next(iter(schema.fields))

@@ -1,0 +1,127 @@
+"""One transaction per request, and idempotent replays of commands.
+
+Views work in the request's unit of work and never commit: `@command` commits once the
+response is built, together with the Idempotency-Key record of that response, so that a
+command either happened and can be replayed, or did not happen at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, g, request
+
+from adapters import idempotency
+from adapters.sql import SqlUnitOfWork
+from api.access import current_actor
+from api.problems import ApiProblem, response_for
+from api.wiring import services
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+KEPT_HEADERS = ("Content-Type", "Location")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def request_uow() -> SqlUnitOfWork:
+    """Return this request's unit of work, opening it on first use."""
+    uow: SqlUnitOfWork | None = g.get("uow")
+    if uow is None:
+        uow = services().uow().__enter__()
+        g.uow = uow
+    return uow
+
+
+def command(view: View) -> View:
+    """Run the view as one transaction, honouring an Idempotency-Key header."""
+
+    @wraps(view)
+    def run(*args: Any, **kwargs: Any) -> Response:
+        claim = _claim()
+        if isinstance(claim, idempotency.Replay):
+            return _replay(claim)
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+            uow = request_uow()
+            if claim is not None:
+                idempotency.complete(uow.session, claim.record_id, response.status_code,
+                                     _kept_headers(response), response.get_data())
+            uow.commit()
+            return response
+        except Exception as error:
+            if "uow" in g:
+                g.uow.rollback()
+            refusal = response_for(error)
+            if claim is not None:
+                if refusal is None:  # our failure: let the client retry with the same key
+                    idempotency.abandon(services().session_factory, claim.record_id)
+                else:
+                    idempotency.complete_alone(services().session_factory, claim.record_id,
+                                               refusal.status_code, _kept_headers(refusal),
+                                               refusal.get_data())
+            if refusal is None:
+                raise
+            return refusal
+
+    return run  # type: ignore[return-value]
+
+
+def register(app: Flask) -> None:
+    """Check bodies before any view runs, and close each request's unit of work."""
+
+    @app.before_request
+    def check_body() -> None:
+        if request.method not in BODY_METHODS or request.endpoint is None:
+            return
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiProblem(413, "payload_too_large",
+                             f"the body is {request.content_length} bytes; the limit is {limit}")
+        if not request.is_json:
+            raise ApiProblem(415, "unsupported_media_type",
+                             f"send the body as application/json, not "
+                             f"{request.mimetype or 'no Content-Type'}",
+                             headers={"Accept-Post": "application/json"})
+
+    @app.teardown_request
+    def close_uow(_error: BaseException | None) -> None:
+        uow: SqlUnitOfWork | None = g.pop("uow", None)
+        if uow is not None:
+            uow.__exit__(None, None, None)
+
+
+def _claim() -> idempotency.Claimed | idempotency.Replay | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise ApiProblem(400, "invalid_idempotency_key",
+                         f"{IDEMPOTENCY_HEADER} must be 1 to 255 characters")
+    actor = current_actor()
+    if actor.api_key_id is None:
+        raise ApiProblem(400, "invalid_idempotency_key",
+                         f"{IDEMPOTENCY_HEADER} needs an API key to be scoped to")
+    settings = services().settings
+    body = request.get_data(cache=True)
+    return idempotency.claim(
+        services().session_factory, actor.api_key_id, key,
+        idempotency.fingerprint(request.method, request.full_path, body),
+        timedelta(seconds=settings.idempotency_lease_seconds),
+    )
+
+
+def _replay(replay: idempotency.Replay) -> Response:
+    response = Response(replay.body, status=replay.status_code)
+    for name, value in replay.headers.items():
+        response.headers[name] = value
+    response.headers[REPLAYED_HEADER] = "true"
+    return response
+
+
+def _kept_headers(response: Response) -> dict[str, str]:
+    return {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
