@@ -46,7 +46,13 @@ def create_order(data: dict[str, Any]) -> tuple[Order, int, dict[str, str]]:
     refused (422); while the first request is still running, 409. A channel's order
     reference is unique: sending it again answers 409 with the existing order's id.
     """
-    draft = orders.OrderDraft(
+    order = orders.capture_order(request_uow(), current_actor(), draft_from(data))
+    return order, 201, {"Location": url_for("orders.get_order", order_id=order.id)}
+
+
+def draft_from(data: dict[str, Any]) -> orders.OrderDraft:
+    """Turn a loaded order body into the engine's draft."""
+    return orders.OrderDraft(
         customer_id=data["customer_id"], currency=data["currency"],
         service_level=data["service_level"],
         shipping_address=orders.Address(**data["shipping_address"]),
@@ -55,8 +61,6 @@ def create_order(data: dict[str, Any]) -> tuple[Order, int, dict[str, str]]:
         payment_terms=data.get("payment_terms"), shipping_amount=data["shipping_amount"],
         tax_amount=data["tax_amount"],
     )
-    order = orders.capture_order(request_uow(), current_actor(), draft)
-    return order, 201, {"Location": url_for("orders.get_order", order_id=order.id)}
 
 
 @blp.route("", methods=["GET"])

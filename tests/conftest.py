@@ -1,0 +1,194 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL) and a real Redis.
+
+Every test that touches a database runs once per backend in OMS_TEST_BACKENDS
+(default: both). Each test session creates its own PostgreSQL database and drops it at the
+end; a service that cannot be reached fails the run: it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+from sqlalchemy import create_engine, text
+
+from adapters.bootstrap import Services
+from adapters.migrations import upgrade
+from adapters.sql import make_engine
+from api import create_app
+from engine import access
+from engine.models import Base
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "OMS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("OMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = [name.strip() for name in
+            os.environ.get("OMS_TEST_BACKENDS", "sqlite,postgresql").split(",") if name.strip()]
+ADMIN_KEY = "oms_test_admin_key_0123456789"
+
+_TABLES = [table.name for table in reversed(Base.metadata.sorted_tables)]
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """Create this session's PostgreSQL database, migrated, and drop it afterwards."""
+    name = f"oms_test_{_worker()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # the suite needs PostgreSQL: say so, never skip
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({error}); start it "
+                    "or set OMS_TEST_BACKENDS=sqlite to run without it", pytrace=False)
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate one SQLite file; each test gets a copy of it."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database of each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "oms.sqlite3"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_database")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A reachable Redis; the run fails if there is none."""
+    client = Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except Exception as error:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({error})", pytrace=False)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build apps on the test database; they are closed after the test."""
+    built: list[Flask] = []
+
+    def make(**config: Any) -> Flask:
+        app = create_app({"DATABASE_URL": database_url, "ADMIN_API_KEY": ADMIN_KEY,
+                          "TESTING": True, **config})
+        built.append(app)
+        return app
+
+    yield make
+    for app in built:
+        app.extensions["oms"].close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def services(app: Flask) -> Services:
+    built: Services = app.extensions["oms"]
+    return built
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def make_key(services: Services) -> Callable[..., dict[str, str]]:
+    """Create an API key with a role; return the headers that present it."""
+
+    def make(role: str, channel: str | None = None, name: str | None = None) -> dict[str, str]:
+        with services.uow() as uow:
+            _, plaintext = access.create_api_key(uow, name or f"{role}-{uuid.uuid4().hex[:6]}",
+                                                 role, channel)
+            uow.commit()
+        return {"Authorization": f"Bearer {plaintext}"}
+
+    return make
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@pytest.fixture
+def catalog(client: FlaskClient, admin: dict[str, str]) -> dict[str, Any]:
+    """Two customers and three products, created through the API."""
+    customers = [
+        {"id": "C-ANA", "name": "Ana Lima", "tier": "gold", "credit_limit": "5000.00",
+         "payment_terms": "net30", "country": "BR", "postal_code": "01310"},
+        {"id": "C-BEN", "name": "Ben Souza", "country": "BR"},
+    ]
+    products = [
+        {"sku": "LAMP-1", "name": "Desk lamp", "weight_g": 900, "length_cm": 30,
+         "width_cm": 20, "height_cm": 45, "value": "89.90", "currency": "BRL"},
+        {"sku": "MUG-2", "name": "Mug", "weight_g": 350, "length_cm": 12, "width_cm": 9,
+         "height_cm": 10, "value": "24.50", "currency": "BRL"},
+        {"sku": "BATT-3", "name": "Lithium battery", "weight_g": 120, "length_cm": 6,
+         "width_cm": 4, "height_cm": 2, "value": "59.00", "currency": "BRL", "hazmat": True},
+    ]
+    for path, rows in (("/customers/bulk", customers), ("/products/bulk", products)):
+        response = client.post(path, json={"rows": rows}, headers=admin)
+        assert response.status_code == 200, response.json
+        assert response.json["failed"] == 0
+    return {"customers": customers, "products": products}
+
+
+def order_body(**overrides: Any) -> dict[str, Any]:
+    """Return a valid POST /orders body for the catalog fixture."""
+    body: dict[str, Any] = {
+        "channel": "web",
+        "channel_order_ref": f"WEB-{uuid.uuid4().hex[:10]}",
+        "customer_id": "C-ANA",
+        "currency": "BRL",
+        "service_level": "express",
+        "shipping_address": {"name": "Ana Lima", "line1": "Av. Paulista 1000",
+                             "city": "Sao Paulo", "region": "SP", "postal_code": "01310-100",
+                             "country": "BR"},
+        "lines": [{"sku": "LAMP-1", "quantity": 2, "unit_price": "89.90"},
+                  {"sku": "MUG-2", "quantity": 1, "unit_price": "24.50"}],
+        "shipping_amount": "15.00",
+    }
+    body.update(overrides)
+    return body
