@@ -38,8 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     problems.register(app)  # after the OpenAPI layer, so that ours answer every error
     access.register(app)
     transactions.register(app)
-    app.register_blueprint(health.blp)
-    for blueprint in (orders.blp, reference.customers, reference.products,
+    for blueprint in (health.blp, orders.blp, reference.customers, reference.products,
                       reference.locations):
         api.register_blueprint(blueprint)
     return app

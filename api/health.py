@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Response, jsonify
+from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from adapters.migrations import check_schema_current
@@ -13,17 +14,17 @@ from api.problems import problem
 from api.wiring import services
 from engine.errors import DatabaseBehindError
 
-blp = Blueprint("health", __name__)
+blp = Blueprint("health", __name__, description="Liveness and readiness probes")
 
 
-@blp.get("/healthz")
+@blp.route("/healthz", methods=["GET"])
 @public
 def healthz() -> Response:
     """Answer as long as the process runs."""
     return jsonify(status="ok")
 
 
-@blp.get("/readyz")
+@blp.route("/readyz", methods=["GET"])
 @public
 def readyz() -> Response:
     """Answer 200 when the database (and Redis, when configured) can be used."""

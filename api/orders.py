@@ -34,7 +34,7 @@ _document_errors = partial(document_errors, blp)
 @blp.route("", methods=["POST"])
 @allow("system", "ops")
 @command
-@_document_errors(401, 403, 409, 413, 415)
+@_document_errors(400, 401, 403, 409, 413, 415)
 @blp.arguments(OrderInSchema, description="The order; send an Idempotency-Key header to retry "
                "safely")
 @blp.response(201, OrderOutSchema, description="The order, recorded in status received")
@@ -88,7 +88,7 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/<int:order_id>", methods=["GET"])
 @allow("system", "ops", "analyst")
-@_document_errors(401, 403)
+@_document_errors(401, 403, 404)
 @blp.response(200, OrderOutSchema)
 def get_order(order_id: int) -> Order:
     """Read one order with its lines and quantities."""
@@ -97,7 +97,7 @@ def get_order(order_id: int) -> Order:
 
 @blp.route("/<int:order_id>/events", methods=["GET"])
 @allow("system", "ops", "analyst")
-@_document_errors(401, 403)
+@_document_errors(401, 403, 404)
 @blp.response(200, EventListSchema)
 def list_order_events(order_id: int) -> dict[str, Any]:
     """Read the order's timeline: every event, when, and which actor caused it."""
@@ -107,7 +107,7 @@ def list_order_events(order_id: int) -> dict[str, Any]:
 @blp.route("/<int:order_id>/cancel", methods=["POST"])
 @allow("system", "ops")
 @command
-@_document_errors(401, 403, 409, 415)
+@_document_errors(400, 401, 403, 404, 409, 415)
 @blp.arguments(ReasonSchema)
 @blp.response(200, OrderOutSchema)
 def cancel_order(data: dict[str, Any], order_id: int) -> Order:
@@ -118,7 +118,7 @@ def cancel_order(data: dict[str, Any], order_id: int) -> Order:
 @blp.route("/<int:order_id>/hold", methods=["POST"])
 @allow("ops")
 @command
-@_document_errors(401, 403, 409, 415)
+@_document_errors(400, 401, 403, 404, 409, 415)
 @blp.arguments(ReasonSchema)
 @blp.response(200, OrderOutSchema)
 def hold_order(data: dict[str, Any], order_id: int) -> Order:
@@ -129,7 +129,7 @@ def hold_order(data: dict[str, Any], order_id: int) -> Order:
 @blp.route("/<int:order_id>/release-hold", methods=["POST"])
 @allow("ops")
 @command
-@_document_errors(401, 403, 409, 415)
+@_document_errors(400, 401, 403, 404, 409, 415)
 @blp.arguments(NoteSchema)
 @blp.response(200, OrderOutSchema)
 def release_hold(data: dict[str, Any], order_id: int) -> Order:

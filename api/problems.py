@@ -75,7 +75,8 @@ def document_errors(blueprint: Any, *statuses: int) -> Callable[[Any], Any]:
 
     def decorate(view: Any) -> Any:
         for status in statuses:
-            view = blueprint.alt_response(status, description=ERROR_DESCRIPTIONS[status],
+            view = blueprint.alt_response(status, schema="Problem",
+                                          description=ERROR_DESCRIPTIONS[status],
                                           content_type=PROBLEM_JSON)(view)
         return view
 

@@ -30,7 +30,7 @@ WRITERS = ("system",)  # integrations (ERP, PIM) own reference data; admin may t
 
 
 class BulkSchema(StrictSchema):
-    rows = fields.List(fields.Dict(), required=True,
+    rows = fields.List(fields.Raw(), required=True,
                        validate=validate.Length(min=1, max=1000,
                                                 error="send 1 to 1000 rows per call"))
 
@@ -48,7 +48,7 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
     @blp.route("", methods=["POST"])
     @allow(*WRITERS)
     @command
-    @errors(401, 403, 409, 415)
+    @errors(400, 401, 403, 409, 415)
     @blp.arguments(schema)
     @blp.response(201, schema)
     @_doc(f"Create one {kind.name}; 409 if its {key} exists.")
@@ -81,7 +81,7 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
     @blp.route(path, methods=["PATCH"])
     @allow(*WRITERS)
     @command
-    @errors(401, 403, 404, 415)
+    @errors(400, 401, 403, 404, 415)
     @blp.arguments(patch_schema)
     @blp.response(200, schema)
     @_doc(f"Change some fields of one {kind.name}.")
@@ -91,9 +91,10 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
     @blp.route("/bulk", methods=["POST"])
     @allow(*WRITERS)
     @command
-    @errors(401, 403, 413, 415)
-    @blp.arguments(BulkSchema, description=f"Up to 1,000 {plural}, each as for a single "
-                   "create; existing ones are updated")
+    @errors(400, 401, 403, 413, 415)
+    @blp.arguments(BulkSchema, description=f"Up to 1,000 {plural}, each a whole record as for "
+                   "a single create (omitted optional fields take their defaults); existing "
+                   "ones are replaced")
     @blp.response(200, BulkResultSchema, description="One result per row, in order")
     def bulk_upsert(data: dict[str, Any]) -> dict[str, Any]:
         """Create or update many records; each row succeeds or fails on its own."""
