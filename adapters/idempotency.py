@@ -1,21 +1,23 @@
 """Idempotency keys: the first response to a keyed request is kept and replayed.
 
-A request first claims its key in a short transaction of its own, so that a concurrent
-twin sees "in flight" at once instead of waiting. The response is then stored in the
-same transaction as the change it reports, so a replay can never describe a change that
-did not commit, nor a change commit without its response.
+A request first claims its key with one self-committing INSERT ... ON CONFLICT DO NOTHING,
+so that a concurrent twin sees "in flight" at once instead of waiting. The response is
+then stored in the same transaction as the change it reports, so a replay can never
+describe a change that did not commit, nor a change commit without its response.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from engine.errors import IdempotencyInFlightError, IdempotencyKeyReusedError
 from engine.models import IdempotencyRecord, utcnow
@@ -48,7 +50,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def claim(sessions: sessionmaker[Session], api_key_id: int, key: str, request_fingerprint: str,
+def claim(engine: Engine, api_key_id: int, key: str, request_fingerprint: str,
           lease: timedelta) -> Claimed | Replay:
     """Claim the key for this request, or say what became of its first use.
 
@@ -57,20 +59,20 @@ def claim(sessions: sessionmaker[Session], api_key_id: int, key: str, request_fi
         IdempotencyInFlightError: the first request is still being processed.
     """
     now = utcnow()
-    with sessions() as session, session.begin():
-        insert = _insert_for(session).values(
+    with _autocommit(engine) as connection:
+        insert = _insert_for(connection.dialect.name).values(
             api_key_id=api_key_id, key=key, fingerprint=request_fingerprint, state=IN_FLIGHT,
             locked_at=now, created_at=now,
         )
         statement = insert.on_conflict_do_nothing(
             index_elements=["api_key_id", "key"]
         ).returning(IdempotencyRecord.id)
-        new_id = session.scalar(statement)
+        new_id = connection.scalar(statement)
         if new_id is not None:
             return Claimed(new_id)
-        record = session.scalars(
-            select(IdempotencyRecord).where(IdempotencyRecord.api_key_id == api_key_id,
-                                            IdempotencyRecord.key == key)
+        record = connection.execute(
+            select(IdempotencyRecord.__table__).where(IdempotencyRecord.api_key_id == api_key_id,
+                                                      IdempotencyRecord.key == key)
         ).one()
         if record.fingerprint != request_fingerprint:
             raise IdempotencyKeyReusedError(key)
@@ -78,7 +80,7 @@ def claim(sessions: sessionmaker[Session], api_key_id: int, key: str, request_fi
             return Replay(record.status_code, dict(record.response_headers or {}),
                           record.response_body or b"")
         # A lease that ran out means the first request died mid-way: take over.
-        taken = session.execute(
+        taken = connection.execute(
             update(IdempotencyRecord)
             .where(IdempotencyRecord.id == record.id, IdempotencyRecord.state == IN_FLIGHT,
                    IdempotencyRecord.locked_at < now - lease)
@@ -89,10 +91,10 @@ def claim(sessions: sessionmaker[Session], api_key_id: int, key: str, request_fi
         raise IdempotencyInFlightError(key)
 
 
-def complete(session: Session, record_id: int, status_code: int, headers: dict[str, str],
-             body: bytes) -> None:
+def complete(connection: Connection, record_id: int, status_code: int,
+             headers: dict[str, str], body: bytes) -> None:
     """Store the response, in the caller's transaction."""
-    session.execute(
+    connection.execute(
         update(IdempotencyRecord).where(IdempotencyRecord.id == record_id).values(
             state=COMPLETED, status_code=status_code, response_headers=headers,
             response_body=body,
@@ -100,17 +102,17 @@ def complete(session: Session, record_id: int, status_code: int, headers: dict[s
     )
 
 
-def complete_alone(sessions: sessionmaker[Session], record_id: int, status_code: int,
+def complete_alone(engine: Engine, record_id: int, status_code: int,
                    headers: dict[str, str], body: bytes) -> None:
     """Store a response that changed nothing (a refusal), in a transaction of its own."""
-    with sessions() as session, session.begin():
-        complete(session, record_id, status_code, headers, body)
+    with engine.begin() as connection:
+        complete(connection, record_id, status_code, headers, body)
 
 
-def abandon(sessions: sessionmaker[Session], record_id: int) -> None:
+def abandon(engine: Engine, record_id: int) -> None:
     """Give the key back after a failure on our side, so that a retry does the work."""
-    with sessions() as session, session.begin():
-        session.execute(
+    with engine.begin() as connection:
+        connection.execute(
             delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id,
                                             IdempotencyRecord.state == IN_FLIGHT)
         )
@@ -119,13 +121,25 @@ def abandon(sessions: sessionmaker[Session], record_id: int) -> None:
 def purge(session: Session, created_before: datetime) -> int:
     """Forget keys first used before the given time; return how many."""
     result = session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < created_before)
+        delete(IdempotencyRecord).execution_options(synchronize_session=False)
+        .where(IdempotencyRecord.created_at < created_before)
     )
     return _rowcount(result)
 
 
-def _insert_for(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
+@contextmanager
+def _autocommit(engine: Engine) -> Iterator[Connection]:
+    """Yield a connection on which each statement commits by itself (one round trip)."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # pysqlite's own autocommit switch would undo our BEGIN IMMEDIATE set-up.
+            with connection.begin():
+                yield connection
+        else:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _insert_for(dialect: str) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(IdempotencyRecord)
 

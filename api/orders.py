@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from functools import partial
+from typing import Any
 
 from flask import url_for
 from flask_smorest import Blueprint
@@ -35,7 +34,7 @@ _document_errors = partial(document_errors, blp)
 @allow("system", "ops")
 @command
 @_document_errors(400, 401, 403, 409, 413, 415)
-@blp.arguments(OrderInSchema, description="The order; send an Idempotency-Key header to retry "
+@blp.arguments(OrderInSchema(), description="The order; send an Idempotency-Key header to retry "
                "safely")
 @blp.response(201, OrderOutSchema, description="The order, recorded in status received")
 def create_order(data: dict[str, Any]) -> tuple[Order, int, dict[str, str]]:
@@ -66,7 +65,7 @@ def draft_from(data: dict[str, Any]) -> orders.OrderDraft:
 @blp.route("", methods=["GET"])
 @allow("system", "ops", "analyst")
 @_document_errors(401, 403, 422)
-@blp.arguments(OrderQuerySchema, location="query", unknown=RAISE)
+@blp.arguments(OrderQuerySchema(), location="query", unknown=RAISE)
 @blp.response(200, OrderPageSchema)
 def list_orders(query: dict[str, Any]) -> dict[str, Any]:
     """List orders, newest first, with filters and a cursor.
@@ -108,7 +107,7 @@ def list_order_events(order_id: int) -> dict[str, Any]:
 @allow("system", "ops")
 @command
 @_document_errors(400, 401, 403, 404, 409, 415)
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReasonSchema())
 @blp.response(200, OrderOutSchema)
 def cancel_order(data: dict[str, Any], order_id: int) -> Order:
     """Cancel an order that has not shipped (shipped goods are returned, not cancelled)."""
@@ -119,7 +118,7 @@ def cancel_order(data: dict[str, Any], order_id: int) -> Order:
 @allow("ops")
 @command
 @_document_errors(400, 401, 403, 404, 409, 415)
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReasonSchema())
 @blp.response(200, OrderOutSchema)
 def hold_order(data: dict[str, Any], order_id: int) -> Order:
     """Put an order on hold for review, with the reason."""
@@ -130,7 +129,7 @@ def hold_order(data: dict[str, Any], order_id: int) -> Order:
 @allow("ops")
 @command
 @_document_errors(400, 401, 403, 404, 409, 415)
-@blp.arguments(NoteSchema)
+@blp.arguments(NoteSchema())
 @blp.response(200, OrderOutSchema)
 def release_hold(data: dict[str, Any], order_id: int) -> Order:
     """Take an order off hold: it returns to the step it was held at."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from http import HTTPStatus
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, request

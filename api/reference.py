@@ -49,7 +49,7 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
     @allow(*WRITERS)
     @command
     @errors(400, 401, 403, 409, 415)
-    @blp.arguments(schema)
+    @blp.arguments(schema())
     @blp.response(201, schema)
     @_doc(f"Create one {kind.name}; 409 if its {key} exists.")
     def create(data: dict[str, Any]) -> tuple[Any, int, dict[str, str]]:
@@ -59,7 +59,7 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
     @blp.route("", methods=["GET"])
     @allow(*READERS)
     @errors(401, 403, 422)
-    @blp.arguments(PageQuerySchema, location="query", unknown=RAISE)
+    @blp.arguments(PageQuerySchema(), location="query", unknown=RAISE)
     @blp.response(200, _page_schema(schema, plural))
     @_doc(f"List {plural} in {key} order, with a cursor.")
     def list_all(query: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
     @allow(*WRITERS)
     @command
     @errors(400, 401, 403, 413, 415)
-    @blp.arguments(BulkSchema, description=f"Up to 1,000 {plural}, each a whole record as for "
+    @blp.arguments(BulkSchema(), description=f"Up to 1,000 {plural}, each a whole record as for "
                    "a single create (omitted optional fields take their defaults); existing "
                    "ones are replaced")
     @blp.response(200, BulkResultSchema, description="One result per row, in order")

@@ -148,12 +148,15 @@ class QuantitiesSchema(Schema):
     returned = fields.Integer(attribute="quantity_returned")
 
 
+_QUANTITIES = QuantitiesSchema()
+
+
 class LineOutSchema(Schema):
     line_no = fields.Integer()
     sku = fields.String()
     unit_price = Money(currency_of="order.currency")
     line_total = Money(currency_of="order.currency")
-    quantities = fields.Function(lambda line: QuantitiesSchema().dump(line),
+    quantities = fields.Function(lambda line: _QUANTITIES.dump(line),
                                  metadata={"type": "object"})
 
 
@@ -168,6 +171,9 @@ class AddressOutSchema(Schema):
     phone = fields.String(attribute="ship_to_phone")
 
 
+_ADDRESS = AddressOutSchema()
+
+
 class OrderOutSchema(Schema):
     id = fields.Integer()
     status = fields.Enum(OrderStatus, by_value=True)
@@ -177,7 +183,7 @@ class OrderOutSchema(Schema):
     currency = fields.String()
     service_level = fields.String()
     payment_terms = fields.String()
-    shipping_address = fields.Function(lambda order: AddressOutSchema().dump(order),
+    shipping_address = fields.Function(lambda order: _ADDRESS.dump(order),
                                        metadata={"type": "object"})
     lines = fields.List(fields.Nested(LineOutSchema))
     subtotal = Money(currency_of="currency")

@@ -49,8 +49,9 @@ def command(view: View) -> View:
             response = current_app.make_response(view(*args, **kwargs))
             uow = request_uow()
             if claim is not None:
-                idempotency.complete(uow.session, claim.record_id, response.status_code,
-                                     _kept_headers(response), response.get_data())
+                idempotency.complete(uow.session.connection(), claim.record_id,
+                                     response.status_code, _kept_headers(response),
+                                     response.get_data())
             uow.commit()
             return response
         except Exception as error:
@@ -59,9 +60,9 @@ def command(view: View) -> View:
             refusal = response_for(error)
             if claim is not None:
                 if refusal is None:  # our failure: let the client retry with the same key
-                    idempotency.abandon(services().session_factory, claim.record_id)
+                    idempotency.abandon(services().engine, claim.record_id)
                 else:
-                    idempotency.complete_alone(services().session_factory, claim.record_id,
+                    idempotency.complete_alone(services().engine, claim.record_id,
                                                refusal.status_code, _kept_headers(refusal),
                                                refusal.get_data())
             if refusal is None:
@@ -109,7 +110,7 @@ def _claim() -> idempotency.Claimed | idempotency.Replay | None:
     settings = services().settings
     body = request.get_data(cache=True)
     return idempotency.claim(
-        services().session_factory, actor.api_key_id, key,
+        services().engine, actor.api_key_id, key,
         idempotency.fingerprint(request.method, request.full_path, body),
         timedelta(seconds=settings.idempotency_lease_seconds),
     )

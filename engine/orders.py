@@ -108,9 +108,6 @@ def capture_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
         InputValidationError: amounts do not fit the currency, or products are inactive.
     """
     channel = _channel_for(actor, draft.channel)
-    if draft.channel_order_ref is not None:
-        _refuse_duplicate(uow, channel, draft.channel_order_ref)
-
     products = _products_by_sku(uow, {line.sku for line in draft.lines})
     customer = _known_customer(draft, uow.session.get(Customer, draft.customer_id), products)
     _check_amounts(draft, products)
@@ -272,14 +269,19 @@ def _refuse_duplicate(uow: UnitOfWork, channel: str, reference: str) -> None:
 
 
 def _insert_once(uow: UnitOfWork, order: Order) -> None:
-    """Insert the order; a concurrent twin with the same channel reference loses cleanly."""
+    """Insert the order; the unique (channel, reference) constraint refuses a twin.
+
+    The constraint, not a prior look-up, decides: it also settles concurrent twins, and
+    the common case costs no extra query. On a refusal the transaction is undone (the
+    order is the first thing a capture writes) and the existing order is named.
+    """
+    uow.session.add(order)
     try:
-        with uow.session.begin_nested():
-            uow.session.add(order)
+        uow.session.flush()
     except IntegrityError:
-        if order.channel_order_ref is None:
-            raise
-        _refuse_duplicate(uow, order.channel, order.channel_order_ref)
+        uow.rollback()
+        if order.channel_order_ref is not None:
+            _refuse_duplicate(uow, order.channel, order.channel_order_ref)
         raise
 
 

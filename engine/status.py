@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from engine.errors import InvalidTransitionError
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(StrEnum):
     RECEIVED = "received"
     VALIDATED = "validated"
     ALLOCATED = "allocated"

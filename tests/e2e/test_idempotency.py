@@ -57,7 +57,7 @@ def test_a_key_still_in_flight_is_a_409(client, admin, catalog, services):
     raw = json.dumps(body).encode()
     # given a first request that has claimed its key and not finished
     api_key_id = _admin_key_id(services)
-    claim = idempotency.claim(services.session_factory, api_key_id, "slow-1",
+    claim = idempotency.claim(services.engine, api_key_id, "slow-1",
                               idempotency.fingerprint("POST", "/orders?", raw),
                               timedelta(seconds=60))
     assert isinstance(claim, idempotency.Claimed)
@@ -75,7 +75,7 @@ def test_a_key_whose_first_request_died_is_taken_over_after_its_lease(make_app, 
                                                                       catalog, services):
     app = make_app(IDEMPOTENCY_LEASE_SECONDS=0)
     raw = json.dumps(order_body()).encode()
-    idempotency.claim(services.session_factory, _admin_key_id(services), "died-1",
+    idempotency.claim(services.engine, _admin_key_id(services), "died-1",
                       idempotency.fingerprint("POST", "/orders?", raw), timedelta(seconds=0))
     response = app.test_client().post("/orders", data=raw, content_type="application/json",
                                       headers={**admin, "Idempotency-Key": "died-1"})
@@ -105,7 +105,7 @@ def test_twenty_concurrent_identical_requests_create_exactly_one_order(live_serv
     assert set(statuses) <= {201, 409}, statuses
     created = {payload for status, _, payload in results if status == 201}
     assert len(created) == 1  # every 201 is the same response, replayed
-    for status, response_headers, payload in results:
+    for status, _, payload in results:
         if status == 409:
             assert json.loads(payload)["code"] == "idempotency_in_flight"
     # and once the first has finished, a retry gets the original response

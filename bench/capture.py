@@ -1,0 +1,218 @@
+"""Benchmark order capture: POST /orders on gunicorn + PostgreSQL, against pgbench in the same run.
+
+    .venv/bin/python -m bench.capture [--orders 4000] [--clients 16] [--workers 4]
+
+It creates a scratch database, loads the Olist catalogue and customers, starts gunicorn,
+drives POST /orders with Olist-shaped orders (1-3 lines, generated from the catalogue)
+from concurrent clients, then runs pgbench (TPC-B-like, same client count, same server)
+and prints orders/s, latency percentiles and the ratio orders/s / pgbench tps. Each order
+is sent once with an Idempotency-Key (as a channel should) and once without. It never
+passes or fails on time: it prints what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from adapters.bootstrap import build_services
+from adapters.migrations import upgrade
+from adapters.olist import OlistPack, OrderGenerator
+from adapters.settings import PROJECT_ROOT, Settings
+from api.demo import upsert_all
+from api.schemas import CustomerSchema, ProductSchema
+from engine import access
+from engine.reference import CUSTOMERS, PRODUCTS
+
+ADMIN_URL = os.environ.get("OMS_BENCH_POSTGRES_URL",
+                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@dataclass
+class Run:
+    label: str
+    orders: int
+    seconds: float
+    latencies: list[float]
+    statuses: dict[int, int]
+
+    @property
+    def rate(self) -> float:
+        return self.orders / self.seconds
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+
+
+def scratch_database(name: str) -> str:
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    admin.dispose()
+    return url
+
+
+def drop_database(name: str) -> None:
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def prepare(url: str, pack: OlistPack) -> str:
+    """Migrate, load the catalogue and customers, and return an integration key."""
+    services = build_services(Settings(database_url=url))
+    upgrade(services.engine)
+    upsert_all(services, PRODUCTS, ProductSchema(), pack.products)
+    upsert_all(services, CUSTOMERS, CustomerSchema(), pack.customers)
+    with services.uow() as uow:
+        _, plaintext = access.create_api_key(uow, "bench-olist", "system", "olist")
+        uow.commit()
+    services.close()
+    return plaintext
+
+
+def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OMS_DATABASE_URL": url, "OMS_DATABASE_POOL_SIZE": str(threads + 1)}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers),
+         "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+         "wsgi:app"],
+        cwd=PROJECT_ROOT, env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+def drive(port: int, key: str, bodies: list[bytes], clients: int, label: str,
+          idempotent: bool) -> Run:
+    """Send every body once, from `clients` threads on keep-alive connections."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    position = iter(range(len(bodies)))
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        mine: list[float] = []
+        seen: dict[int, int] = {}
+        while True:
+            with lock:
+                index = next(position, None)
+            if index is None:
+                break
+            if idempotent:
+                headers["Idempotency-Key"] = f"{label}-{index}"
+            started = time.perf_counter()
+            connection.request("POST", "/orders", body=bodies[index], headers=headers)
+            response = connection.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - started)
+            seen[response.status] = seen.get(response.status, 0) + 1
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+            for status, count in seen.items():
+                statuses[status] = statuses.get(status, 0) + count
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Run(label, len(bodies), time.perf_counter() - started, latencies, statuses)
+
+
+def pgbench(clients: int, seconds: int, scale: int) -> float:
+    """Run TPC-B-like pgbench on its own scratch database; return its tps."""
+    name = f"oms_bench_pgbench_{uuid.uuid4().hex[:6]}"
+    scratch_database(name)
+    try:
+        base = ["-h", "127.0.0.1", "-U", "postgres"]
+        subprocess.run(["pgbench", *base, "-i", "-q", "-s", str(scale), name], check=True,
+                       capture_output=True)
+        result = subprocess.run(["pgbench", *base, "-c", str(clients), "-j", "2", "-T",
+                                 str(seconds), "-n", name], check=True, capture_output=True,
+                                text=True)
+    finally:
+        drop_database(name)
+    match = re.search(r"tps = ([\d.]+)", result.stdout)
+    if match is None:
+        raise SystemExit(f"could not read pgbench's output:\n{result.stdout}")
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=4000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--port", type=int, default=18081)
+    parser.add_argument("--pgbench-seconds", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args()
+
+    name = f"oms_bench_capture_{uuid.uuid4().hex[:6]}"
+    print(f"preparing {name}: Olist catalogue and customers ...", flush=True)
+    pack = OlistPack()
+    url = scratch_database(name)
+    key = prepare(url, pack)
+    generator = OrderGenerator(pack, seed=2026)
+    bodies = [json.dumps(generator.next_order()).encode() for _ in range(2 * args.orders)]
+    lines = [len(json.loads(body)["lines"]) for body in bodies]
+
+    server = start_gunicorn(url, args.port, args.workers, args.threads)
+    try:
+        drive(args.port, key, bodies[:200], args.clients, "warmup", False)  # warm the pools
+        runs = [
+            drive(args.port, key, bodies[200:args.orders], args.clients, "with-key", True),
+            drive(args.port, key, bodies[args.orders:], args.clients, "no-key", False),
+        ]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if not args.keep:
+            drop_database(name)
+
+    tps = pgbench(args.clients, args.pgbench_seconds, scale=max(args.clients, 10))
+    print()
+    print(f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} "
+          f"concurrent clients; orders of {statistics.mean(lines):.2f} lines on average "
+          f"(1-3), {os.cpu_count()} CPUs")
+    print(f"pgbench (TPC-B-like, {args.clients} clients, same server): {tps:,.0f} tps")
+    for run in runs:
+        print(f"POST /orders {run.label:>8}: {run.rate:7.1f} orders/s   "
+              f"p50 {run.percentile(0.5):6.1f} ms   p99 {run.percentile(0.99):6.1f} ms   "
+              f"ratio to pgbench {run.rate / tps:.2f}   statuses {run.statuses}")
+
+
+if __name__ == "__main__":
+    main()
