@@ -9,6 +9,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from engine.errors import (
@@ -125,6 +126,11 @@ def response_for(error: Exception) -> Response | None:
         return _engine_problem(error)
     if isinstance(error, HTTPException) and not isinstance(error, InternalServerError):
         return _http_problem(error)
+    if isinstance(error, OperationalError):  # the database is down, restarting or locked
+        log.warning("database unavailable: %s", error)
+        return problem(503, "database_unavailable",
+                       "the database cannot be reached right now; retry shortly",
+                       headers={"Retry-After": "2"})
     return None
 
 

@@ -59,7 +59,8 @@ def command(view: View) -> View:
                 g.uow.rollback()
             refusal = response_for(error)
             if claim is not None:
-                if refusal is None:  # our failure: let the client retry with the same key
+                if refusal is None or refusal.status_code >= 500:
+                    # our failure, not the request's: a retry with the same key does the work
                     idempotency.abandon(services().engine, claim.record_id)
                 else:
                     idempotency.complete_alone(services().engine, claim.record_id,

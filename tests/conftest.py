@@ -229,3 +229,15 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
     yield server
     server.server.shutdown()
     server.thread.join(timeout=10)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out PostgreSQL-only tests only when the developer asked for no PostgreSQL."""
+    if "postgresql" in BACKENDS:
+        return
+    kept = [item for item in items
+            if "postgres_database" not in getattr(item, "fixturenames", ())]
+    left_out = [item for item in items if item not in kept]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
+from api import create_app
 from engine.models import Order
-from tests.conftest import order_body
+from tests.conftest import ADMIN_KEY, POSTGRES_ADMIN_URL, order_body
 
 PROBLEM = "application/problem+json"
 
@@ -91,3 +93,33 @@ def test_a_page_size_over_the_cap_is_refused(client, admin):
     problem = assert_problem(client.get("/orders?limit=201", headers=admin), 422,
                              "validation_failed")
     assert "200" in problem["errors"][0]["message"]
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_to_retry_not_a_500(postgres_database,
+                                                                       admin):
+    # given a service running on PostgreSQL
+    app = create_app({"DATABASE_URL": postgres_database, "ADMIN_API_KEY": ADMIN_KEY})
+    client = app.test_client()
+    name = make_url(postgres_database).database
+    superuser = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        assert client.get("/orders", headers=admin).status_code == 200
+        # when the database stops taking connections and drops the open ones
+        with superuser.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname = :name"), {"name": name})
+        response = client.post("/orders", json=order_body(),
+                               headers={**admin, "Idempotency-Key": "during-outage"})
+        # then callers are told to retry, not that the service broke
+        assert_problem(response, 503, "database_unavailable")
+        assert response.headers["Retry-After"] == "2"
+        assert client.get("/readyz").status_code == 503
+    finally:
+        with superuser.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        superuser.dispose()
+    # and once it is back, the service serves again without a restart
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/orders", headers=admin).status_code == 200
+    app.extensions["oms"].close()
