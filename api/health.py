@@ -18,6 +18,7 @@ blp = Blueprint("health", __name__, description="Liveness and readiness probes")
 
 
 @blp.route("/healthz", methods=["GET"])
+@blp.doc(security=[])
 @public
 def healthz() -> Response:
     """Answer as long as the process runs."""
@@ -25,6 +26,7 @@ def healthz() -> Response:
 
 
 @blp.route("/readyz", methods=["GET"])
+@blp.doc(security=[])
 @public
 def readyz() -> Response:
     """Answer 200 when the database (and Redis, when configured) can be used."""

@@ -110,7 +110,7 @@ def problem(status: int, code: str, detail: str, *, title: str | None = None,
     if errors is not None:
         body["errors"] = errors
     body.update(extra)
-    response = Response(json.dumps(body, sort_keys=False, default=str), status=status,
+    response = Response(json.dumps(body, separators=(",", ":"), default=str), status=status,
                         mimetype=PROBLEM_JSON)
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -13,6 +13,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
+from flask_smorest import Blueprint
 
 from adapters import idempotency
 from adapters.sql import SqlUnitOfWork
@@ -26,6 +27,13 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEPT_HEADERS = ("Content-Type", "Location")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+IDEMPOTENCY_PARAMETER = {
+    "in": "header", "name": IDEMPOTENCY_HEADER, "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Makes the command safe to retry: the same key with the same request "
+                   "replays the first response; with another request, 422; while the first "
+                   "is still running, 409. Keys are scoped to the API key and kept 24 hours.",
+}
 
 
 def request_uow() -> SqlUnitOfWork:
@@ -70,7 +78,8 @@ def command(view: View) -> View:
                 raise
             return refusal
 
-    return run  # type: ignore[return-value]
+    documented: View = Blueprint.doc(parameters=[IDEMPOTENCY_PARAMETER])(run)
+    return documented
 
 
 def register(app: Flask) -> None:

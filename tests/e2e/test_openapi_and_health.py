@@ -15,6 +15,8 @@ def test_the_spec_describes_every_route_and_its_problems(client, app):
             assert (path, method) in documented, (path, method)
     create = spec["paths"]["/orders"]["post"]
     assert "Idempotency-Key" in create["description"]
+    assert {"in": "header", "name": "Idempotency-Key"}.items() <= create["parameters"][0].items()
+    assert spec["paths"]["/healthz"]["get"]["security"] == []
     for status in ("400", "401", "403", "409", "413", "415", "422"):
         response = create["responses"][status]
         if "$ref" in response:
