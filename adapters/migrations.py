@@ -9,7 +9,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from adapters.settings import PROJECT_ROOT
-from engine.errors import DatabaseBehindError
+from adapters.errors import DatabaseBehindError
 
 UPGRADE_COMMAND = "oms db upgrade"
 

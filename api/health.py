@@ -8,11 +8,11 @@ from flask import Response, jsonify
 from flask_smorest import Blueprint
 from sqlalchemy import text
 
+from adapters.errors import DatabaseBehindError
 from adapters.migrations import check_schema_current
 from api.access import public
 from api.problems import problem
 from api.wiring import services
-from engine.errors import DatabaseBehindError
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")
 

@@ -25,6 +25,9 @@ from api.transactions import command, request_uow
 from engine import orders
 from engine.models import Order
 
+# Ids beyond BIGINT are no order of ours: such a path is a 404, not an overflow.
+ORDER_PATH = "/<int(min=1, max=9223372036854775807):order_id>"
+
 blp = Blueprint("orders", __name__, url_prefix="/orders", description="Orders")
 
 _document_errors = partial(document_errors, blp)
@@ -85,7 +88,7 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
     return {"items": page.orders, "next_cursor": next_cursor}
 
 
-@blp.route("/<int:order_id>", methods=["GET"])
+@blp.route(ORDER_PATH, methods=["GET"])
 @allow("system", "ops", "analyst")
 @_document_errors(401, 403, 404)
 @blp.response(200, OrderOutSchema)
@@ -94,7 +97,7 @@ def get_order(order_id: int) -> Order:
     return orders.get_order(request_uow(), current_actor(), order_id)
 
 
-@blp.route("/<int:order_id>/events", methods=["GET"])
+@blp.route(ORDER_PATH + "/events", methods=["GET"])
 @allow("system", "ops", "analyst")
 @_document_errors(401, 403, 404)
 @blp.response(200, EventListSchema)
@@ -103,10 +106,10 @@ def list_order_events(order_id: int) -> dict[str, Any]:
     return {"items": orders.order_events(request_uow(), current_actor(), order_id)}
 
 
-@blp.route("/<int:order_id>/cancel", methods=["POST"])
+@blp.route(ORDER_PATH + "/cancel", methods=["POST"])
 @allow("system", "ops")
 @command
-@_document_errors(400, 401, 403, 404, 409, 415)
+@_document_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(ReasonSchema())
 @blp.response(200, OrderOutSchema)
 def cancel_order(data: dict[str, Any], order_id: int) -> Order:
@@ -114,10 +117,10 @@ def cancel_order(data: dict[str, Any], order_id: int) -> Order:
     return orders.cancel_order(request_uow(), current_actor(), order_id, data["reason"])
 
 
-@blp.route("/<int:order_id>/hold", methods=["POST"])
+@blp.route(ORDER_PATH + "/hold", methods=["POST"])
 @allow("ops")
 @command
-@_document_errors(400, 401, 403, 404, 409, 415)
+@_document_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(ReasonSchema())
 @blp.response(200, OrderOutSchema)
 def hold_order(data: dict[str, Any], order_id: int) -> Order:
@@ -125,10 +128,10 @@ def hold_order(data: dict[str, Any], order_id: int) -> Order:
     return orders.hold_order(request_uow(), current_actor(), order_id, data["reason"])
 
 
-@blp.route("/<int:order_id>/release-hold", methods=["POST"])
+@blp.route(ORDER_PATH + "/release-hold", methods=["POST"])
 @allow("ops")
 @command
-@_document_errors(400, 401, 403, 404, 409, 415)
+@_document_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(NoteSchema())
 @blp.response(200, OrderOutSchema)
 def release_hold(data: dict[str, Any], order_id: int) -> Order:

@@ -12,17 +12,20 @@ from flask import Flask, Response, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from adapters.errors import (
+    DatabaseBehindError,
+    IdempotencyInFlightError,
+    IdempotencyKeyReusedError,
+)
 from engine.errors import (
     AlreadyExistsError,
-    DatabaseBehindError,
     DuplicateOrderError,
     FieldProblem,
     ForbiddenError,
-    IdempotencyInFlightError,
-    IdempotencyKeyReusedError,
     InputValidationError,
     InvalidTransitionError,
     NotFoundError,
+    NotOnHoldError,
     OmsError,
     UnknownReferencesError,
 )
@@ -51,6 +54,7 @@ ENGINE_STATUSES: dict[type[OmsError], int] = {
     InputValidationError: 422,  # and its subclass UnknownReferencesError
     IdempotencyKeyReusedError: 422,
     InvalidTransitionError: 409,
+    NotOnHoldError: 409,
     DuplicateOrderError: 409,
     AlreadyExistsError: 409,
     IdempotencyInFlightError: 409,
@@ -68,6 +72,7 @@ ERROR_DESCRIPTIONS = {
     413: "The body is over the size limit",
     415: "The body is not application/json",
     422: "Invalid fields (every one is listed), unknown references, or a reused key",
+    503: "The database (or Redis) cannot be reached right now: retry after Retry-After",
 }
 
 
@@ -75,7 +80,7 @@ def document_errors(blueprint: Any, *statuses: int) -> Callable[[Any], Any]:
     """Describe in the OpenAPI spec the problems a route may answer with."""
 
     def decorate(view: Any) -> Any:
-        for status in statuses:
+        for status in (*statuses, 503):
             view = blueprint.alt_response(status, schema="Problem",
                                           description=ERROR_DESCRIPTIONS[status],
                                           content_type=PROBLEM_JSON)(view)
@@ -126,6 +131,8 @@ def response_for(error: Exception) -> Response | None:
         return _engine_problem(error)
     if isinstance(error, HTTPException) and not isinstance(error, InternalServerError):
         return _http_problem(error)
+    if isinstance(error, RecursionError):  # JSON nested deeper than any real body
+        return problem(400, "malformed_json", "the body is nested too deeply")
     if isinstance(error, OperationalError):  # the database is down, restarting or locked
         log.warning("database unavailable: %s", error)
         return problem(503, "database_unavailable",
@@ -181,6 +188,10 @@ def _engine_problem(error: OmsError) -> Response:
         errors = field_errors(error.problems)
     if isinstance(error, InvalidTransitionError):
         extra = {"current_status": error.current, "requested_status": error.target}
+        if error.held_from:
+            extra["held_from"] = error.held_from
+    if isinstance(error, NotOnHoldError):
+        extra = {"current_status": error.current}
     if isinstance(error, DuplicateOrderError):
         extra = {"order_id": error.order_id, "channel": error.channel,
                  "channel_order_ref": error.channel_order_ref}

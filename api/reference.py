@@ -48,7 +48,7 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
     @blp.route("", methods=["POST"])
     @allow(*WRITERS)
     @command
-    @errors(400, 401, 403, 409, 415)
+    @errors(400, 401, 403, 409, 413, 415)
     @blp.arguments(schema())
     @blp.response(201, schema)
     @_doc(f"Create one {kind.name}; 409 if its {key} exists.")
@@ -81,7 +81,7 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
     @blp.route(path, methods=["PATCH"])
     @allow(*WRITERS)
     @command
-    @errors(400, 401, 403, 404, 415)
+    @errors(400, 401, 403, 404, 413, 415)
     @blp.arguments(patch_schema)
     @blp.response(200, schema)
     @_doc(f"Change some fields of one {kind.name}.")

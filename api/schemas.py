@@ -7,17 +7,27 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
-from engine.iso import country_codes, currency_codes, minor_units
+from engine.iso import country_codes, currency_codes, decimals, minor_units
 from engine.models import CUSTOMER_TIERS, LOCATION_KINDS, PAYMENT_TERMS, SERVICE_LEVELS
 from engine.status import OrderStatus
 
-_DECIMAL = re.compile(r"^-?\d{1,14}(\.\d{1,4})?$")
+_DECIMAL = re.compile(r"^-?\d{1,12}(\.\d{1,4})?$")
+# Years a timestamp filter may name: wide enough for any order, narrow enough to convert.
+_YEARS = range(1900, 9000)
 
 
 class StrictSchema(Schema):
@@ -32,11 +42,14 @@ class Money(fields.Field):
     default_error_messages = {
         "invalid": 'must be a decimal string such as "19.90"',
         "negative": "must not be negative",
+        "places": "has more than {places} decimals",
     }
 
-    def __init__(self, *, currency_of: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, currency_of: str | None = None, places: int = 4,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.currency_of = currency_of  # where the dumped object keeps its currency
+        self.places = places
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
                      **kwargs: Any) -> Decimal:
@@ -45,6 +58,8 @@ class Money(fields.Field):
         amount = Decimal(value)
         if amount < 0:
             raise self.make_error("negative")
+        if decimals(amount) > self.places:
+            raise self.make_error("places", places=self.places)
         return amount
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
@@ -60,24 +75,49 @@ class Money(fields.Field):
 
 
 class Measure(fields.Field):
-    """A non-negative number (weights, sizes, coordinates), kept exactly."""
+    """A number (weights, sizes, coordinates), kept exactly, with at most `places` decimals."""
 
-    default_error_messages = {"invalid": "must be a number"}
+    default_error_messages = {"invalid": "must be a finite number",
+                              "places": "has more than {places} decimals"}
+
+    def __init__(self, *, places: int = 4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.places = places
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
                      **kwargs: Any) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.make_error("invalid")
-        try:
-            return Decimal(str(value))
-        except InvalidOperation as error:
-            raise self.make_error("invalid") from error
+        number = Decimal(str(value))
+        if not number.is_finite() or abs(number) >= 10**9:
+            raise self.make_error("invalid")
+        if decimals(number) > self.places:
+            raise self.make_error("places", places=self.places)
+        return number
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         if value is None:
             return None
         number = Decimal(value).normalize()
         return int(number) if number == number.to_integral_value() else float(number)
+
+
+def is_clean_text(value: str) -> bool:
+    """Tell whether text is free of NUL, other control characters and lone surrogates."""
+    return not any(char < " " and char not in "\t\n\r" or "\ud800" <= char <= "\udfff"
+                   for char in value)
+
+
+def no_control_characters(value: str) -> None:
+    """Refuse text no database stores faithfully."""
+    if not is_clean_text(value):
+        raise ValidationError("must not contain control characters or invalid unicode")
+
+
+def reasonable_time(value: datetime) -> None:
+    """Refuse timestamps too far out to be an order's (or to convert between zones)."""
+    if value.year not in _YEARS:
+        raise ValidationError(f"must be between the years {_YEARS.start} and {_YEARS.stop}")
 
 
 def _one_of(choices: tuple[str, ...] | frozenset[str], what: str) -> validate.Validator:
@@ -95,7 +135,12 @@ def currency_field(**kwargs: Any) -> fields.String:
 
 
 def text(maximum: int, **kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Length(min=1, max=maximum), **kwargs)
+    return fields.String(validate=[validate.Length(min=1, max=maximum), no_control_characters],
+                         **kwargs)
+
+
+def timestamp() -> fields.AwareDateTime:
+    return fields.AwareDateTime(default_timezone=UTC, validate=reasonable_time)
 
 
 def quantity(**kwargs: Any) -> fields.Integer:
@@ -220,9 +265,11 @@ class Cursor(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
                      **kwargs: Any) -> dict[str, Any]:
+        if not isinstance(value, str) or len(value) > 200:
+            raise self.make_error("invalid")
         try:
             decoded = json.loads(base64.urlsafe_b64decode(value.encode() + b"=="))
-        except (ValueError, binascii.Error, AttributeError) as error:
+        except (ValueError, binascii.Error, RecursionError) as error:
             raise self.make_error("invalid") from error
         if not isinstance(decoded, dict):
             raise self.make_error("invalid")
@@ -245,8 +292,8 @@ class OrderQuerySchema(PageQuerySchema):
     channel = text(64)
     customer_id = text(64)
     sku = text(64)
-    created_from = fields.AwareDateTime(default_timezone=UTC)
-    created_to = fields.AwareDateTime(default_timezone=UTC)
+    created_from = timestamp()
+    created_to = timestamp()
 
 
 class ReasonSchema(StrictSchema):
@@ -265,14 +312,14 @@ class CustomerSchema(StrictSchema):
     email = fields.Email(allow_none=True, validate=validate.Length(max=254))
     tier = fields.String(load_default="standard",
                          validate=_one_of(CUSTOMER_TIERS, "one of " + ", ".join(CUSTOMER_TIERS)))
-    credit_limit = Money(allow_none=True, load_default=None)
+    credit_limit = Money(allow_none=True, load_default=None, places=2)
     payment_terms = fields.String(load_default="prepaid",
                                   validate=_one_of(PAYMENT_TERMS, "one of "
                                                    + ", ".join(PAYMENT_TERMS)))
     postal_code = text(16, allow_none=True)
     country = country_field(allow_none=True)
-    latitude = Measure(allow_none=True, validate=validate.Range(min=-90, max=90))
-    longitude = Measure(allow_none=True, validate=validate.Range(min=-180, max=180))
+    latitude = Measure(allow_none=True, places=6, validate=validate.Range(min=-90, max=90))
+    longitude = Measure(allow_none=True, places=6, validate=validate.Range(min=-180, max=180))
     created_at = fields.AwareDateTime(dump_only=True)
     updated_at = fields.AwareDateTime(dump_only=True)
 
@@ -293,6 +340,14 @@ class ProductSchema(StrictSchema):
     created_at = fields.AwareDateTime(dump_only=True)
     updated_at = fields.AwareDateTime(dump_only=True)
 
+    @validates_schema
+    def value_fits_the_currency(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "value" in data and "currency" in data:
+            places = minor_units(data["currency"])
+            if decimals(data["value"]) > places:
+                raise ValidationError(f"{data['currency']} amounts have at most {places} "
+                                      "decimals", "value")
+
 
 class LocationSchema(StrictSchema):
     code = text(64, required=True)
@@ -304,10 +359,10 @@ class LocationSchema(StrictSchema):
     region = text(100, allow_none=True)
     postal_code = text(16, allow_none=True)
     country = country_field(required=True)
-    latitude = Measure(required=True, validate=validate.Range(min=-90, max=90))
-    longitude = Measure(required=True, validate=validate.Range(min=-180, max=180))
+    latitude = Measure(required=True, places=6, validate=validate.Range(min=-90, max=90))
+    longitude = Measure(required=True, places=6, validate=validate.Range(min=-180, max=180))
     daily_capacity = fields.Integer(strict=True, allow_none=True,
-                                    validate=validate.Range(min=0))
+                                    validate=validate.Range(min=0, max=10_000_000))
     active = fields.Boolean(load_default=True)
     created_at = fields.AwareDateTime(dump_only=True)
     updated_at = fields.AwareDateTime(dump_only=True)

@@ -18,7 +18,8 @@ from flask_smorest import Blueprint
 from adapters import idempotency
 from adapters.sql import SqlUnitOfWork
 from api.access import current_actor
-from api.problems import ApiProblem, response_for
+from api.problems import ApiProblem
+from api.schemas import is_clean_text
 from api.wiring import services
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -56,27 +57,20 @@ def command(view: View) -> View:
         try:
             response = current_app.make_response(view(*args, **kwargs))
             uow = request_uow()
-            if claim is not None:
-                idempotency.complete(uow.session.connection(), claim.record_id,
-                                     response.status_code, _kept_headers(response),
-                                     response.get_data())
+            if claim is not None and response.status_code < 300:
+                idempotency.complete(uow.session.connection(), claim, response.status_code,
+                                     _kept_headers(response), response.get_data())
             uow.commit()
-            return response
-        except Exception as error:
+        except Exception:
             if "uow" in g:
                 g.uow.rollback()
-            refusal = response_for(error)
             if claim is not None:
-                if refusal is None or refusal.status_code >= 500:
-                    # our failure, not the request's: a retry with the same key does the work
-                    idempotency.abandon(services().engine, claim.record_id)
-                else:
-                    idempotency.complete_alone(services().engine, claim.record_id,
-                                               refusal.status_code, _kept_headers(refusal),
-                                               refusal.get_data())
-            if refusal is None:
-                raise
-            return refusal
+                # Nothing was changed: the key is free for the corrected (or retried) request.
+                idempotency.release(services().engine, claim)
+            raise
+        if claim is not None and response.status_code >= 300:
+            idempotency.release(services().engine, claim)
+        return response
 
     documented: View = Blueprint.doc(parameters=[IDEMPOTENCY_PARAMETER])(run)
     return documented
@@ -86,7 +80,10 @@ def register(app: Flask) -> None:
     """Check bodies before any view runs, and close each request's unit of work."""
 
     @app.before_request
-    def check_body() -> None:
+    def check_request() -> None:
+        for value in (request.view_args or {}).values():
+            if isinstance(value, str) and not is_clean_text(value):
+                raise ApiProblem(404, "not_found", "no resource has such a name")
         if request.method not in BODY_METHODS or request.endpoint is None:
             return
         limit = current_app.config["MAX_CONTENT_LENGTH"]
@@ -110,9 +107,9 @@ def _claim() -> idempotency.Claimed | idempotency.Replay | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         return None
-    if not 1 <= len(key) <= 255:
+    if not 1 <= len(key) <= 255 or not all("!" <= char <= "~" for char in key):
         raise ApiProblem(400, "invalid_idempotency_key",
-                         f"{IDEMPOTENCY_HEADER} must be 1 to 255 characters")
+                         f"{IDEMPOTENCY_HEADER} must be 1 to 255 visible ASCII characters")
     actor = current_actor()
     if actor.api_key_id is None:
         raise ApiProblem(400, "invalid_idempotency_key",

@@ -63,10 +63,22 @@ class UnknownReferencesError(InputValidationError):
 class InvalidTransitionError(OmsError):
     code = "invalid_transition"
 
-    def __init__(self, current: str, target: str) -> None:
-        super().__init__(f"an order in status {current!r} cannot move to {target!r}")
+    def __init__(self, current: str, target: str, held_from: str | None = None) -> None:
+        where = f"{current!r} (held at {held_from!r})" if held_from else repr(current)
+        super().__init__(f"an order in status {where} cannot move to {target!r}")
         self.current = current
         self.target = target
+        self.held_from = held_from
+
+
+class NotOnHoldError(OmsError):
+    """A hold can only be released from an order that is on hold."""
+
+    code = "not_on_hold"
+
+    def __init__(self, order_id: int, current: str) -> None:
+        super().__init__(f"order {order_id} is {current!r}, not on hold")
+        self.current = current
 
 
 class DuplicateOrderError(OmsError):
@@ -95,34 +107,3 @@ class AlreadyExistsError(OmsError):
 
 class ForbiddenError(OmsError):
     code = "forbidden"
-
-
-class IdempotencyKeyReusedError(OmsError):
-    """The idempotency key was first used with a different request."""
-
-    code = "idempotency_key_reused"
-
-    def __init__(self, key: str) -> None:
-        super().__init__(
-            f"Idempotency-Key {key!r} was already used with a different request; "
-            "use a new key for a new request"
-        )
-        self.key = key
-
-
-class IdempotencyInFlightError(OmsError):
-    """The first request with this idempotency key has not finished yet."""
-
-    code = "idempotency_in_flight"
-
-    def __init__(self, key: str) -> None:
-        super().__init__(
-            f"a request with Idempotency-Key {key!r} is still being processed; retry later"
-        )
-        self.key = key
-
-
-class DatabaseBehindError(OmsError):
-    """The database schema is older than the code."""
-
-    code = "database_behind"

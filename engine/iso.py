@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import cache
 
 import pycountry
@@ -27,6 +28,12 @@ def country_codes() -> frozenset[str]:
 def currency_codes() -> frozenset[str]:
     """Return every ISO 4217 code an order can be priced in."""
     return frozenset(c.alpha_3 for c in pycountry.currencies) - _NOT_TENDER
+
+
+def decimals(amount: Decimal) -> int:
+    """Return how many decimals an amount is written with (trailing zeros do not count)."""
+    exponent = amount.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def minor_units(currency: str) -> int:

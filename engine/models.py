@@ -21,7 +21,6 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
-    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -58,25 +57,37 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
-    """A decimal kept exactly: NUMERIC where the database has it, text on SQLite."""
+    """A decimal kept exactly: NUMERIC where the database has it, fixed-point text on SQLite.
+
+    On SQLite every value is written with exactly `scale` decimals and no exponent, so both
+    backends give back the same Decimal.
+    """
 
     impl = Numeric(18, 4)
     cache_ok = True
 
+    def __init__(self, precision: int = 18, scale: int = 4) -> None:
+        super().__init__()
+        self.precision, self.scale = precision, scale
+        self.quantum = Decimal(1).scaleb(-scale)
+
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(40))
-        return dialect.type_descriptor(Numeric(18, 4))
+            return dialect.type_descriptor(String(self.precision + 2))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        return str(value) if dialect.name == "sqlite" else value
+        fixed = Decimal(value).quantize(self.quantum)
+        return format(fixed, "f") if dialect.name == "sqlite" else fixed
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None:
-            return None
-        return Decimal(value).normalize() if dialect.name == "sqlite" else Decimal(value)
+        return None if value is None else Decimal(value)
+
+
+# Money and measures keep 4 decimals; coordinates keep 6 (about 10 cm).
+COORDINATE = ExactDecimal(10, 6)
 
 
 NAMING = {
@@ -120,8 +131,8 @@ class Customer(Timestamped, Base):
     payment_terms: Mapped[str] = mapped_column(String(16), default="prepaid")
     postal_code: Mapped[str | None] = mapped_column(String(16))
     country: Mapped[str | None] = mapped_column(String(2))
-    latitude: Mapped[Decimal | None]
-    longitude: Mapped[Decimal | None]
+    latitude: Mapped[Decimal | None] = mapped_column(COORDINATE)
+    longitude: Mapped[Decimal | None] = mapped_column(COORDINATE)
 
 
 class Product(Timestamped, Base):
@@ -151,8 +162,8 @@ class Location(Timestamped, Base):
     region: Mapped[str | None] = mapped_column(String(100))
     postal_code: Mapped[str | None] = mapped_column(String(16))
     country: Mapped[str] = mapped_column(String(2))
-    latitude: Mapped[Decimal]
-    longitude: Mapped[Decimal]
+    latitude: Mapped[Decimal] = mapped_column(COORDINATE)
+    longitude: Mapped[Decimal] = mapped_column(COORDINATE)
     daily_capacity: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -292,4 +303,5 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
-    note: Mapped[str | None] = mapped_column(Text)
+    # A fresh token per claim: only the request holding the current one may finish it.
+    claim_token: Mapped[str] = mapped_column(String(32))

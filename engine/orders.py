@@ -18,14 +18,18 @@ from engine.errors import (
     ForbiddenError,
     InputValidationError,
     NotFoundError,
+    NotOnHoldError,
     UnknownReferencesError,
 )
-from engine.iso import minor_units
+from engine.iso import decimals, minor_units
 from engine.models import Customer, Order, OrderEvent, OrderLine, Product, utcnow
 from engine.ports import UnitOfWork
 from engine.status import OrderStatus, check_transition
 
 MANUAL_CHANNEL = "manual"
+# What the record's amount columns hold (NUMERIC(18, 4)): 14 digits before the point.
+MAX_AMOUNT = Decimal(10) ** 14
+LIMIT = "99,999,999,999,999.99"
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,7 @@ def cancel_order(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) -> O
     order = _lock_order(uow, actor, order_id)
     previous = order.status
     _move(order, OrderStatus.CANCELLED)
+    order.held_from = None
     for line in order.lines:
         line.quantity_cancelled = line.quantity_ordered - line.quantity_shipped
         line.quantity_allocated = 0
@@ -224,8 +229,9 @@ def release_hold(uow: UnitOfWork, actor: Actor, order_id: int, note: str | None)
     """Take the order off hold, back to the status it was held at."""
     order = _lock_order(uow, actor, order_id)
     previous = order.status
-    target = OrderStatus(order.held_from) if order.held_from else OrderStatus.RECEIVED
-    _move(order, target)
+    if previous is not OrderStatus.ON_HOLD or order.held_from is None:
+        raise NotOnHoldError(order.id, previous.value)
+    _move(order, OrderStatus(order.held_from))
     order.held_from = None
     record_event(uow, order, "order.hold_released", actor, note=note,
                  previous_status=previous.value, status=order.status.value)
@@ -233,7 +239,8 @@ def release_hold(uow: UnitOfWork, actor: Actor, order_id: int, note: str | None)
 
 
 def _move(order: Order, target: OrderStatus) -> None:
-    check_transition(order.status, target)
+    check_transition(order.status, target,
+                     OrderStatus(order.held_from) if order.held_from else None)
     order.status = target
     order.updated_at = utcnow()
 
@@ -316,19 +323,20 @@ def _check_amounts(draft: OrderDraft, products: dict[str, Product]) -> None:
     for index, line in enumerate(draft.lines):
         if not products[line.sku].active:
             problems.add(f"lines/{index}/sku", f"product {line.sku!r} is not active")
-        if _decimals(line.unit_price) > places:
+        if decimals(line.unit_price) > places:
             problems.add(f"lines/{index}/unit_price",
                          f"{draft.currency} amounts have at most {places} decimals")
     for name in ("shipping_amount", "tax_amount"):
-        if _decimals(getattr(draft, name)) > places:
+        if decimals(getattr(draft, name)) > places:
             problems.add(name, f"{draft.currency} amounts have at most {places} decimals")
+    line_totals = [line.unit_price * line.quantity for line in draft.lines]
+    for index, total in enumerate(line_totals):
+        if total >= MAX_AMOUNT:
+            problems.add(f"lines/{index}/quantity", f"the line total {total} is over {LIMIT}")
+    if sum(line_totals) + draft.shipping_amount + draft.tax_amount >= MAX_AMOUNT:
+        problems.add("lines", f"the order total is over {LIMIT}")
     if problems.items:
         raise InputValidationError(problems.items)
-
-
-def _decimals(amount: Decimal) -> int:
-    exponent = amount.normalize().as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def _round(amount: Decimal, places: int) -> Decimal:

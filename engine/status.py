@@ -35,10 +35,10 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PARTIALLY_SHIPPED: frozenset({S.SHIPPED, S.ON_HOLD}),
     S.SHIPPED: frozenset({S.DELIVERED}),
     S.DELIVERED: frozenset({S.COMPLETED}),
-    # Releasing a hold sends the order back to the step it was held at.
+    # Leaving a hold is further limited by the step the order was held at: see below.
     S.ON_HOLD: frozenset(
-        {S.RECEIVED, S.VALIDATED, S.ALLOCATED, S.RELEASED, S.PARTIALLY_SHIPPED,
-         S.REJECTED, S.CANCELLED}
+        {S.RECEIVED, S.VALIDATED, S.ALLOCATED, S.BACKORDERED, S.RELEASED,
+         S.PARTIALLY_SHIPPED, S.REJECTED, S.CANCELLED}
     ),
     S.COMPLETED: frozenset(),
     S.REJECTED: frozenset(),
@@ -48,16 +48,27 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 TERMINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
 
 
-def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
-    """Tell whether the table allows going from current to target."""
-    return target in TRANSITIONS[current]
+def can_transition(current: OrderStatus, target: OrderStatus,
+                   held_from: OrderStatus | None = None) -> bool:
+    """Tell whether the table allows going from current to target.
+
+    An order on hold remembers the step it was held at (held_from): it may go back to that
+    step or wherever that step may go, and it may be cancelled only if that step may be, so
+    a hold is never a way around the table.
+    """
+    if target not in TRANSITIONS[current]:
+        return False
+    if current is not S.ON_HOLD or held_from is None or target is S.REJECTED:
+        return True
+    return target is held_from or target in TRANSITIONS[held_from]
 
 
-def check_transition(current: OrderStatus, target: OrderStatus) -> None:
+def check_transition(current: OrderStatus, target: OrderStatus,
+                     held_from: OrderStatus | None = None) -> None:
     """Refuse a transition the table does not allow.
 
     Raises:
         InvalidTransitionError: with the current and requested status.
     """
-    if not can_transition(current, target):
-        raise InvalidTransitionError(current.value, target.value)
+    if not can_transition(current, target, held_from):
+        raise InvalidTransitionError(current.value, target.value, held_from and held_from.value)

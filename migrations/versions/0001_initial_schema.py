@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from alembic import op
 
 
-# Exact decimals: NUMERIC on PostgreSQL, text on SQLite (which has no exact decimal type).
-EXACT_DECIMAL = sa.Numeric(18, 4).with_variant(sa.String(40), "sqlite")
+# Exact decimals: NUMERIC on PostgreSQL, fixed-point text on SQLite (no exact decimal type).
+EXACT_DECIMAL = sa.Numeric(18, 4).with_variant(sa.String(20), "sqlite")
+COORDINATE = sa.Numeric(10, 6).with_variant(sa.String(12), "sqlite")
 
 # The order event log is append-only: the database itself refuses edits and deletions.
 APPEND_ONLY_POSTGRESQL = (
@@ -68,8 +69,8 @@ def upgrade() -> None:
     sa.Column('payment_terms', sa.String(length=16), nullable=False),
     sa.Column('postal_code', sa.String(length=16), nullable=True),
     sa.Column('country', sa.String(length=2), nullable=True),
-    sa.Column('latitude', EXACT_DECIMAL, nullable=True),
-    sa.Column('longitude', EXACT_DECIMAL, nullable=True),
+    sa.Column('latitude', COORDINATE, nullable=True),
+    sa.Column('longitude', COORDINATE, nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers'))
@@ -83,8 +84,8 @@ def upgrade() -> None:
     sa.Column('region', sa.String(length=100), nullable=True),
     sa.Column('postal_code', sa.String(length=16), nullable=True),
     sa.Column('country', sa.String(length=2), nullable=False),
-    sa.Column('latitude', EXACT_DECIMAL, nullable=False),
-    sa.Column('longitude', EXACT_DECIMAL, nullable=False),
+    sa.Column('latitude', COORDINATE, nullable=False),
+    sa.Column('longitude', COORDINATE, nullable=False),
     sa.Column('daily_capacity', sa.Integer(), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -118,7 +119,7 @@ def upgrade() -> None:
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('response_headers', sa.JSON(), nullable=True),
     sa.Column('response_body', sa.LargeBinary(), nullable=True),
-    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('claim_token', sa.String(length=32), nullable=False),
     sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'], name=op.f('fk_idempotency_records_api_key_id_api_keys'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_idempotency_records')),
     sa.UniqueConstraint('api_key_id', 'key', name='uq_idempotency_records_api_key_key')

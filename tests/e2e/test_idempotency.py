@@ -6,9 +6,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from adapters import idempotency
+from adapters.errors import IdempotencyInFlightError
 from engine.models import Order
 from tests.conftest import order_body
 
@@ -83,14 +85,45 @@ def test_a_key_whose_first_request_died_is_taken_over_after_its_lease(make_app, 
     assert order_count(services) == 1
 
 
-def test_a_refusal_is_replayed_too_and_changed_nothing(client, admin, catalog, services):
-    headers = {**admin, "Idempotency-Key": "bad-1"}
-    body = order_body(customer_id="C-GHOST")
-    first = client.post("/orders", json=body, headers=headers)
-    second = client.post("/orders", json=body, headers=headers)
-    assert first.status_code == second.status_code == 422
-    assert first.get_data() == second.get_data()
+def test_a_refused_request_frees_its_key_for_the_corrected_one(client, admin, catalog,
+                                                               services):
+    headers = {**admin, "Idempotency-Key": "fix-and-retry"}
+    refused = client.post("/orders", json=order_body(customer_id="C-GHOST"), headers=headers)
+    assert refused.status_code == 422
     assert order_count(services) == 0
+    # the channel fixes the customer and sends again under the same key
+    accepted = client.post("/orders", json=order_body(), headers=headers)
+    assert accepted.status_code == 201
+    assert order_count(services) == 1
+
+
+def test_a_request_whose_key_was_taken_over_does_not_commit(client, admin, catalog, services):
+    raw = json.dumps(order_body()).encode()
+    request_print = idempotency.fingerprint("POST", "/orders?", raw)
+    # given a first request that claimed the key and then stalled past its lease
+    stalled = idempotency.claim(services.engine, _admin_key_id(services), "stalled",
+                                request_print, timedelta(seconds=60))
+    # and a retry that took the key over once the lease ran out
+    retry = idempotency.claim(services.engine, _admin_key_id(services), "stalled",
+                              request_print, timedelta(seconds=-1))
+    assert isinstance(retry, idempotency.Claimed) and retry.token != stalled.token
+    # when the stalled request finally tries to record its response
+    with services.uow() as uow:
+        with pytest.raises(IdempotencyInFlightError):
+            idempotency.complete(uow.session.connection(), stalled, 201, {}, b"late")
+    # then it cannot, nor can it give away the retry's key
+    idempotency.release(services.engine, stalled)
+    with pytest.raises(IdempotencyInFlightError):  # still the retry's
+        idempotency.claim(services.engine, _admin_key_id(services), "stalled", request_print,
+                          timedelta(seconds=60))
+
+
+def test_a_key_must_be_visible_ascii(client, admin, catalog):
+    for bad in ("", "x" * 256, "caf\u00e9"):
+        response = client.post("/orders", json=order_body(),
+                               headers={**admin, "Idempotency-Key": bad.encode().decode("latin-1")})
+        assert response.status_code == 400, bad
+        assert response.json["code"] == "invalid_idempotency_key"
 
 
 def test_twenty_concurrent_identical_requests_create_exactly_one_order(live_server, admin,

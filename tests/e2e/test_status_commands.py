@@ -58,11 +58,21 @@ def test_releasing_an_order_that_is_not_on_hold_is_refused(client, admin, catalo
     order_id = place(client, admin)
     response = client.post(f"/orders/{order_id}/release-hold", json={}, headers=admin)
     assert response.status_code == 409
+    assert response.json["code"] == "not_on_hold"
     assert response.json["current_status"] == "received"
-    assert response.json["requested_status"] == "received"
 
 
 def test_a_command_on_an_unknown_order_is_a_404(client, admin, catalog):
     response = client.post("/orders/424242/cancel", json={"reason": "x"}, headers=admin)
     assert response.status_code == 404
     assert response.json["code"] == "not_found"
+
+
+def test_cancelling_a_held_order_clears_the_hold(client, admin, catalog):
+    order_id = place(client, admin)
+    client.post(f"/orders/{order_id}/hold", json={"reason": "check"}, headers=admin)
+    cancelled = client.post(f"/orders/{order_id}/cancel", json={"reason": "fraud"},
+                            headers=admin)
+    assert cancelled.json["status"] == "cancelled"
+    release = client.post(f"/orders/{order_id}/release-hold", json={}, headers=admin)
+    assert release.json["code"] == "not_on_hold"

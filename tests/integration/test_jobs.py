@@ -24,7 +24,7 @@ def _old_and_new_keys(services) -> None:
         now = utcnow()
         for name, created in (("old", now - timedelta(hours=30)), ("new", now)):
             uow.session.add(IdempotencyRecord(api_key_id=key.id, key=name, fingerprint="f",
-                                              state="completed", created_at=created,
+                                              state="completed", created_at=created, claim_token="t",
                                               locked_at=created))
         uow.commit()
 

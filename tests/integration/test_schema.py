@@ -11,7 +11,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError
 from adapters.migrations import check_schema_current, upgrade
 from adapters.sql import make_engine
 from api import create_app
-from engine.errors import DatabaseBehindError
+from adapters.errors import DatabaseBehindError
 from engine.models import Base
 
 

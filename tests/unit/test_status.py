@@ -37,3 +37,23 @@ def test_a_refused_transition_names_both_statuses():
         check_transition(OrderStatus.CANCELLED, OrderStatus.VALIDATED)
     assert (refused.value.current, refused.value.target) == ("cancelled", "validated")
     assert refused.value.code == "invalid_transition"
+
+
+def test_a_hold_is_no_way_around_the_table():
+    held_after_shipping = OrderStatus.PARTIALLY_SHIPPED
+    # an order held while partly shipped can resume shipping, but not be cancelled
+    assert can_transition(OrderStatus.ON_HOLD, OrderStatus.PARTIALLY_SHIPPED, held_after_shipping)
+    assert not can_transition(OrderStatus.ON_HOLD, OrderStatus.CANCELLED, held_after_shipping)
+    # an order held on receipt cannot jump ahead to allocation
+    assert not can_transition(OrderStatus.ON_HOLD, OrderStatus.ALLOCATED, OrderStatus.RECEIVED)
+    assert can_transition(OrderStatus.ON_HOLD, OrderStatus.VALIDATED, OrderStatus.RECEIVED)
+    assert can_transition(OrderStatus.ON_HOLD, OrderStatus.REJECTED, OrderStatus.RECEIVED)
+    with pytest.raises(InvalidTransitionError) as refused:
+        check_transition(OrderStatus.ON_HOLD, OrderStatus.CANCELLED, held_after_shipping)
+    assert refused.value.held_from == "partially_shipped"
+
+
+def test_every_step_an_order_can_be_held_at_can_be_resumed():
+    for status, targets in TRANSITIONS.items():
+        if OrderStatus.ON_HOLD in targets:
+            assert can_transition(OrderStatus.ON_HOLD, status, status), status
