@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from redis import Redis
 from sqlalchemy import Engine
@@ -24,7 +24,6 @@ class Services:
     session_factory: sessionmaker[Session]
     jobs: JobQueue
     redis: Redis | None = None
-    extras: dict[str, object] = field(default_factory=dict)
 
     def uow(self) -> SqlUnitOfWork:
         """Return a new unit of work (use it as a context manager)."""

@@ -8,8 +8,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from adapters.settings import PROJECT_ROOT
 from adapters.errors import DatabaseBehindError
+from adapters.settings import PROJECT_ROOT
 
 UPGRADE_COMMAND = "oms db upgrade"
 

@@ -11,9 +11,10 @@ from typing import Any
 from redis import Redis
 from rq import Queue, Retry, SimpleWorker, Worker
 
+from engine.ports import JobArg
+
 log = logging.getLogger(__name__)
 
-JobArg = str | int | float | bool | None
 
 # Calls to systems we do not control fail now and then: retry with backoff.
 RETRY = Retry(max=3, interval=[10, 30, 120])
@@ -33,7 +34,6 @@ class InlineJobQueue:
 
     def __init__(self, context: Callable[[], AbstractContextManager[object]]) -> None:
         self._context = context
-        self.ran: list[tuple[str, tuple[JobArg, ...]]] = []
 
     def enqueue(self, job: str, args: tuple[JobArg, ...]) -> None:
         function = resolve(job)
@@ -42,8 +42,6 @@ class InlineJobQueue:
                 function(*args)
             except Exception:  # the caller's transaction has committed: log, do not undo
                 log.exception("inline job %s%r failed", job, args)
-                return
-        self.ran.append((job, args))
 
 
 class RqJobQueue:

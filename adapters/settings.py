@@ -31,7 +31,8 @@ class Settings:
             raw = values.get(name.upper())
             if raw is None or raw == "":
                 continue
-            given[name] = int(raw) if field.type == "int" else raw
+            # Flask's from_prefixed_env decodes JSON: "123" arrives as 123, also for keys.
+            given[name] = int(raw) if field.type == "int" else str(raw)
         return cls(**given)
 
     @classmethod

@@ -10,9 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.ports import JobQueue
-
-JobArg = str | int | float | bool | None
+from engine.ports import JobArg, JobQueue
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:

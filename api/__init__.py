@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.exc import IntegrityError
 
 from adapters.bootstrap import Services, build_services
 from adapters.migrations import check_schema_current
@@ -13,6 +14,7 @@ from adapters.settings import Settings
 from api import access, health, orders, problems, reference, transactions
 from api.docs import init_api
 from engine.access import ensure_api_key
+from engine.errors import AlreadyExistsError
 
 BOOTSTRAP_ADMIN_KEY_NAME = "bootstrap-admin"
 
@@ -29,9 +31,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     built = build_services(settings)
-    check_schema_current(built.engine)  # refuse to serve a database that is behind
-    if settings.admin_api_key:
-        _ensure_admin_key(built, settings.admin_api_key)
+    try:
+        check_schema_current(built.engine)  # refuse to serve a database that is behind
+        if settings.admin_api_key:
+            _ensure_admin_key(built, settings.admin_api_key)
+    except Exception:
+        built.close()
+        raise
     app.extensions["oms"] = built
 
     api = init_api(app)
@@ -45,6 +51,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _ensure_admin_key(built: Services, plaintext: str) -> None:
-    with built.uow() as uow:
-        ensure_api_key(uow, BOOTSTRAP_ADMIN_KEY_NAME, "admin", plaintext)
-        uow.commit()
+    # Every gunicorn worker runs this at once: the one that loses the race finds the
+    # key its sibling created on its second try.
+    for attempt in range(3):
+        try:
+            with built.uow() as uow:
+                ensure_api_key(uow, BOOTSTRAP_ADMIN_KEY_NAME, "admin", plaintext)
+                uow.commit()
+            return
+        except (AlreadyExistsError, IntegrityError):
+            if attempt == 2:
+                raise

@@ -63,10 +63,8 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
     @blp.response(200, _page_schema(schema, plural))
     @_doc(f"List {plural} in {key} order, with a cursor.")
     def list_all(query: dict[str, Any]) -> dict[str, Any]:
-        after = (query.get("cursor") or {}).get("after")
-        rows, next_key = reference.list_records(
-            request_uow(), kind, after if isinstance(after, str) else None, query["limit"]
-        )
+        rows, next_key = reference.list_records(request_uow(), kind, query.get("cursor"),
+                                                query["limit"])
         return {"items": rows,
                 "next_cursor": encode_cursor({"after": next_key}) if next_key else None}
 

@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import (
@@ -259,21 +259,30 @@ class EventListSchema(Schema):
 
 
 class Cursor(fields.Field):
-    """An opaque page cursor; it wraps a small JSON object."""
+    """An opaque page cursor: a small JSON object naming one position, e.g. {"before": 42}."""
 
     default_error_messages = {"invalid": "is not a cursor this API returned"}
 
+    def __init__(self, position: str, kind: type[int] | type[str], **kwargs: Any) -> None:
+        super().__init__(metadata={"type": "string"}, **kwargs)
+        self.position, self.kind = position, kind
+
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
-                     **kwargs: Any) -> dict[str, Any]:
+                     **kwargs: Any) -> int | str:
         if not isinstance(value, str) or len(value) > 200:
             raise self.make_error("invalid")
         try:
             decoded = json.loads(base64.urlsafe_b64decode(value.encode() + b"=="))
         except (ValueError, binascii.Error, RecursionError) as error:
             raise self.make_error("invalid") from error
-        if not isinstance(decoded, dict):
+        found = decoded.get(self.position) if isinstance(decoded, dict) else None
+        if type(found) is not self.kind:  # noqa: E721 - bool must not pass for int
             raise self.make_error("invalid")
-        return decoded
+        if isinstance(found, int) and not 1 <= found < 2**63:
+            raise self.make_error("invalid")
+        if isinstance(found, str) and not (0 < len(found) <= 64 and is_clean_text(found)):
+            raise self.make_error("invalid")
+        return found
 
 
 def encode_cursor(position: Mapping[str, Any]) -> str:
@@ -284,10 +293,12 @@ def encode_cursor(position: Mapping[str, Any]) -> str:
 
 class PageQuerySchema(StrictSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = Cursor(metadata={"type": "string"})
+    cursor = Cursor("after", str)
 
 
-class OrderQuerySchema(PageQuerySchema):
+class OrderQuerySchema(StrictSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = Cursor("before", int)
     status = fields.Enum(OrderStatus, by_value=True)
     channel = text(64)
     customer_id = text(64)

@@ -33,16 +33,17 @@ def create_api_key(uow: UnitOfWork, name: str, role: str,
 
 
 def ensure_api_key(uow: UnitOfWork, name: str, role: str, plaintext: str) -> ApiKey:
-    """Make sure a key with exactly this plaintext exists (for automation)."""
-    existing = uow.session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(plaintext)))
-    if existing is not None:
-        existing.role, existing.revoked_at = role, None
-        return existing
-    named = uow.session.scalar(select(ApiKey).where(ApiKey.name == name))
-    if named is not None:  # the configured value changed: the old one stops working
-        uow.session.delete(named)
-        uow.session.flush()
-    return _add_key(uow, name, role, None, plaintext)
+    """Make sure the key called `name` has exactly this value and role (for automation).
+
+    Raises:
+        IntegrityError: a concurrent caller created it first; trying again finds it.
+    """
+    key = uow.session.scalar(select(ApiKey).where(ApiKey.name == name).with_for_update())
+    if key is None:
+        return _add_key(uow, name, role, None, plaintext)
+    key.key_hash, key.display_prefix = hash_key(plaintext), plaintext[:10]
+    key.role, key.channel, key.revoked_at = role, None, None
+    return key
 
 
 def revoke_api_key(uow: UnitOfWork, name: str) -> ApiKey:
@@ -75,6 +76,9 @@ def _add_key(uow: UnitOfWork, name: str, role: str, channel: str | None,
         problems.append(FieldProblem("role", f"must be one of {', '.join(ROLES)}"))
     if channel is not None and role != "system":
         problems.append(FieldProblem("channel", "only system (integration) keys have a channel"))
+    if channel is None and role == "system":
+        problems.append(FieldProblem("channel", "a system (integration) key acts for one "
+                                                "channel: name it"))
     if not name.strip():
         problems.append(FieldProblem("name", "must not be blank"))
     if problems:

@@ -6,6 +6,8 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+JobArg = str | int | float | bool | None
+
 
 class UnitOfWork(Protocol):
     """One transaction: the session to work in, and the jobs it will start once committed."""
@@ -18,12 +20,12 @@ class UnitOfWork(Protocol):
     def rollback(self) -> None:
         """Undo everything since the transaction began and drop its pending jobs."""
 
-    def enqueue_after_commit(self, job: str, *args: str | int | float | bool | None) -> None:
+    def enqueue_after_commit(self, job: str, *args: JobArg) -> None:
         """Run the named job with these arguments once this transaction has committed."""
 
 
 class JobQueue(Protocol):
     """Runs jobs by name, now (inline) or later (a worker)."""
 
-    def enqueue(self, job: str, args: tuple[str | int | float | bool | None, ...]) -> None:
+    def enqueue(self, job: str, args: tuple[JobArg, ...]) -> None:
         """Hand one job over for running."""

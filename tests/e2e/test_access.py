@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from flask import current_app
 
+from api import BOOTSTRAP_ADMIN_KEY_NAME, create_app
 from api.access import PUBLIC, ROLES_ATTRIBUTE
 from api.cli import main as cli
+from engine.access import list_api_keys
+from engine.models import ApiKey
 from tests.conftest import order_body
 
 
@@ -92,7 +97,6 @@ def test_keys_are_created_once_shown_and_stored_only_as_a_hash(app, database_url
     with app.app_context():
         services = current_app.extensions["oms"]
         with services.uow() as uow:
-            from engine.models import ApiKey
             stored = uow.session.query(ApiKey).filter_by(name="shop").one()
             assert plaintext not in (stored.key_hash, stored.display_prefix)
     client = app.test_client()
@@ -115,11 +119,36 @@ def test_a_revoked_key_stops_working(app, database_url, monkeypatch):
     assert client.get("/orders", headers=headers).status_code == 401
 
 
-def test_the_admin_key_from_the_environment_is_ensured_at_start(make_app):
-    app = make_app(ADMIN_API_KEY="oms_from_the_environment_42")
-    client = app.test_client()
+def test_the_admin_key_from_the_environment_is_ensured_once_by_concurrent_workers(
+        make_app, services):
+    # given four workers starting at once with the same OMS_ADMIN_API_KEY
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        apps = list(pool.map(lambda _: make_app(ADMIN_API_KEY="oms_from_the_environment_42"),
+                             range(4)))
+    # then each serves with it, and exactly one such key exists
     headers = {"Authorization": "Bearer oms_from_the_environment_42"}
-    assert client.get("/orders", headers=headers).status_code == 200
-    # a second start with the same value keeps one key
-    make_app(ADMIN_API_KEY="oms_from_the_environment_42")
-    assert client.get("/customers", headers=headers).status_code == 200
+    for app in apps:
+        assert app.test_client().get("/orders", headers=headers).status_code == 200
+    with services.uow() as uow:
+        assert [key.role for key in list_api_keys(uow)
+                if key.name == BOOTSTRAP_ADMIN_KEY_NAME] == ["admin"]
+
+
+def test_a_numeric_admin_key_from_the_environment_stays_text(make_app, database_url,
+                                                             monkeypatch):
+    monkeypatch.setenv("OMS_DATABASE_URL", database_url)
+    monkeypatch.setenv("OMS_ADMIN_API_KEY", "123456789012")
+    app = create_app()
+    try:
+        response = app.test_client().get("/orders",
+                                         headers={"Authorization": "Bearer 123456789012"})
+        assert response.status_code == 200
+    finally:
+        app.extensions["oms"].close()
+
+
+def test_an_integration_key_must_name_its_channel(app, database_url, monkeypatch):
+    monkeypatch.setenv("OMS_DATABASE_URL", database_url)
+    result = app.test_cli_runner().invoke(cli, ["keys", "create", "erp", "--role", "system"])
+    assert result.exit_code != 0
+    assert "channel" in result.output

@@ -23,9 +23,9 @@ def _old_and_new_keys(services) -> None:
         key, _ = create_api_key(uow, f"k-{uuid.uuid4().hex[:6]}", "ops")
         now = utcnow()
         for name, created in (("old", now - timedelta(hours=30)), ("new", now)):
-            uow.session.add(IdempotencyRecord(api_key_id=key.id, key=name, fingerprint="f",
-                                              state="completed", created_at=created, claim_token="t",
-                                              locked_at=created))
+            uow.session.add(IdempotencyRecord(
+                api_key_id=key.id, key=name, fingerprint="f", state="completed",
+                created_at=created, locked_at=created, claim_token="t"))
         uow.commit()
 
 

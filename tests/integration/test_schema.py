@@ -8,17 +8,17 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError, IntegrityError
 
+from adapters.errors import DatabaseBehindError
 from adapters.migrations import check_schema_current, upgrade
 from adapters.sql import make_engine
 from api import create_app
-from adapters.errors import DatabaseBehindError
 from engine.models import Base
 
 
 def test_the_migrations_build_exactly_the_schema_the_models_describe(database_url):
     engine = make_engine(database_url)
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
         differences = compare_metadata(context, Base.metadata)
     engine.dispose()
     assert differences == []

@@ -55,8 +55,7 @@ def test_an_order_needs_at_least_one_line_and_the_required_fields():
 
 
 def test_a_cursor_the_api_returned_reads_back_and_a_forged_one_is_refused():
-    assert OrderQuerySchema().load({"cursor": encode_cursor({"before": 42})})["cursor"] == {
-        "before": 42}
+    assert OrderQuerySchema().load({"cursor": encode_cursor({"before": 42})})["cursor"] == 42
     with pytest.raises(ValidationError) as raised:
         OrderQuerySchema().load({"cursor": "not-a-cursor!"})
     assert "cursor" in raised.value.messages
