@@ -1,0 +1,244 @@
+"""The rule language: what the editor is offered, what a save refuses, how rules decide."""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from business_rules.engine import run_all
+
+from rules.checking import check_rule_set
+from rules.defaults import default_rule_set
+from rules.evaluation import RuleEvaluationError, compile_rule_set, evaluate
+from rules.stage import Stage
+from rules.stages import STAGES
+from rules.stages.validation import VALIDATION, OrderFacts, ValidationDecision
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def facts(**overrides) -> OrderFacts:
+    base = OrderFacts(
+        channel="web", customer_id="C-1", customer_tier="standard", customer_is_new=False,
+        customer_previous_orders=4, has_credit_limit=False, credit_remaining=Decimal("0"),
+        payment_terms="card", currency="BRL", order_total=Decimal("199.80"), line_count=2,
+        total_quantity=3, highest_line_total=Decimal("179.80"),
+        lowest_price_ratio=Decimal("1"), total_weight_kg=Decimal("2.1"),
+        contains_hazmat=False, skus=["LAMP-1", "MUG-2"], categories=["lighting"],
+        service_level="standard", ship_to_country="BR", ship_to_region="SP",
+        ship_to_postal_code="01310-100", has_postal_code=True,
+        created_at=NOW - timedelta(hours=1),
+    )
+    return replace(base, **overrides)
+
+
+def decide(document, order_facts, at=NOW):
+    return evaluate(compile_rule_set(VALIDATION, document), order_facts, at)
+
+
+def paths(problems) -> dict[str, str]:
+    return {problem.path: problem.message for problem in problems}
+
+
+# ----- what the editor is offered -----
+
+def test_the_editor_schema_lists_variables_with_labels_operators_and_actions():
+    schema = VALIDATION.schema()
+    variables = {v["name"]: v for v in schema["variables"]}
+    assert variables["customer_tier"]["options"] == ["standard", "silver", "gold", "platinum"]
+    assert variables["order_total"]["field_type"] == "numeric"
+    assert variables["created_at"]["label"] == "Order received at"
+    operators = {kind: {o["name"] for o in ops}
+                 for kind, ops in schema["variable_type_operators"].items()}
+    assert {"not_equal_to", "is_in", "is_not_in", "matches_regex"} <= operators["string"]
+    assert {"between", "not_equal_to", "greater_than_variable"} <= operators["numeric"]
+    assert {"before", "after", "older_than_hours"} <= operators["datetime"]
+    assert {a["name"]: [p["name"] for p in a["params"]] for a in schema["actions"]} == {
+        "reject": ["code", "message"], "hold": ["queue", "reason"]}
+
+
+def test_every_stage_has_a_default_rule_set_that_passes_its_checks():
+    for name, stage in STAGES.items():
+        document = default_rule_set(name)
+        assert check_rule_set(stage, document) == [], name
+        assert len(document["rules"]) >= 8, name
+
+
+# ----- what a save refuses -----
+
+def test_every_problem_of_a_rule_set_is_reported_with_the_path_of_its_node():
+    document = {"rules": [
+        {"name": "a", "conditions": {"all": [
+            {"name": "order_totl", "operator": "greater_than", "value": 1},
+            {"name": "order_total", "operator": "longer_than", "value": 1},
+            {"name": "order_total", "operator": "greater_than", "value": "1000"},
+            {"any": []},
+        ]}, "actions": [{"name": "reject", "params": {"code": "x", "colour": "red"}}]},
+        {"name": "a", "conditions": {"name": "ship_to_postal_code", "operator": "matches_regex",
+                                     "value": "(a+)\\1"},
+         "actions": [{"name": "explode", "params": {}}]},
+    ]}
+    found = paths(check_rule_set(VALIDATION, document))
+    assert found["/rules/0/conditions/all/0/name"] == (
+        "unknown variable 'order_totl'; did you mean 'order_total'?")
+    assert found["/rules/0/conditions/all/1/operator"].startswith(
+        "'longer_than' is not an operator for numeric variable 'order_total'")
+    assert found["/rules/0/conditions/all/2/value"] == "must be a number"
+    assert found["/rules/0/conditions/all/3/any"] == "must be a non-empty list of conditions"
+    assert found["/rules/0/actions/0/params/message"] == "missing"
+    assert found["/rules/0/actions/0/params/colour"] == "'reject' takes no such param"
+    assert found["/rules/1/name"] == "the name 'a' is already used by rule 0"
+    assert found["/rules/1/conditions/value"].startswith("not a safe pattern")
+    assert found["/rules/1/actions/0/name"].startswith("unknown action 'explode'")
+    assert len(found) == 9
+
+
+def test_values_must_fit_what_the_operator_takes():
+    def problem_of(condition):
+        document = {"rules": [{"name": "r", "conditions": condition, "actions": [
+            {"name": "hold", "params": {"queue": "q", "reason": "r"}}]}]}
+        return list(paths(check_rule_set(VALIDATION, document)).values())
+
+    assert problem_of({"name": "order_total", "operator": "between", "value": [10, 1]}) == [
+        "low must not be above high"]
+    assert problem_of({"name": "channel", "operator": "is_in", "value": "web"}) == [
+        "must be a non-empty list of texts"]
+    assert problem_of({"name": "created_at", "operator": "before", "value": "yesterday"})
+    assert problem_of({"name": "order_total", "operator": "greater_than_variable",
+                       "value": "channel"}) == ["'channel' is a string variable, not numeric"]
+    assert problem_of({"name": "customer_tier", "operator": "equal_to", "value": "bronze"}) == [
+        "must be one of standard, silver, gold, platinum"]
+    assert problem_of({"name": "channel", "operator": "matches_regex", "value": "x" * 201}) == [
+        "a pattern has at most 200 characters"]
+    assert problem_of({"name": "order_total", "operator": "greater_than"}) == [
+        "missing (use null for operators that take no value)"]
+    assert problem_of({"all": [{"name": "channel", "operator": "equal_to", "value": "web"}],
+                       "any": []}) == ["all or any must be the only key of its object"]
+
+
+def test_in_a_first_trigger_stage_a_rule_that_can_never_fire_is_refused():
+    priority = Stage("priority", "test", OrderFacts, VALIDATION.actions, ValidationDecision,
+                     stop_on_first_trigger=True)
+    hold = [{"name": "hold", "params": {"queue": "q", "reason": "r"}}]
+    document = {"rules": [
+        {"name": "broad", "conditions": {"name": "channel", "operator": "equal_to",
+                                         "value": "web"}, "actions": hold},
+        {"name": "narrow", "conditions": {"all": [
+            {"name": "channel", "operator": "equal_to", "value": "web"},
+            {"name": "order_total", "operator": "greater_than", "value": 10}]}, "actions": hold},
+        {"name": "other", "conditions": {"name": "channel", "operator": "equal_to",
+                                         "value": "erp"}, "actions": hold},
+    ]}
+    assert paths(check_rule_set(priority, document)) == {
+        "/rules/1": "can never fire: rule 0 ('broad') fires whenever it would, and stops the "
+                    "evaluation first"}
+    assert check_rule_set(VALIDATION, document) == []  # every rule acts there: all reachable
+
+
+# ----- how rules decide -----
+
+def test_a_clean_order_is_validated_and_the_trace_shows_what_each_rule_saw():
+    evaluation = decide(default_rule_set("validation"), facts())
+    assert evaluation.decision.outcome == "validated"
+    assert evaluation.fired == []
+    credit = next(entry for entry in evaluation.trace if entry["rule"] == "credit-limit")
+    assert credit["conditions"] == [{"path": "/rules/3/conditions/all/0",
+                                     "variable": "has_credit_limit", "operator": "is_true",
+                                     "value": None, "fact": False, "held": False}]
+
+
+def test_a_rejection_outweighs_holds_and_every_reason_is_kept():
+    evaluation = decide(default_rule_set("validation"), facts(
+        has_postal_code=False, ship_to_postal_code="", customer_is_new=True,
+        order_total=Decimal("2500")))
+    decision = evaluation.decision
+    assert decision.outcome == "rejected"
+    assert [(f.rule, f.code) for f in decision.rejections] == [
+        ("postal-code-required", "address.postal_code_missing")]
+    assert [(f.rule, f.code) for f in decision.holds] == [
+        ("first-order-over-value", "fraud-review")]
+
+
+def test_a_variable_can_be_compared_with_another():
+    document = default_rule_set("validation")
+    over = decide(document, facts(has_credit_limit=True, credit_remaining=Decimal("150"),
+                                  order_total=Decimal("199.80")))
+    assert [f.code for f in over.decision.holds] == ["credit"]
+    entry = next(e for e in over.trace if e["rule"] == "credit-limit")
+    assert entry["conditions"][1] == {
+        "path": "/rules/3/conditions/all/1", "variable": "order_total",
+        "operator": "greater_than_variable", "value": "credit_remaining", "fact": "199.80",
+        "held": True}
+    within = decide(document, facts(has_credit_limit=True, credit_remaining=Decimal("500")))
+    assert within.decision.outcome == "validated"
+
+
+def test_time_rules_use_the_evaluation_time_not_the_wall_clock():
+    document = {"rules": [{"name": "stale", "conditions": {
+        "name": "created_at", "operator": "older_than_hours", "value": 48},
+        "actions": [{"name": "hold", "params": {"queue": "stale", "reason": "old"}}]}]}
+    order = facts(created_at=NOW - timedelta(hours=50))
+    assert decide(document, order, at=NOW).fired == ["stale"]
+    assert decide(document, order, at=NOW - timedelta(hours=5)).fired == []
+
+
+def test_a_rule_that_fails_while_running_is_an_explicit_error_naming_it():
+    document = default_rule_set("validation")
+    broken = facts(customer_is_new=True, order_total=None)  # a fact that was not computed
+    with pytest.raises(RuleEvaluationError) as failed:
+        decide(document, broken)
+    assert failed.value.rule == "first-order-over-value"
+    assert failed.value.path == "/rules/5/conditions/all/1"
+    assert "first-order-over-value" in str(failed.value)
+
+
+def test_a_rule_set_that_does_not_pass_its_checks_is_never_compiled():
+    with pytest.raises(ValueError) as refused:
+        compile_rule_set(VALIDATION, {"rules": []})
+    assert refused.value.problems[0].path == "/rules"
+
+
+def test_the_compiled_evaluator_decides_exactly_as_business_rules_run_all():
+    # given the default rules without variable comparisons (run_all has none)
+    document = copy.deepcopy(default_rule_set("validation"))
+    document["rules"] = [rule for rule in document["rules"]
+                         if "_variable" not in str(rule["conditions"])]
+    compiled = compile_rule_set(VALIDATION, document)
+    chooser = random.Random(11)
+    for _ in range(400):
+        order = facts(
+            channel=chooser.choice(["web", "marketplace", "erp", "olist"]),
+            customer_is_new=chooser.random() < 0.3,
+            payment_terms=chooser.choice(["card", "cod", "net30"]),
+            currency=chooser.choice(["BRL", "USD", "JPY"]),
+            order_total=Decimal(chooser.randint(1, 400000)) / 100,
+            total_quantity=chooser.choice([1, 2, 150]),
+            lowest_price_ratio=Decimal(chooser.randint(10, 120)) / 100,
+            total_weight_kg=Decimal(chooser.randint(1, 600)) / 10,
+            contains_hazmat=chooser.random() < 0.2,
+            service_level=chooser.choice(["standard", "overnight"]),
+            ship_to_country=chooser.choice(["BR", "BR", "US", "KP"]),
+            ship_to_postal_code=chooser.choice(["01310-100", "1310", "01310100", ""]),
+            has_postal_code=chooser.random() < 0.9,
+        )
+        ours = evaluate(compiled, order, NOW).decision
+        theirs = ValidationDecision()
+        run_all(document["rules"], VALIDATION.variables(order), VALIDATION.actions(theirs),
+                stop_on_first_trigger=VALIDATION.stop_on_first_trigger)
+        assert ([(f.code, f.message) for f in ours.rejections],
+                [(f.code, f.message) for f in ours.holds]) == (
+            [(f.code, f.message) for f in theirs.rejections],
+            [(f.code, f.message) for f in theirs.holds]), order
+
+
+def test_patterns_run_in_linear_time_so_a_rule_cannot_stall_the_service():
+    document = {"rules": [{"name": "catastrophic-elsewhere", "conditions": {
+        "name": "ship_to_postal_code", "operator": "matches_regex", "value": "^(a+)+$"},
+        "actions": [{"name": "hold", "params": {"queue": "q", "reason": "r"}}]}]}
+    # a backtracking engine takes longer than the age of the universe on this input
+    evaluation = decide(document, facts(ship_to_postal_code="a" * 50_000 + "!"))
+    assert evaluation.fired == []
