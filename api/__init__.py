@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
@@ -11,10 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from adapters.bootstrap import Services, build_services
 from adapters.migrations import check_schema_current
 from adapters.settings import Settings
-from api import access, health, orders, problems, reference, transactions
+from adapters.sql import SqlUnitOfWork
+from api import access, health, holds, orders, problems, reference, rules, transactions
 from api.docs import init_api
 from engine.access import ensure_api_key
+from engine.actors import system_actor
 from engine.errors import AlreadyExistsError
+from engine.rulesets import install_defaults
 
 BOOTSTRAP_ADMIN_KEY_NAME = "bootstrap-admin"
 
@@ -35,6 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         check_schema_current(built.engine)  # refuse to serve a database that is behind
         if settings.admin_api_key:
             _ensure_admin_key(built, settings.admin_api_key)
+        _retrying(built, lambda uow: install_defaults(uow, system_actor("rules-installer")))
     except Exception:
         built.close()
         raise
@@ -44,19 +48,24 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     problems.register(app)  # after the OpenAPI layer, so that ours answer every error
     access.register(app)
     transactions.register(app)
-    for blueprint in (health.blp, orders.blp, reference.customers, reference.products,
-                      reference.locations):
+    for blueprint in (health.blp, orders.blp, holds.blp, rules.blp, reference.customers,
+                      reference.products, reference.locations):
         api.register_blueprint(blueprint)
     return app
 
 
 def _ensure_admin_key(built: Services, plaintext: str) -> None:
-    # Every gunicorn worker runs this at once: the one that loses the race finds the
-    # key its sibling created on its second try.
+    _retrying(built, lambda uow: ensure_api_key(uow, BOOTSTRAP_ADMIN_KEY_NAME, "admin",
+                                                plaintext))
+
+
+def _retrying(built: Services, work: Callable[[SqlUnitOfWork], object]) -> None:
+    """Run start-up work in its own transaction; every gunicorn worker runs it at once, and
+    the one that loses the race finds its sibling's result on the next try."""
     for attempt in range(3):
         try:
             with built.uow() as uow:
-                ensure_api_key(uow, BOOTSTRAP_ADMIN_KEY_NAME, "admin", plaintext)
+                work(uow)
                 uow.commit()
             return
         except (AlreadyExistsError, IntegrityError):

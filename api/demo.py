@@ -12,7 +12,7 @@ from adapters.bootstrap import Services
 from adapters.olist import OlistPack
 from api.orders import draft_from
 from api.schemas import CustomerSchema, LocationSchema, OrderInSchema, ProductSchema
-from engine import orders, reference
+from engine import pipeline, reference
 from engine.actors import system_actor
 from engine.errors import DuplicateOrderError
 from engine.reference import CUSTOMERS, LOCATIONS, PRODUCTS, ReferenceKind
@@ -35,7 +35,7 @@ def load_demo_data(services: Services, order_count: int,
     for body in pack.sample_orders()[:order_count]:
         with services.uow() as uow:
             try:
-                orders.capture_order(uow, actor, draft_from(loader.load(body)))
+                pipeline.receive_order(uow, actor, draft_from(loader.load(body)))
                 uow.commit()
                 replayed += 1
             except DuplicateOrderError:

@@ -12,6 +12,7 @@ from marshmallow import RAISE
 from api.access import allow, current_actor
 from api.problems import document_errors
 from api.schemas import (
+    DecisionListSchema,
     EventListSchema,
     NoteSchema,
     OrderInSchema,
@@ -22,7 +23,7 @@ from api.schemas import (
     encode_cursor,
 )
 from api.transactions import command, request_uow
-from engine import orders
+from engine import orders, pipeline
 from engine.models import Order
 
 # Ids beyond BIGINT are no order of ours: such a path is a 404, not an overflow.
@@ -41,14 +42,17 @@ _document_errors = partial(document_errors, blp)
                "safely")
 @blp.response(201, OrderOutSchema, description="The order, recorded in status received")
 def create_order(data: dict[str, Any]) -> tuple[Order, int, dict[str, str]]:
-    """Capture an order.
+    """Capture an order and validate it by the published validation rules.
+
+    The order comes back validated, on hold (see `GET /holds`) or rejected; why is in
+    `GET /orders/{id}/decisions`.
 
     Idempotent under an `Idempotency-Key` header (scoped to the API key): the same key
     with the same body replays the first response byte for byte; with another body it is
     refused (422); while the first request is still running, 409. A channel's order
     reference is unique: sending it again answers 409 with the existing order's id.
     """
-    order = orders.capture_order(request_uow(), current_actor(), draft_from(data))
+    order = pipeline.receive_order(request_uow(), current_actor(), draft_from(data))
     return order, 201, {"Location": url_for("orders.get_order", order_id=order.id)}
 
 
@@ -130,5 +134,14 @@ def hold_order(data: dict[str, Any], order_id: int) -> Order:
 @blp.arguments(NoteSchema())
 @blp.response(200, OrderOutSchema)
 def release_hold(data: dict[str, Any], order_id: int) -> Order:
-    """Take an order off hold: it returns to the step it was held at."""
-    return orders.release_hold(request_uow(), current_actor(), order_id, data.get("note"))
+    """Release a held order: the step it was held at runs again, without the released holds."""
+    return pipeline.release_order(request_uow(), current_actor(), order_id, data.get("note"))
+
+
+@blp.route(ORDER_PATH + "/decisions", methods=["GET"])
+@allow("system", "ops", "analyst")
+@_document_errors(401, 403, 404)
+@blp.response(200, DecisionListSchema)
+def list_order_decisions(order_id: int) -> dict[str, Any]:
+    """Read every rule decision about the order: stage, version, outcome, facts and trace."""
+    return {"items": pipeline.order_decisions(request_uow(), current_actor(), order_id)}

@@ -9,7 +9,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from adapters.errors import (
@@ -27,6 +27,7 @@ from engine.errors import (
     NotFoundError,
     NotOnHoldError,
     OmsError,
+    RuleSetStateError,
     UnknownReferencesError,
 )
 
@@ -55,6 +56,7 @@ ENGINE_STATUSES: dict[type[OmsError], int] = {
     IdempotencyKeyReusedError: 422,
     InvalidTransitionError: 409,
     NotOnHoldError: 409,
+    RuleSetStateError: 409,
     DuplicateOrderError: 409,
     AlreadyExistsError: 409,
     IdempotencyInFlightError: 409,
@@ -131,6 +133,10 @@ def response_for(error: Exception) -> Response | None:
         return _engine_problem(error)
     if isinstance(error, HTTPException) and not isinstance(error, InternalServerError):
         return _http_problem(error)
+    if isinstance(error, IntegrityError):  # two requests raced for the same record
+        log.info("conflict between concurrent requests: %s", error)
+        return problem(409, "concurrent_conflict",
+                       "another request changed the same record at the same time; retry")
     if isinstance(error, RecursionError):  # JSON nested deeper than any real body
         return problem(400, "malformed_json", "the body is nested too deeply")
     if isinstance(error, OperationalError):  # the database is down, restarting or locked

@@ -249,6 +249,22 @@ class EventOutSchema(Schema):
     data = fields.Dict()
 
 
+class DecisionOutSchema(Schema):
+    id = fields.Integer()
+    stage = fields.String()
+    version = fields.Function(lambda d: d.version.version if d.version else None,
+                              metadata={"type": "integer"})
+    outcome = fields.String()
+    decision = fields.Dict()
+    facts = fields.Dict()
+    trace = fields.List(fields.Dict())
+    evaluated_at = fields.AwareDateTime()
+
+
+class DecisionListSchema(Schema):
+    items = fields.List(fields.Nested(DecisionOutSchema))
+
+
 class OrderPageSchema(Schema):
     items = fields.List(fields.Nested(OrderOutSchema))
     next_cursor = fields.String(allow_none=True)

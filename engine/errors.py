@@ -107,3 +107,19 @@ class AlreadyExistsError(OmsError):
 
 class ForbiddenError(OmsError):
     code = "forbidden"
+
+
+class RuleSetInvalidError(InputValidationError):
+    """A rule set failed its checks; each problem's field is the JSON pointer of its node."""
+
+    code = "rule_set_invalid"
+
+
+class RuleSetStateError(OmsError):
+    """The version is not in a state that allows this (e.g. editing a published version)."""
+
+    code = "rule_set_state"
+
+    def __init__(self, stage: str, version: int, state: str, wanted: str) -> None:
+        super().__init__(f"{stage} version {version} is {state}; {wanted}")
+        self.stage, self.version, self.state = stage, version, state

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
@@ -305,3 +306,89 @@ class IdempotencyRecord(Base):
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     # A fresh token per claim: only the request holding the current one may finish it.
     claim_token: Mapped[str] = mapped_column(String(32))
+
+
+RULE_SET_STATES = ("draft", "published", "retired")
+
+
+class RuleSetVersion(Base):
+    """One version of a stage's rule set; exactly one per stage is published."""
+
+    __tablename__ = "rule_set_versions"
+    __table_args__ = (
+        UniqueConstraint("stage", "version", name="uq_rule_set_versions_stage_version"),
+        Index("uq_rule_set_versions_one_published", "stage", unique=True,
+              postgresql_where=text("state = 'published'"),
+              sqlite_where=text("state = 'published'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    comment: Mapped[str] = mapped_column(String(500))
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+    published_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class RuleSetEvent(Base):
+    """The audit of rule sets: every draft, change, publish and rollback, and by whom."""
+
+    __tablename__ = "rule_set_events"
+    __table_args__ = (Index("ix_rule_set_events_stage_id", "stage", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str | None] = mapped_column(String(500))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OrderDecision(Base):
+    """One evaluation of one stage for one order: the outcome, the version, the trace."""
+
+    __tablename__ = "order_decisions"
+    __table_args__ = (Index("ix_order_decisions_order_id_id", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    stage: Mapped[str] = mapped_column(String(32))
+    rule_set_version_id: Mapped[int | None] = mapped_column(ForeignKey("rule_set_versions.id"))
+    outcome: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[dict[str, Any]] = mapped_column(JSON)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    trace: Mapped[list[Any]] = mapped_column(JSON)
+    evaluated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    version: Mapped[RuleSetVersion | None] = relationship(lazy="joined")
+
+
+class Hold(Base):
+    """A reason an order waits for a person: its queue, what raised it, how it ended."""
+
+    __tablename__ = "holds"
+    __table_args__ = (
+        Index("ix_holds_open_queue", "resolved_at", "queue", "id"),
+        Index("ix_holds_order_id", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    stage: Mapped[str] = mapped_column(String(32))
+    queue: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500))
+    rule: Mapped[str | None] = mapped_column(String(100))
+    rule_set_version_id: Mapped[int | None] = mapped_column(ForeignKey("rule_set_versions.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolution: Mapped[str | None] = mapped_column(String(32))  # released, cancelled

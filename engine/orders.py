@@ -22,7 +22,7 @@ from engine.errors import (
     UnknownReferencesError,
 )
 from engine.iso import decimals, minor_units
-from engine.models import Customer, Order, OrderEvent, OrderLine, Product, utcnow
+from engine.models import Customer, Hold, Order, OrderEvent, OrderLine, Product, utcnow
 from engine.ports import UnitOfWork
 from engine.status import OrderStatus, check_transition
 
@@ -206,6 +206,7 @@ def cancel_order(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) -> O
     previous = order.status
     _move(order, OrderStatus.CANCELLED)
     order.held_from = None
+    resolve_holds(uow, actor, order, "cancelled")
     for line in order.lines:
         line.quantity_cancelled = line.quantity_ordered - line.quantity_shipped
         line.quantity_allocated = 0
@@ -233,9 +234,25 @@ def release_hold(uow: UnitOfWork, actor: Actor, order_id: int, note: str | None)
         raise NotOnHoldError(order.id, previous.value)
     _move(order, OrderStatus(order.held_from))
     order.held_from = None
+    resolve_holds(uow, actor, order, "released")
     record_event(uow, order, "order.hold_released", actor, note=note,
                  previous_status=previous.value, status=order.status.value)
     return order
+
+
+def open_holds(uow: UnitOfWork, order: Order) -> list[Hold]:
+    """Return the order's holds that nobody has resolved yet."""
+    return list(uow.session.scalars(select(Hold).where(Hold.order_id == order.id,
+                                                       Hold.resolved_at.is_(None))))
+
+
+def resolve_holds(uow: UnitOfWork, actor: Actor, order: Order, resolution: str) -> list[Hold]:
+    """Close every open hold of the order with this resolution; return them."""
+    holds = open_holds(uow, order)
+    now = utcnow()
+    for hold in holds:
+        hold.resolved_at, hold.resolved_by, hold.resolution = now, actor.label, resolution
+    return holds
 
 
 def _move(order: Order, target: OrderStatus) -> None:

@@ -5,10 +5,20 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from engine.models import Base
+from engine.models import Base, ExactDecimal, UtcDateTime
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def render_item(kind, item, autogen_context):  # type: ignore[no-untyped-def]
+    """Write our column types as plain SQLAlchemy types, so revisions never import models."""
+    if kind == "type" and isinstance(item, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    if kind == "type" and isinstance(item, ExactDecimal):
+        return (f"sa.Numeric({item.precision}, {item.scale})"
+                f".with_variant(sa.String({item.precision + 2}), 'sqlite')")
+    return False
 
 
 def run(connection) -> None:  # type: ignore[no-untyped-def]
@@ -17,6 +27,7 @@ def run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

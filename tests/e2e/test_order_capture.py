@@ -22,7 +22,7 @@ def test_a_captured_order_is_recorded_in_status_received_with_its_totals(client,
     assert response.status_code == 201
     order = response.json
     assert response.headers["Location"] == f"/orders/{order['id']}"
-    assert order["status"] == "received"
+    assert order["status"] == "validated"  # the default validation rules found nothing
     assert order["channel"] == "web"
     assert order["channel_order_ref"] == body["channel_order_ref"]
     assert order["subtotal"] == "204.30"  # 2 x 89.90 + 24.50
@@ -43,8 +43,10 @@ def test_the_timeline_records_the_capture_and_who_did_it(client, make_key, catal
     erp = make_key("system", channel="erp", name="erp-integration")
     created = client.post("/orders", json=order_body(channel="erp"), headers=erp).json
     events = client.get(f"/orders/{created['id']}/events", headers=erp).json["items"]
-    assert [event["type"] for event in events] == ["order.received"]
-    assert events[0]["actor"] == {"type": "api_key", "id": "erp-integration"}
+    assert [event["type"] for event in events] == [
+        "order.received", "decision.validation", "order.validated"]
+    assert {event["actor"]["id"] for event in events} == {"erp-integration"}
+    assert events[1]["data"] == {"outcome": "validated", "version": 1, "fired": []}
     assert events[0]["data"]["total"] == created["total"]
 
 

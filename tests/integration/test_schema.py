@@ -39,12 +39,13 @@ def test_the_event_log_refuses_updates_and_deletes(client, admin, catalog, servi
     from tests.conftest import order_body
 
     order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    before = client.get(f"/orders/{order_id}/events", headers=admin).json["items"]
     for statement in ("UPDATE order_events SET type = 'forged'",
                       "DELETE FROM order_events"):
         with services.engine.connect() as connection, pytest.raises(DatabaseError):
             connection.execute(text(statement))
-    events = client.get(f"/orders/{order_id}/events", headers=admin).json["items"]
-    assert [event["type"] for event in events] == ["order.received"]
+    assert client.get(f"/orders/{order_id}/events", headers=admin).json["items"] == before
+    assert before[0]["type"] == "order.received"
 
 
 def test_line_quantities_cannot_exceed_what_was_ordered(client, admin, catalog, services):

@@ -1,0 +1,66 @@
+"""Holds: the queue operations staff work."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema, fields, validate
+
+from api.access import allow, current_actor
+from api.problems import document_errors
+from api.schemas import Cursor, StrictSchema, encode_cursor, text
+from api.transactions import request_uow
+from engine import holds
+
+blp = Blueprint("holds", __name__, url_prefix="/holds", description="Holds (the exception queue)")
+_document_errors = partial(document_errors, blp)
+
+
+class HoldQuerySchema(StrictSchema):
+    queue = text(64)
+    rule = text(100)
+    state = fields.String(load_default="open",
+                          validate=validate.OneOf(["open", "resolved", "all"]))
+    older_than_hours = fields.Float(validate=validate.Range(min=0, max=24 * 365 * 10))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = Cursor("before", int)
+
+
+class HoldOutSchema(Schema):
+    id = fields.Integer()
+    order_id = fields.Integer()
+    stage = fields.String()
+    queue = fields.String()
+    reason = fields.String()
+    rule = fields.String()
+    rule_set_version_id = fields.Integer()
+    created_at = fields.AwareDateTime()
+    created_by = fields.String()
+    resolved_at = fields.AwareDateTime()
+    resolved_by = fields.String()
+    resolution = fields.String()
+
+
+class HoldPageSchema(Schema):
+    items = fields.List(fields.Nested(HoldOutSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+@blp.route("", methods=["GET"])
+@allow("ops", "analyst", "system")
+@_document_errors(401, 403, 422)
+@blp.arguments(HoldQuerySchema(), location="query", unknown=RAISE)
+@blp.response(200, HoldPageSchema)
+def list_holds(query: dict[str, Any]) -> dict[str, Any]:
+    """List holds, newest first: filter by queue, rule, state and age.
+
+    Resolve one by releasing its order (`POST /orders/{id}/release-hold`, which re-runs the
+    held step without the released holds) or cancelling it.
+    """
+    before = query.pop("cursor", None)
+    found, next_before = holds.list_holds(request_uow(), current_actor(),
+                                          holds.HoldQuery(before_id=before, **query))
+    return {"items": found,
+            "next_cursor": encode_cursor({"before": next_before}) if next_before else None}

@@ -1,0 +1,271 @@
+"""The analysts' API: rule set versions per stage, checks, publish, rollback, diff, dry run."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from flask import url_for
+from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema, fields, validate, validates_schema
+from marshmallow import ValidationError as SchemaError
+
+from api.access import allow, current_actor
+from api.orders import draft_from
+from api.problems import document_errors
+from api.schemas import OrderInSchema, StrictSchema, text
+from api.transactions import command, request_uow
+from engine import pipeline, rulesets
+from engine.models import RuleSetVersion
+from rules.stages import STAGES
+
+blp = Blueprint("rules", __name__, url_prefix="/rules",
+                description="Rule sets: versions, checks, publish, rollback, dry run")
+_document_errors = partial(document_errors, blp)
+
+READERS = ("analyst", "ops", "system")
+STAGE = "/<string:stage>"
+VERSION = STAGE + "/versions/<int(min=1, max=2147483647):version>"
+
+
+class DraftSchema(StrictSchema):
+    document = fields.Dict(required=True, metadata={
+        "description": "The rule set: {\"rules\": [{\"name\", \"conditions\", \"actions\"}]}"})
+    comment = text(500, required=True)
+
+
+class DocumentSchema(StrictSchema):
+    document = fields.Dict(required=True)
+
+
+class CommentSchema(StrictSchema):
+    comment = text(500, required=True)
+
+
+class DiffQuerySchema(StrictSchema):
+    from_ = fields.Integer(data_key="from", required=True, validate=validate.Range(min=1))
+    to = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class DryRunSchema(StrictSchema):
+    version = fields.Integer(validate=validate.Range(min=1),
+                             metadata={"description": "a stored version (default: published)"})
+    document = fields.Dict(metadata={"description": "or a rule set not stored yet"})
+    order_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1),
+                              metadata={"description": "an existing order"})
+    order = fields.Nested(OrderInSchema, metadata={"description": "or an order as posted"})
+
+    @validates_schema
+    def one_of_each(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "version" in data and "document" in data:
+            raise SchemaError("give a version or a document, not both", "document")
+        if ("order_id" in data) == ("order" in data):
+            raise SchemaError("give exactly one of order_id and order", "order_id")
+
+
+class VersionSchema(Schema):
+    stage = fields.String()
+    version = fields.Integer()
+    state = fields.String(metadata={"enum": ["draft", "published", "retired"]})
+    comment = fields.String()
+    author = fields.String()
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+    published_at = fields.AwareDateTime()
+    published_by = fields.String()
+
+
+class VersionDetailSchema(VersionSchema):
+    document = fields.Dict()
+
+
+class VersionListSchema(Schema):
+    items = fields.List(fields.Nested(VersionSchema))
+
+
+class StageSchema(Schema):
+    name = fields.String()
+    description = fields.String()
+    stop_on_first_trigger = fields.Boolean()
+    published_version = fields.Integer(allow_none=True)
+
+
+class StageListSchema(Schema):
+    items = fields.List(fields.Nested(StageSchema))
+
+
+class ChangeSchema(Schema):
+    rule = fields.String()
+    change = fields.String(metadata={"enum": ["added", "removed", "changed"]})
+    before = fields.Dict(allow_none=True)
+    after = fields.Dict(allow_none=True)
+
+
+class DiffSchema(Schema):
+    stage = fields.String()
+    from_ = fields.Integer(data_key="from")
+    to = fields.Integer()
+    changes = fields.List(fields.Nested(ChangeSchema))
+
+
+class AuditEntrySchema(Schema):
+    version = fields.Integer()
+    action = fields.String()
+    actor = fields.String()
+    comment = fields.String()
+    occurred_at = fields.AwareDateTime()
+
+
+class HistorySchema(Schema):
+    items = fields.List(fields.Nested(AuditEntrySchema))
+
+
+class DryRunResultSchema(Schema):
+    stage = fields.String()
+    version = fields.Integer(allow_none=True)
+    outcome = fields.String()
+    decision = fields.Dict()
+    facts = fields.Dict()
+    trace = fields.List(fields.Dict())
+
+
+@blp.route("", methods=["GET"])
+@allow(*READERS)
+@_document_errors(401, 403)
+@blp.response(200, StageListSchema)
+def list_stages() -> dict[str, Any]:
+    """List the decision stages and the version each one runs now."""
+    uow = request_uow()
+    items = []
+    for name, stage in STAGES.items():
+        published = rulesets.published_version(uow, name)
+        items.append({"name": name, "description": stage.description,
+                      "stop_on_first_trigger": stage.stop_on_first_trigger,
+                      "published_version": published.version if published else None})
+    return {"items": items}
+
+
+@blp.route(STAGE + "/schema", methods=["GET"])
+@allow(*READERS)
+@_document_errors(401, 403, 404)
+@blp.response(200, fields.Dict())
+def stage_schema(stage: str) -> dict[str, Any]:
+    """Return what a rule of this stage may use: variables, operators per type, actions."""
+    schema: dict[str, Any] = rulesets.stage_named(stage).schema()
+    return schema
+
+
+@blp.route(STAGE + "/versions", methods=["GET"])
+@allow(*READERS)
+@_document_errors(401, 403, 404)
+@blp.response(200, VersionListSchema)
+def list_versions(stage: str) -> dict[str, Any]:
+    """List a stage's versions, newest first."""
+    return {"items": rulesets.list_versions(request_uow(), stage)}
+
+
+@blp.route(STAGE + "/versions", methods=["POST"])
+@allow("analyst")
+@command
+@_document_errors(400, 401, 403, 404, 413, 415)
+@blp.arguments(DraftSchema())
+@blp.response(201, VersionDetailSchema)
+def create_draft(data: dict[str, Any],
+                 stage: str) -> tuple[RuleSetVersion, int, dict[str, str]]:
+    """Save a rule set as a new draft version; a set that fails its checks is refused (422)
+    with the JSON pointer of every bad node, and nothing is stored."""
+    draft = rulesets.create_draft(request_uow(), current_actor(), stage, data["document"],
+                                  data["comment"])
+    return draft, 201, {"Location": url_for("rules.get_version", stage=stage,
+                                            version=draft.version)}
+
+
+@blp.route(VERSION, methods=["GET"])
+@allow(*READERS)
+@_document_errors(401, 403, 404)
+@blp.response(200, VersionDetailSchema)
+def get_version(stage: str, version: int) -> RuleSetVersion:
+    """Read one version with its rules."""
+    return rulesets.get_version(request_uow(), stage, version)
+
+
+@blp.route(VERSION, methods=["PUT"])
+@allow("analyst")
+@command
+@_document_errors(400, 401, 403, 404, 409, 413, 415)
+@blp.arguments(DraftSchema())
+@blp.response(200, VersionDetailSchema)
+def update_draft(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
+    """Replace the rules of a draft (published and retired versions never change)."""
+    return rulesets.update_draft(request_uow(), current_actor(), stage, version,
+                                 data["document"], data["comment"])
+
+
+@blp.route(STAGE + "/validate", methods=["POST"])
+@allow(*READERS)
+@_document_errors(400, 401, 403, 404, 413, 415)
+@blp.arguments(DocumentSchema())
+@blp.response(200, fields.Dict())
+def validate_document(data: dict[str, Any], stage: str) -> dict[str, Any]:
+    """Check a rule set without storing it: 200 when it passes, else 422 with every problem."""
+    rulesets.check_document(stage, data["document"])
+    return {"valid": True}
+
+
+@blp.route(VERSION + "/publish", methods=["POST"])
+@allow("analyst")
+@command
+@_document_errors(400, 401, 403, 404, 409, 415)
+@blp.arguments(CommentSchema())
+@blp.response(200, VersionDetailSchema)
+def publish(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
+    """Publish a draft: from the next order on, it decides; the previous version retires."""
+    return rulesets.publish(request_uow(), current_actor(), stage, version, data["comment"])
+
+
+@blp.route(VERSION + "/rollback", methods=["POST"])
+@allow("analyst")
+@command
+@_document_errors(400, 401, 403, 404, 409, 415)
+@blp.arguments(CommentSchema())
+@blp.response(200, VersionDetailSchema)
+def rollback(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
+    """Publish again a version that was published before."""
+    return rulesets.rollback(request_uow(), current_actor(), stage, version, data["comment"])
+
+
+@blp.route(STAGE + "/diff", methods=["GET"])
+@allow(*READERS)
+@_document_errors(401, 403, 404, 422)
+@blp.arguments(DiffQuerySchema(), location="query", unknown=RAISE)
+@blp.response(200, DiffSchema)
+def diff(query: dict[str, Any], stage: str) -> dict[str, Any]:
+    """Show the rules added, removed or changed between two versions."""
+    changes = rulesets.diff(request_uow(), stage, query["from_"], query["to"])
+    return {"stage": stage, "from_": query["from_"], "to": query["to"], "changes": changes}
+
+
+@blp.route(STAGE + "/history", methods=["GET"])
+@allow(*READERS)
+@_document_errors(401, 403, 404)
+@blp.response(200, HistorySchema)
+def history(stage: str) -> dict[str, Any]:
+    """Show the stage's audit trail: every draft, change, publish and rollback, and by whom."""
+    return {"items": rulesets.history(request_uow(), stage)}
+
+
+@blp.route(STAGE + "/dry-run", methods=["POST"])
+@allow(*READERS)
+@_document_errors(400, 401, 403, 404, 413, 415)
+@blp.arguments(DryRunSchema())
+@blp.response(200, DryRunResultSchema)
+def dry_run(data: dict[str, Any], stage: str) -> dict[str, Any]:
+    """Decide one order by a version or an unsaved rule set, and change nothing.
+
+    The order is an existing one (`order_id`) or one as it would be posted (`order`).
+    """
+    draft = draft_from(data["order"]) if "order" in data else None
+    result = pipeline.dry_run(request_uow(), current_actor(), stage,
+                              version=data.get("version"), document=data.get("document"),
+                              order_id=data.get("order_id"), draft=draft)
+    return result

@@ -1,0 +1,47 @@
+"""Holds: why orders wait for a person, in which queue, since when, and how they ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Select, select
+
+from engine.actors import Actor
+from engine.models import Hold, Order, utcnow
+from engine.ports import UnitOfWork
+
+
+@dataclass(frozen=True)
+class HoldQuery:
+    queue: str | None = None
+    rule: str | None = None
+    state: str = "open"  # open, resolved or all
+    older_than_hours: float | None = None
+    limit: int = 50
+    before_id: int | None = None
+
+
+def list_holds(uow: UnitOfWork, actor: Actor, query: HoldQuery) -> tuple[list[Hold], int | None]:
+    """Return one page of holds, newest first, and the cursor of the next page."""
+    statement: Select[Hold] = select(Hold).order_by(Hold.id.desc())
+    if actor.channel is not None:
+        statement = statement.join(Order, Order.id == Hold.order_id).where(
+            Order.channel == actor.channel)
+    if query.state == "open":
+        statement = statement.where(Hold.resolved_at.is_(None))
+    elif query.state == "resolved":
+        statement = statement.where(Hold.resolved_at.is_not(None))
+    if query.queue is not None:
+        statement = statement.where(Hold.queue == query.queue)
+    if query.rule is not None:
+        statement = statement.where(Hold.rule == query.rule)
+    if query.older_than_hours is not None:
+        statement = statement.where(
+            Hold.created_at < utcnow() - timedelta(hours=query.older_than_hours))
+    if query.before_id is not None:
+        statement = statement.where(Hold.id < query.before_id)
+    holds = list(uow.session.scalars(statement.limit(query.limit + 1)))
+    has_more = len(holds) > query.limit
+    holds = holds[: query.limit]
+    return holds, holds[-1].id if has_more else None

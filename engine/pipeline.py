@@ -1,0 +1,230 @@
+"""The order's way through the rule stages: build the facts, decide, apply, explain.
+
+Validation runs on capture; sourcing, carrier selection and exceptions join here as they
+are built. Each evaluation is stored with the version that decided it and its full trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from engine.actors import Actor
+from engine.errors import NotFoundError
+from engine.models import Customer, Hold, Order, OrderDecision, Product, utcnow
+from engine.orders import OrderDraft, capture_order, get_order, record_event, release_hold
+from engine.ports import UnitOfWork
+from engine.rulesets import (
+    check_document,
+    compiled,
+    get_version,
+    published_version,
+    stage_named,
+)
+from engine.status import OrderStatus, check_transition
+from rules.evaluation import CompiledRuleSet, RuleEvaluationError, compile_rule_set, evaluate
+from rules.stage import plain
+from rules.stages.validation import OrderFacts, ValidationDecision
+
+# Orders that still count against a customer's credit.
+OPEN_STATUSES = tuple(status.value for status in (
+    OrderStatus.RECEIVED, OrderStatus.VALIDATED, OrderStatus.ALLOCATED, OrderStatus.BACKORDERED,
+    OrderStatus.RELEASED, OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED,
+    OrderStatus.ON_HOLD))
+RULE_ERROR_QUEUE = "rule-error"
+
+
+def validation_facts(uow: UnitOfWork, order: Order) -> OrderFacts:
+    """Compute, once, everything validation rules may ask about the order."""
+    customer = uow.session.get(Customer, order.customer_id)
+    if customer is None:  # the foreign key makes this impossible; say so if it happens
+        raise LookupError(f"order {order.id} has no customer {order.customer_id}")
+    earlier, open_total = uow.session.execute(
+        select(func.count(Order.id),
+               func.coalesce(func.sum(case((Order.status.in_(OPEN_STATUSES), Order.total),
+                                           else_=0)), 0))
+        .where(Order.customer_id == customer.id, Order.id != order.id)
+    ).one()
+    products = {line.sku: _product(uow, line.sku) for line in order.lines}
+    ratios = [line.unit_price / products[line.sku].value
+              for line in order.lines if products[line.sku].value]
+    limit = customer.credit_limit
+    return OrderFacts(
+        channel=order.channel,
+        customer_id=customer.id,
+        customer_tier=customer.tier,
+        customer_is_new=earlier == 0,
+        customer_previous_orders=earlier,
+        has_credit_limit=limit is not None,
+        credit_remaining=limit - Decimal(open_total) if limit is not None else Decimal(0),
+        payment_terms=order.payment_terms,
+        currency=order.currency,
+        order_total=order.total,
+        line_count=len(order.lines),
+        total_quantity=sum(line.quantity_ordered for line in order.lines),
+        highest_line_total=max(line.line_total for line in order.lines),
+        lowest_price_ratio=min(ratios, default=Decimal(1)).quantize(Decimal("0.0001")),
+        total_weight_kg=Decimal(sum(products[line.sku].weight_g * line.quantity_ordered
+                                    for line in order.lines)) / 1000,
+        contains_hazmat=any(product.hazmat for product in products.values()),
+        skus=sorted(products),
+        categories=sorted({p.category for p in products.values() if p.category}),
+        service_level=order.service_level,
+        ship_to_country=order.ship_to_country,
+        ship_to_region=order.ship_to_region or "",
+        ship_to_postal_code=order.ship_to_postal_code or "",
+        has_postal_code=bool(order.ship_to_postal_code),
+        created_at=order.created_at,
+    )
+
+
+def _product(uow: UnitOfWork, sku: str) -> Product:
+    product = uow.session.get(Product, sku)
+    if product is None:  # the foreign key makes this impossible; say so if it happens
+        raise LookupError(f"no product {sku}")
+    return product
+
+
+def receive_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
+    """Capture an order and take it through the stages that run on capture (validation)."""
+    order = capture_order(uow, actor, draft)
+    validate_order(uow, actor, order)
+    return order
+
+
+def release_order(uow: UnitOfWork, actor: Actor, order_id: int, note: str | None) -> Order:
+    """Release a held order: back to the step it was held at, which runs again.
+
+    The holds a person releases are waived when the step runs again: their rules do not
+    hold the order a second time. Anything else (a rejection, a new hold) still applies.
+    """
+    order = release_hold(uow, actor, order_id, note)
+    if order.status is OrderStatus.RECEIVED:
+        waived = frozenset(hold.rule for hold in uow.session.scalars(
+            select(Hold).where(Hold.order_id == order.id, Hold.resolution == "released"))
+            if hold.rule)
+        validate_order(uow, actor, order, waived)
+    return order
+
+
+def validate_order(uow: UnitOfWork, actor: Actor, order: Order,
+                   waived: frozenset[str] = frozenset()) -> OrderDecision:
+    """Run the published validation rules and move the order on: validated, held or rejected.
+
+    A rule that fails while running does not crash the capture: the order goes on hold in
+    the rule-error queue with the failure as its reason. Holds from `waived` rules (released
+    by a person) are recorded in the trace but do not hold the order again.
+    """
+    version = published_version(uow, "validation")
+    facts = validation_facts(uow, order)
+    now = utcnow()
+    if version is None:
+        verdict = Verdict("validated", {"note": "no validation rules are published"}, [], [])
+    else:
+        verdict = decide_validation(compiled(version), facts, now, waived)
+    outcome, decision, trace, findings = (verdict.outcome, verdict.decision, verdict.trace,
+                                          verdict.findings)
+    recorded = OrderDecision(
+        order_id=order.id, stage="validation",
+        rule_set_version_id=version.id if version else None, outcome=outcome,
+        decision=decision, facts=plain(asdict(facts)), trace=trace, evaluated_at=now)
+    uow.session.add(recorded)
+    record_event(uow, order, "decision.validation", actor, outcome=outcome,
+                 version=version.version if version else None,
+                 fired=[entry["rule"] for entry in trace if entry["fired"]])
+    _apply(uow, actor, order, outcome, findings, version.id if version else None)
+    return recorded
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # validated, on_hold or rejected
+    decision: dict[str, Any]
+    trace: list[dict[str, Any]]
+    findings: list[tuple[str, str, str | None]]  # (code or queue, message, rule)
+
+
+def decide_validation(rule_set: CompiledRuleSet, facts: OrderFacts, now: datetime,
+                      waived: frozenset[str] = frozenset()) -> Verdict:
+    """Evaluate validation rules and say what they mean for the order."""
+    try:
+        evaluation = evaluate(rule_set, facts, at=now)
+    except RuleEvaluationError as error:
+        return Verdict("on_hold", {"error": str(error)}, [],
+                       [(RULE_ERROR_QUEUE, str(error), error.rule)])
+    result = evaluation.decision
+    if not isinstance(result, ValidationDecision):
+        raise TypeError(f"{rule_set.stage.name} rules do not decide validation")
+    decision = result.to_dict()
+    if result.outcome == "rejected":
+        return Verdict("rejected", decision, evaluation.trace,
+                       [(f.code, f.message, f.rule) for f in result.rejections])
+    holds = [(f.code, f.message, f.rule) for f in result.holds if f.rule not in waived]
+    if waived:
+        decision["waived_rules"] = sorted(waived)
+    return Verdict("on_hold" if holds else "validated", decision, evaluation.trace, holds)
+
+
+def dry_run(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = None,
+            document: Any = None, order_id: int | None = None,
+            draft: OrderDraft | None = None) -> dict[str, Any]:
+    """Decide one order by a version (or an unsaved rule set) and change nothing.
+
+    Everything happens inside a savepoint that is always rolled back, so even a posted
+    order that is captured to compute its facts leaves no trace.
+    """
+    stage_named(stage)
+    if document is not None:
+        check_document(stage, document)
+        rule_set, number = compile_rule_set(stage_named(stage), document), None
+    else:
+        chosen = (get_version(uow, stage, version) if version is not None
+                  else published_version(uow, stage))
+        if chosen is None:
+            raise NotFoundError(f"published {stage} rule set", "")
+        rule_set, number = compiled(chosen), chosen.version
+    savepoint = uow.session.begin_nested()
+    try:
+        if draft is not None:
+            order = capture_order(uow, actor, replace(draft, channel_order_ref=None))
+        else:
+            order = get_order(uow, actor, order_id or 0)
+        facts = validation_facts(uow, order)
+        verdict = decide_validation(rule_set, facts, utcnow())
+    finally:
+        savepoint.rollback()
+    return {"stage": stage, "version": number, "outcome": verdict.outcome,
+            "decision": verdict.decision, "facts": plain(asdict(facts)),
+            "trace": verdict.trace}
+
+
+def order_decisions(uow: UnitOfWork, actor: Actor, order_id: int) -> list[OrderDecision]:
+    """Return the order's decisions, oldest first, each with the version that made it."""
+    order = get_order(uow, actor, order_id)
+    return list(uow.session.scalars(select(OrderDecision).where(
+        OrderDecision.order_id == order.id).order_by(OrderDecision.id)))
+
+
+def _apply(uow: UnitOfWork, actor: Actor, order: Order, outcome: str,
+           findings: list[tuple[str, str, str | None]], version_id: int | None) -> None:
+    previous = order.status
+    target = {"validated": OrderStatus.VALIDATED, "on_hold": OrderStatus.ON_HOLD,
+              "rejected": OrderStatus.REJECTED}[outcome]
+    check_transition(order.status, target)
+    order.status, order.updated_at = target, utcnow()
+    if target is OrderStatus.ON_HOLD:
+        order.held_from = previous.value
+        for queue, reason, rule in findings:
+            uow.session.add(Hold(order_id=order.id, stage="validation", queue=queue,
+                                 reason=reason, rule=rule, rule_set_version_id=version_id,
+                                 created_by=actor.label, created_at=utcnow()))
+    reasons = [{"code": code, "message": message, "rule": rule}
+               for code, message, rule in findings]
+    event = {"validated": "order.validated", "on_hold": "order.held",
+             "rejected": "order.rejected"}[outcome]
+    record_event(uow, order, event, actor, previous_status=previous.value,
+                 status=target.value, reasons=reasons)
