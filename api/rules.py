@@ -120,6 +120,19 @@ class HistorySchema(Schema):
     items = fields.List(fields.Nested(AuditEntrySchema))
 
 
+class EditorSchema(Schema):
+    variables = fields.List(fields.Dict(), metadata={
+        "description": "name, label, field_type and options of each variable"})
+    variable_type_operators = fields.Dict(metadata={
+        "description": "per field type: each operator's name, label and input_type"})
+    actions = fields.List(fields.Dict(), metadata={"description": "name, label and params"})
+    stop_on_first_trigger = fields.Boolean()
+
+
+class CheckResultSchema(Schema):
+    valid = fields.Boolean()
+
+
 class DryRunResultSchema(Schema):
     stage = fields.String()
     version = fields.Integer(allow_none=True)
@@ -148,7 +161,7 @@ def list_stages() -> dict[str, Any]:
 @blp.route(STAGE + "/schema", methods=["GET"])
 @allow(*READERS)
 @_document_errors(401, 403, 404)
-@blp.response(200, fields.Dict())
+@blp.response(200, EditorSchema)
 def stage_schema(stage: str) -> dict[str, Any]:
     """Return what a rule of this stage may use: variables, operators per type, actions."""
     schema: dict[str, Any] = rulesets.stage_named(stage).schema()
@@ -205,7 +218,7 @@ def update_draft(data: dict[str, Any], stage: str, version: int) -> RuleSetVersi
 @allow(*READERS)
 @_document_errors(400, 401, 403, 404, 413, 415)
 @blp.arguments(DocumentSchema())
-@blp.response(200, fields.Dict())
+@blp.response(200, CheckResultSchema)
 def validate_document(data: dict[str, Any], stage: str) -> dict[str, Any]:
     """Check a rule set without storing it: 200 when it passes, else 422 with every problem."""
     rulesets.check_document(stage, data["document"])

@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select
 
 from engine.actors import Actor
 from engine.errors import NotFoundError
+from engine.iso import minor_units
 from engine.models import Customer, Hold, Order, OrderDecision, Product, utcnow
 from engine.orders import OrderDraft, capture_order, get_order, record_event, release_hold
 from engine.ports import UnitOfWork
@@ -53,6 +54,10 @@ def validation_facts(uow: UnitOfWork, order: Order) -> OrderFacts:
     ratios = [line.unit_price / products[line.sku].value
               for line in order.lines if products[line.sku].value]
     limit = customer.credit_limit
+    cent = Decimal(1).scaleb(-minor_units(order.currency))
+
+    def money(amount: Decimal | int) -> Decimal:
+        return Decimal(amount).quantize(cent)
     return OrderFacts(
         channel=order.channel,
         customer_id=customer.id,
@@ -60,13 +65,13 @@ def validation_facts(uow: UnitOfWork, order: Order) -> OrderFacts:
         customer_is_new=earlier == 0,
         customer_previous_orders=earlier,
         has_credit_limit=limit is not None,
-        credit_remaining=limit - Decimal(open_total) if limit is not None else Decimal(0),
+        credit_remaining=money(limit - Decimal(open_total) if limit is not None else 0),
         payment_terms=order.payment_terms,
         currency=order.currency,
-        order_total=order.total,
+        order_total=money(order.total),
         line_count=len(order.lines),
         total_quantity=sum(line.quantity_ordered for line in order.lines),
-        highest_line_total=max(line.line_total for line in order.lines),
+        highest_line_total=money(max(line.line_total for line in order.lines)),
         lowest_price_ratio=min(ratios, default=Decimal(1)).quantize(Decimal("0.0001")),
         total_weight_kg=Decimal(sum(products[line.sku].weight_g * line.quantity_ordered
                                     for line in order.lines)) / 1000,

@@ -1,0 +1,164 @@
+"""Analysts change validation through the API alone: draft, check, dry run, publish, roll back."""
+
+from __future__ import annotations
+
+import copy
+
+from rules.defaults import default_rule_set
+from tests.conftest import order_body
+
+HIGH_VALUE = {
+    "name": "high-value-review",
+    "description": "Every order above 200 gets a second look.",
+    "conditions": {"name": "order_totl", "operator": "greater_than", "value": 200},
+    "actions": [{"name": "hold", "params": {"queue": "high-value",
+                                            "reason": "Order above 200."}}],
+}
+
+
+def with_rule(rule) -> dict:
+    document = copy.deepcopy(default_rule_set("validation"))
+    document["rules"].append(rule)
+    return document
+
+
+def test_an_analyst_drafts_fixes_tries_publishes_and_the_next_order_follows(client, make_key,
+                                                                           admin, catalog):
+    analyst = make_key("analyst", name="ana-analyst")
+    existing = client.post("/orders", json=order_body(), headers=admin).json
+
+    # a misspelled variable is refused with the path of the bad node; nothing is stored
+    refused = client.post("/rules/validation/versions", headers=analyst, json={
+        "document": with_rule(HIGH_VALUE), "comment": "review big orders"})
+    assert refused.status_code == 422
+    assert refused.json["code"] == "rule_set_invalid"
+    assert refused.json["errors"] == [{
+        "field": "document/rules/11/conditions/name", "in": "body",
+        "message": "unknown variable 'order_totl'; did you mean 'order_total'?"}]
+    assert [v["version"] for v in client.get("/rules/validation/versions",
+                                             headers=analyst).json["items"]] == [1]
+
+    # the fixed draft is stored as version 2
+    fixed = {**HIGH_VALUE, "conditions": {**HIGH_VALUE["conditions"], "name": "order_total"}}
+    draft = client.post("/rules/validation/versions", headers=analyst, json={
+        "document": with_rule(fixed), "comment": "review big orders"})
+    assert draft.status_code == 201
+    assert (draft.json["version"], draft.json["state"], draft.json["author"]) == (
+        2, "draft", "api_key:ana-analyst")
+
+    # a dry run on the existing order shows what the draft would do, and changes nothing
+    trial = client.post("/rules/validation/dry-run", headers=analyst,
+                        json={"version": 2, "order_id": existing["id"]})
+    assert trial.status_code == 200
+    assert trial.json["outcome"] == "on_hold"
+    assert trial.json["decision"]["holds"][0]["rule"] == "high-value-review"
+    fired = next(e for e in trial.json["trace"] if e["rule"] == "high-value-review")
+    assert fired["conditions"][0]["fact"] == "219.30"
+    assert client.get(f"/orders/{existing['id']}", headers=admin).json["status"] == "validated"
+    assert client.get("/holds", headers=admin).json["items"] == []
+
+    # publishing makes it decide the next order, with the version recorded
+    published = client.post("/rules/validation/versions/2/publish", headers=analyst,
+                            json={"comment": "approved by ops lead"})
+    assert published.json["state"] == "published"
+    assert client.get("/rules/validation/versions/1", headers=analyst).json["state"] == (
+        "retired")
+    following = client.post("/orders", json=order_body(), headers=admin).json
+    assert following["status"] == "on_hold"
+    decision = client.get(f"/orders/{following['id']}/decisions", headers=admin
+                          ).json["items"][0]
+    assert decision["version"] == 2
+    assert [h["queue"] for h in client.get("/holds", headers=admin).json["items"]] == [
+        "high-value"]
+
+    # rolling back republishes version 1, and the audit trail tells the story
+    rolled = client.post("/rules/validation/versions/1/rollback", headers=analyst,
+                         json={"comment": "too many holds"})
+    assert rolled.json["state"] == "published"
+    after = client.post("/orders", json=order_body(), headers=admin).json
+    assert after["status"] == "validated"
+    history = client.get("/rules/validation/history", headers=analyst).json["items"]
+    assert [(h["version"], h["action"]) for h in history] == [
+        (1, "drafted"), (1, "published"), (2, "drafted"), (2, "published"),
+        (1, "rolled_back")]
+    assert history[-1]["actor"] == "api_key:ana-analyst"
+
+
+def test_a_dry_run_on_a_posted_order_leaves_no_order_behind(client, make_key, admin, catalog):
+    analyst = make_key("analyst")
+    body = order_body()
+    body["shipping_address"]["country"] = "KP"
+    result = client.post("/rules/validation/dry-run", headers=analyst, json={"order": body})
+    assert result.status_code == 200
+    assert result.json["version"] == 1
+    assert result.json["outcome"] == "rejected"
+    assert client.get("/orders", headers=admin).json["items"] == []
+    # and the same channel reference can still be used for real
+    assert client.post("/orders", json=order_body(channel_order_ref=body["channel_order_ref"]),
+                       headers=admin).status_code == 201
+
+
+def test_a_dry_run_of_an_unsaved_rule_set_is_checked_first(client, make_key, admin, catalog):
+    analyst = make_key("analyst")
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    bad = with_rule({**HIGH_VALUE, "actions": [{"name": "hold", "params": {"queue": "x"}}]})
+    response = client.post("/rules/validation/dry-run", headers=analyst,
+                           json={"document": bad, "order_id": order_id})
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json["errors"]} == {
+        "document/rules/11/conditions/name", "document/rules/11/actions/0/params/reason"}
+
+
+def test_the_diff_lists_rules_added_removed_and_changed(client, make_key):
+    analyst = make_key("analyst")
+    document = copy.deepcopy(default_rule_set("validation"))
+    document["rules"] = [rule for rule in document["rules"] if rule["name"] != "price-floor"]
+    document["rules"][0]["description"] = "changed"
+    document["rules"].append({**HIGH_VALUE, "conditions": {
+        "name": "order_total", "operator": "greater_than", "value": 200}})
+    client.post("/rules/validation/versions", headers=analyst,
+                json={"document": document, "comment": "c"})
+    changes = client.get("/rules/validation/diff?from=1&to=2", headers=analyst).json["changes"]
+    assert sorted((c["rule"], c["change"]) for c in changes) == [
+        ("high-value-review", "added"), ("postal-code-required", "changed"),
+        ("price-floor", "removed")]
+
+
+def test_only_drafts_change_and_only_drafts_are_published(client, make_key):
+    analyst = make_key("analyst")
+    document = default_rule_set("validation")
+    edit = client.put("/rules/validation/versions/1", headers=analyst,
+                      json={"document": document, "comment": "sneaky"})
+    assert edit.status_code == 409
+    assert edit.json["code"] == "rule_set_state"
+    again = client.post("/rules/validation/versions/1/publish", headers=analyst,
+                        json={"comment": "again"})
+    assert again.status_code == 409
+    assert client.post("/rules/validation/versions/9/publish", headers=analyst,
+                       json={"comment": "x"}).status_code == 404
+    assert client.get("/rules/pricing/schema", headers=analyst).status_code == 404
+
+
+def test_ops_and_integrations_read_rules_and_only_analysts_change_them(client, make_key):
+    ops, system = make_key("ops"), make_key("system", channel="web")
+    for reader in (ops, system):
+        assert client.get("/rules", headers=reader).json["items"][0] == {
+            "name": "validation", "published_version": 1, "stop_on_first_trigger": False,
+            "description": client.get("/rules", headers=reader).json["items"][0]["description"]}
+        assert client.get("/rules/validation/schema", headers=reader).status_code == 200
+    response = client.post("/rules/validation/versions", headers=ops, json={
+        "document": default_rule_set("validation"), "comment": "c"})
+    assert response.status_code == 403
+
+
+def test_the_check_endpoint_stores_nothing(client, make_key):
+    analyst = make_key("analyst")
+    ok = client.post("/rules/validation/validate", headers=analyst,
+                     json={"document": default_rule_set("validation")})
+    assert ok.json == {"valid": True}
+    bad = client.post("/rules/validation/validate", headers=analyst,
+                      json={"document": {"rules": [{"name": "x"}]}})
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json["errors"]} == {"document/rules/0/conditions",
+                                                       "document/rules/0/actions"}
+    assert len(client.get("/rules/validation/versions", headers=analyst).json["items"]) == 1

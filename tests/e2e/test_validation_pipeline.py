@@ -1,0 +1,101 @@
+"""Orders are validated on capture by the published rules; every decision is explained."""
+
+from __future__ import annotations
+
+from tests.conftest import order_body
+
+
+def test_an_order_breaking_a_hold_rule_waits_in_its_queue_with_the_reason(client, admin,
+                                                                          catalog):
+    # given a customer's first order above 2,000 (the default fraud-review rule)
+    body = order_body(customer_id="C-BEN", lines=[
+        {"sku": "LAMP-1", "quantity": 30, "unit_price": "89.90"}])
+    created = client.post("/orders", json=body, headers=admin)
+    assert created.status_code == 201
+    assert created.json["status"] == "on_hold"
+    holds = client.get("/holds?queue=fraud-review", headers=admin).json["items"]
+    assert [(h["order_id"], h["rule"], h["stage"]) for h in holds] == [
+        (created.json["id"], "first-order-over-value", "validation")]
+    assert holds[0]["reason"] == "First order of this customer above 2,000."
+    assert holds[0]["rule_set_version_id"] is not None and holds[0]["resolved_at"] is None
+
+
+def test_a_rejected_order_is_recorded_with_its_reasons(client, admin, catalog):
+    body = order_body()
+    body["shipping_address"].pop("postal_code")
+    created = client.post("/orders", json=body, headers=admin)
+    assert created.status_code == 201
+    assert created.json["status"] == "rejected"
+    events = client.get(f"/orders/{created.json['id']}/events", headers=admin).json["items"]
+    assert events[-1]["type"] == "order.rejected"
+    assert events[-1]["data"]["reasons"] == [{
+        "code": "address.postal_code_missing", "rule": "postal-code-required",
+        "message": "The shipping address has no postal code."}]
+
+
+def test_the_decisions_show_the_version_the_facts_and_every_condition_seen(client, admin,
+                                                                          catalog):
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    decisions = client.get(f"/orders/{order_id}/decisions", headers=admin).json["items"]
+    assert len(decisions) == 1
+    decision = decisions[0]
+    assert (decision["stage"], decision["version"], decision["outcome"]) == (
+        "validation", 1, "validated")
+    assert decision["facts"]["order_total"] == "219.30"
+    assert decision["facts"]["credit_remaining"] == "5000.00"
+    assert decision["facts"]["customer_is_new"] is True
+    credit = next(e for e in decision["trace"] if e["rule"] == "credit-limit")
+    assert credit["fired"] is False
+    assert [(c["variable"], c["fact"], c["held"]) for c in credit["conditions"]] == [
+        ("has_credit_limit", True, True), ("order_total", "219.30", False)]
+
+
+def test_open_orders_use_up_the_credit_limit(client, admin, catalog):
+    # C-ANA has 5,000 of credit: the first order fits, the second no longer does
+    big = [{"sku": "LAMP-1", "quantity": 30, "unit_price": "89.90"}]  # 2,697 + 15 shipping
+    first = client.post("/orders", json=order_body(lines=big), headers=admin).json
+    second = client.post("/orders", json=order_body(lines=big), headers=admin).json
+    assert (first["status"], second["status"]) == ("on_hold", "on_hold")  # new: fraud review
+    holds = client.get("/holds", headers=admin).json["items"]
+    assert sorted((h["order_id"], h["queue"]) for h in holds) == [
+        (first["id"], "fraud-review"), (second["id"], "credit")]
+
+
+def test_releasing_a_hold_reruns_validation_without_the_released_hold(client, make_key,
+                                                                      catalog):
+    ops = make_key("ops", name="ops-desk")
+    body = order_body(customer_id="C-BEN", lines=[
+        {"sku": "LAMP-1", "quantity": 30, "unit_price": "89.90"}])
+    order_id = client.post("/orders", json=body, headers=ops).json["id"]
+    released = client.post(f"/orders/{order_id}/release-hold", json={"note": "called them"},
+                           headers=ops)
+    assert released.status_code == 200
+    assert released.json["status"] == "validated"
+    assert client.get("/holds", headers=ops).json["items"] == []
+    resolved = client.get("/holds?state=resolved", headers=ops).json["items"]
+    assert [(h["resolution"], h["resolved_by"]) for h in resolved] == [
+        ("released", "api_key:ops-desk")]
+    decisions = client.get(f"/orders/{order_id}/decisions", headers=ops).json["items"]
+    assert [d["outcome"] for d in decisions] == ["on_hold", "validated"]
+    assert decisions[1]["decision"]["waived_rules"] == ["first-order-over-value"]
+
+
+def test_cancelling_a_held_order_resolves_its_holds(client, admin, catalog):
+    body = order_body(customer_id="C-BEN", lines=[
+        {"sku": "LAMP-1", "quantity": 30, "unit_price": "89.90"}])
+    order_id = client.post("/orders", json=body, headers=admin).json["id"]
+    client.post(f"/orders/{order_id}/cancel", json={"reason": "fraud confirmed"},
+                headers=admin)
+    assert client.get("/holds", headers=admin).json["items"] == []
+    assert client.get("/holds?state=all", headers=admin).json["items"][0]["resolution"] == (
+        "cancelled")
+
+
+def test_holds_filter_by_queue_rule_and_age(client, admin, catalog):
+    body = order_body(customer_id="C-BEN", lines=[
+        {"sku": "LAMP-1", "quantity": 30, "unit_price": "89.90"}])
+    client.post("/orders", json=body, headers=admin)
+    assert len(client.get("/holds?rule=first-order-over-value", headers=admin).json["items"]) == 1
+    assert client.get("/holds?queue=credit", headers=admin).json["items"] == []
+    assert client.get("/holds?older_than_hours=1", headers=admin).json["items"] == []
+    assert client.get("/holds?state=lost", headers=admin).status_code == 422
