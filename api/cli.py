@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 import click
 from alembic import command
@@ -13,7 +15,8 @@ from adapters import migrations
 from adapters.bootstrap import Services, build_services
 from adapters.queue import run_worker
 from adapters.settings import PROJECT_ROOT, Settings
-from engine import access
+from engine import access, rulesets
+from engine.actors import system_actor
 from engine.errors import OmsError
 
 DEMO_KEY_NAME = "demo-admin"
@@ -115,6 +118,50 @@ def keys_revoke(name: str) -> None:
             raise _failure(error) from error
         uow.commit()
     click.echo(f"revoked {name!r}")
+
+
+@main.group("rules")
+def rules_group() -> None:
+    """Rule sets: import from and export to JSON files (for review in git)."""
+
+
+@rules_group.command("export")
+@click.argument("stage")
+@click.option("--version", type=int, help="Default: the published version.")
+def rules_export(stage: str, version: int | None) -> None:
+    """Print a stage's rule set as JSON."""
+    with _services() as built, built.uow() as uow:
+        try:
+            chosen = (rulesets.get_version(uow, stage, version) if version is not None
+                      else rulesets.published_version(uow, stage))
+        except OmsError as error:
+            raise _failure(error) from error
+        if chosen is None:
+            raise click.ClickException(f"no {stage} rule set is published")
+        click.echo(json.dumps(chosen.document, indent=2, ensure_ascii=False))
+
+
+@rules_group.command("import")
+@click.argument("stage")
+@click.argument("path", type=click.File("r"))
+@click.option("--comment", required=True)
+@click.option("--publish", is_flag=True, help="Publish the new version at once.")
+def rules_import(stage: str, path: TextIO, comment: str, publish: bool) -> None:
+    """Store a JSON rule set as a new draft of a stage (checked first), and maybe publish it."""
+    try:
+        document = json.load(path)
+    except json.JSONDecodeError as error:
+        raise click.ClickException(f"{path.name} is not JSON: {error}") from error
+    actor = system_actor("cli")
+    with _services() as built, built.uow() as uow:
+        try:
+            draft = rulesets.create_draft(uow, actor, stage, document, comment)
+            if publish:
+                rulesets.publish(uow, actor, stage, draft.version, comment)
+        except OmsError as error:
+            raise _failure(error) from error
+        uow.commit()
+        click.echo(f"{stage} version {draft.version} {'published' if publish else 'drafted'}")
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 from rules.defaults import default_rule_set
 from tests.conftest import order_body
@@ -162,3 +163,28 @@ def test_the_check_endpoint_stores_nothing(client, make_key):
     assert {e["field"] for e in bad.json["errors"]} == {"document/rules/0/conditions",
                                                        "document/rules/0/actions"}
     assert len(client.get("/rules/validation/versions", headers=analyst).json["items"]) == 1
+
+
+def test_rule_sets_round_trip_through_files_for_review_in_git(app, database_url, monkeypatch,
+                                                             tmp_path):
+    from api.cli import main as cli
+
+    monkeypatch.setenv("OMS_DATABASE_URL", database_url)
+    runner = app.test_cli_runner()
+    exported = runner.invoke(cli, ["rules", "export", "validation"])
+    assert exported.exit_code == 0, exported.output
+    document = json.loads(exported.output)
+    assert document == default_rule_set("validation")
+    document["rules"] = document["rules"][:8]
+    path = tmp_path / "validation.json"
+    path.write_text(json.dumps(document))
+    imported = runner.invoke(cli, ["rules", "import", "validation", str(path),
+                                   "--comment", "trimmed", "--publish"])
+    assert imported.exit_code == 0, imported.output
+    assert "validation version 2 published" in imported.output
+    again = json.loads(runner.invoke(cli, ["rules", "export", "validation"]).output)
+    assert len(again["rules"]) == 8
+    path.write_text(json.dumps({"rules": [{"name": "x"}]}))
+    refused = runner.invoke(cli, ["rules", "import", "validation", str(path), "--comment", "x"])
+    assert refused.exit_code != 0
+    assert "document/rules/0/conditions: missing" in refused.output
