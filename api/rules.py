@@ -282,3 +282,43 @@ def dry_run(data: dict[str, Any], stage: str) -> dict[str, Any]:
                               version=data.get("version"), document=data.get("document"),
                               order_id=data.get("order_id"), draft=draft)
     return result
+
+
+class SimulationSchema(StrictSchema):
+    version = fields.Integer(validate=validate.Range(min=1),
+                             metadata={"description": "the candidate: a stored version"})
+    document = fields.Dict(metadata={"description": "or a rule set not stored yet"})
+    last = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=2000),
+                          metadata={"description": "how many of the latest orders"})
+
+    @validates_schema
+    def one_candidate(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("version" in data) == ("document" in data):
+            raise SchemaError("give exactly one of version and document", "version")
+
+
+class SimulationResultSchema(Schema):
+    stage = fields.String()
+    baseline_version = fields.Integer()
+    candidate_version = fields.Integer(allow_none=True)
+    orders = fields.Integer()
+    changed = fields.Integer()
+    by_change = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "counts per change of outcome, e.g. validated->on_hold"})
+    examples = fields.List(fields.Dict())
+
+
+@blp.route(STAGE + "/simulate", methods=["POST"])
+@allow(*READERS)
+@_document_errors(400, 401, 403, 404, 413, 415)
+@blp.arguments(SimulationSchema())
+@blp.response(200, SimulationResultSchema)
+def simulate(data: dict[str, Any], stage: str) -> dict[str, Any]:
+    """Compare a candidate with the published rules over the latest orders: what would change.
+
+    Each order is decided by both with the facts and time of its capture; nothing is written.
+    """
+    result: dict[str, Any] = pipeline.simulate(
+        request_uow(), current_actor(), stage, version=data.get("version"),
+        document=data.get("document"), last=data["last"])
+    return result

@@ -48,7 +48,9 @@ def validation_facts(uow: UnitOfWork, order: Order) -> OrderFacts:
         select(func.count(Order.id),
                func.coalesce(func.sum(case((Order.status.in_(OPEN_STATUSES), Order.total),
                                            else_=0)), 0))
-        .where(Order.customer_id == customer.id, Order.id != order.id)
+        # earlier orders only: a dry run or simulation of an old order sees what its
+        # capture saw
+        .where(Order.customer_id == customer.id, Order.id < order.id)
     ).one()
     products = {line.sku: _product(uow, line.sku) for line in order.lines}
     ratios = [line.unit_price / products[line.sku].value
@@ -182,16 +184,7 @@ def dry_run(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = 
     Everything happens inside a savepoint that is always rolled back, so even a posted
     order that is captured to compute its facts leaves no trace.
     """
-    stage_named(stage)
-    if document is not None:
-        check_document(stage, document)
-        rule_set, number = compile_rule_set(stage_named(stage), document), None
-    else:
-        chosen = (get_version(uow, stage, version) if version is not None
-                  else published_version(uow, stage))
-        if chosen is None:
-            raise NotFoundError(f"published {stage} rule set", "")
-        rule_set, number = compiled(chosen), chosen.version
+    rule_set, number = _rule_set(uow, stage, version, document)
     savepoint = uow.session.begin_nested()
     try:
         if draft is not None:
@@ -205,6 +198,62 @@ def dry_run(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = 
     return {"stage": stage, "version": number, "outcome": verdict.outcome,
             "decision": verdict.decision, "facts": plain(asdict(facts)),
             "trace": verdict.trace}
+
+
+SIMULATION_LIMIT = 2000
+EXAMPLES = 10
+
+
+def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = None,
+             document: Any = None, last: int = 1000) -> dict[str, Any]:
+    """Compare a candidate rule set with the published one over the latest orders.
+
+    Each order is decided twice, by each rule set, with the facts and the time of its
+    capture; nothing is written. Returns how many decisions change, by change of outcome,
+    with examples.
+    """
+    candidate, number = _rule_set(uow, stage, version, document)
+    current = published_version(uow, stage)
+    if current is None:
+        raise NotFoundError(f"published {stage} rule set", "")
+    baseline = compiled(current)
+    orders = list(uow.session.scalars(
+        select(Order).order_by(Order.id.desc()).limit(min(last, SIMULATION_LIMIT))))
+    changes: dict[str, int] = {}
+    examples: list[dict[str, Any]] = []
+    for order in orders:
+        facts = validation_facts(uow, order)
+        before = decide_validation(baseline, facts, order.created_at)
+        after = decide_validation(candidate, facts, order.created_at)
+        if (before.outcome, _codes(before)) == (after.outcome, _codes(after)):
+            continue
+        key = f"{before.outcome}->{after.outcome}"
+        changes[key] = changes.get(key, 0) + 1
+        if len(examples) < EXAMPLES:
+            examples.append({"order_id": order.id, "before": before.outcome,
+                             "after": after.outcome, "before_reasons": _codes(before),
+                             "after_reasons": _codes(after)})
+    return {"stage": stage, "baseline_version": current.version, "candidate_version": number,
+            "orders": len(orders), "changed": sum(changes.values()),
+            "by_change": dict(sorted(changes.items())), "examples": examples}
+
+
+def _codes(verdict: Verdict) -> list[str]:
+    return sorted(f"{code}:{rule}" for code, _, rule in verdict.findings)
+
+
+def _rule_set(uow: UnitOfWork, stage: str, version: int | None,
+              document: Any) -> tuple[CompiledRuleSet, int | None]:
+    """Return the rule set a dry run or simulation uses: a document, a version, or published."""
+    stage_named(stage)
+    if document is not None:
+        check_document(stage, document)
+        return compile_rule_set(stage_named(stage), document), None
+    chosen = (get_version(uow, stage, version) if version is not None
+              else published_version(uow, stage))
+    if chosen is None:
+        raise NotFoundError(f"published {stage} rule set", "")
+    return compiled(chosen), chosen.version
 
 
 def order_decisions(uow: UnitOfWork, actor: Actor, order_id: int) -> list[OrderDecision]:

@@ -188,3 +188,27 @@ def test_rule_sets_round_trip_through_files_for_review_in_git(app, database_url,
     refused = runner.invoke(cli, ["rules", "import", "validation", str(path), "--comment", "x"])
     assert refused.exit_code != 0
     assert "document/rules/0/conditions: missing" in refused.output
+
+
+def test_a_simulation_shows_how_many_recent_decisions_a_draft_would_change(client, make_key,
+                                                                           admin, catalog):
+    analyst = make_key("analyst")
+    small = [{"sku": "MUG-2", "quantity": 1, "unit_price": "24.50"}]
+    orders = [client.post("/orders", json=order_body(lines=small), headers=admin).json
+              for _ in range(3)]
+    big = client.post("/orders", json=order_body(), headers=admin).json  # 219.30
+    fixed = {**HIGH_VALUE, "conditions": {**HIGH_VALUE["conditions"], "name": "order_total"}}
+    client.post("/rules/validation/versions", headers=analyst,
+                json={"document": with_rule(fixed), "comment": "c"})
+    result = client.post("/rules/validation/simulate", headers=analyst,
+                         json={"version": 2, "last": 1000}).json
+    assert (result["baseline_version"], result["candidate_version"]) == (1, 2)
+    assert result["orders"] == 4
+    assert result["changed"] == 1
+    assert result["by_change"] == {"validated->on_hold": 1}
+    assert result["examples"] == [{
+        "order_id": big["id"], "before": "validated", "after": "on_hold",
+        "before_reasons": [], "after_reasons": ["high-value:high-value-review"]}]
+    # nothing was decided for real
+    assert {o["status"] for o in orders} == {"validated"}
+    assert client.get("/holds", headers=admin).json["items"] == []
