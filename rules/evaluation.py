@@ -19,7 +19,7 @@ from business_rules.operators import BaseType
 
 from rules.checking import RuleProblem, check_rule_set
 from rules.stage import Decision, Stage, plain
-from rules.types import EVALUATION_TIME, TYPES, VARIABLE_OPERATORS
+from rules.types import EVALUATION_TIME, TYPES, VARIABLE_OPERATORS, compile_pattern
 
 # Operators whose argument business-rules casts to the variable's type before comparing.
 _CAST_INPUTS = frozenset({"text", "numeric", "datetime"})
@@ -45,23 +45,27 @@ class RuleEvaluationError(RuntimeError):
 class _Leaf:
     path: str
     variable: str
-    type_name: str
     operator: str
     value: Any  # as written in the rule, for the trace
-    test: Callable[[Any, _Facts], bool]
 
 
-@dataclass(frozen=True)
-class _Group:
-    kind: str  # "all" or "any"
-    members: tuple[_Leaf | _Group, ...]
+class _LeafFailed(Exception):
+    def __init__(self, path: str, cause: Exception) -> None:
+        super().__init__(path)
+        self.path, self.cause = path, cause
+
+
+# What a condition is compiled to: a test of the evaluation's facts that notes each leaf
+# it tries (leaf, fact value, held) for the trace.
+Seen = list[tuple[_Leaf, Any, bool]]
+Check = Callable[["_Facts", Seen], bool]
 
 
 @dataclass(frozen=True)
 class _Rule:
     name: str
     path: str
-    condition: _Leaf | _Group
+    check: Check
     actions: tuple[tuple[str, dict[str, Any]], ...]
 
 
@@ -69,7 +73,7 @@ class _Rule:
 class CompiledRuleSet:
     stage: Stage[Any]
     rules: tuple[_Rule, ...]
-    types: Mapping[str, str]  # variable name -> type name
+    types: Mapping[str, type[BaseType]]  # variable name -> its rule type
 
 
 @dataclass
@@ -77,24 +81,39 @@ class Evaluation:
     """The decision and how it came about: every rule tried, every condition seen."""
 
     decision: Decision
-    trace: list[dict[str, Any]] = field(default_factory=list)
+    tried: list[tuple[_Rule, bool, Seen]] = field(default_factory=list)
 
     @property
     def fired(self) -> list[str]:
-        return [entry["rule"] for entry in self.trace if entry["fired"]]
+        return [rule.name for rule, fired, _ in self.tried if fired]
+
+    @property
+    def trace(self) -> list[dict[str, Any]]:
+        """Return, as JSON, each rule tried with the conditions it saw and its actions."""
+        return [
+            {"rule": rule.name, "fired": fired,
+             "conditions": [{"path": leaf.path, "variable": leaf.variable,
+                             "operator": leaf.operator, "value": leaf.value,
+                             "fact": plain(fact), "held": held} for leaf, fact, held in seen],
+             "actions": [{"name": name, "params": params} for name, params in rule.actions]
+             if fired else []}
+            for rule, fired, seen in self.tried
+        ]
 
 
 class _Facts:
     """The facts of one evaluation, each converted to its rule type on first use."""
 
-    def __init__(self, facts: Any, types: Mapping[str, str]) -> None:
+    __slots__ = ("facts", "types", "typed")
+
+    def __init__(self, facts: Any, types: Mapping[str, type[BaseType]]) -> None:
         self.facts, self.types = facts, types
         self.typed: dict[str, BaseType] = {}
 
     def get(self, name: str) -> BaseType:
         typed = self.typed.get(name)
         if typed is None:
-            typed = self.typed[name] = TYPES[self.types[name]](getattr(self.facts, name))
+            typed = self.typed[name] = self.types[name](getattr(self.facts, name))
         return typed
 
 
@@ -115,7 +134,7 @@ def compile_rule_set(stage: Stage[Any], document: Any) -> CompiledRuleSet:
                     for action in rule["actions"]))
         for index, rule in enumerate(document["rules"])
     )
-    return CompiledRuleSet(stage, rules, types)
+    return CompiledRuleSet(stage, rules, {name: TYPES[kind] for name, kind in types.items()})
 
 
 def evaluate(compiled: CompiledRuleSet, facts: Any, at: datetime | None = None) -> Evaluation:
@@ -132,21 +151,17 @@ def evaluate(compiled: CompiledRuleSet, facts: Any, at: datetime | None = None) 
     token = EVALUATION_TIME.set(at or datetime.now(UTC))
     try:
         for rule in compiled.rules:
-            seen: list[dict[str, Any]] = []
+            seen: Seen = []
             try:
-                fired = _holds(rule.condition, known, seen)
-            except Exception as error:  # business-rules raises AssertionError, among others
-                raise RuleEvaluationError(rule.name, seen[-1]["path"] if seen else rule.path,
-                                          error) from error
-            entry: dict[str, Any] = {"rule": rule.name, "fired": fired, "conditions": seen,
-                                     "actions": []}
-            evaluation.trace.append(entry)
+                fired = rule.check(known, seen)
+            except _LeafFailed as failure:
+                raise RuleEvaluationError(rule.name, failure.path, failure.cause) from failure
+            evaluation.tried.append((rule, fired, seen))
             if not fired:
                 continue
             decision.rule = rule.name
             for name, params in rule.actions:
                 getattr(actions, name)(**params)
-                entry["actions"].append({"name": name, "params": params})
             decision.rule = None
             if stage.stop_on_first_trigger:
                 break
@@ -155,32 +170,46 @@ def evaluate(compiled: CompiledRuleSet, facts: Any, at: datetime | None = None) 
     return evaluation
 
 
-def _holds(node: _Leaf | _Group, known: _Facts, seen: list[dict[str, Any]]) -> bool:
-    if isinstance(node, _Group):
-        if node.kind == "all":
-            return all(_holds(member, known, seen) for member in node.members)
-        return any(_holds(member, known, seen) for member in node.members)
-    entry = {"path": node.path, "variable": node.variable, "operator": node.operator,
-             "value": node.value}
-    seen.append(entry)
-    typed = known.get(node.variable)
-    entry["fact"] = plain(typed.value)
-    held = bool(node.test(typed, known))
-    entry["held"] = held
-    return held
-
-
-def _compile_condition(node: Mapping[str, Any], path: str,
-                       types: Mapping[str, str]) -> _Leaf | _Group:
+def _compile_condition(node: Mapping[str, Any], path: str, types: Mapping[str, str]) -> Check:
     for kind in ("all", "any"):
         if kind in node:
-            return _Group(kind, tuple(
-                _compile_condition(member, f"{path}/{kind}/{index}", types)
-                for index, member in enumerate(node[kind])))
+            members = tuple(_compile_condition(member, f"{path}/{kind}/{index}", types)
+                            for index, member in enumerate(node[kind]))
+            return _all(members) if kind == "all" else _any(members)
     name, operator, value = node["name"], node["operator"], node["value"]
-    type_name = types[name]
-    return _Leaf(path, name, type_name, operator, value,
-                 _comparison(TYPES[type_name], type_name, operator, value))
+    leaf = _Leaf(path, name, operator, value)
+    test = _comparison(TYPES[types[name]], types[name], operator, value)
+
+    def check(known: _Facts, seen: Seen) -> bool:
+        try:
+            typed = known.get(name)
+            held = bool(test(typed, known))
+        except Exception as error:  # business-rules raises AssertionError, among others
+            raise _LeafFailed(path, error) from error
+        seen.append((leaf, typed.value, held))
+        return held
+
+    return check
+
+
+def _all(members: tuple[Check, ...]) -> Check:
+    def check(known: _Facts, seen: Seen) -> bool:
+        for member in members:
+            if not member(known, seen):
+                return False
+        return True
+
+    return check
+
+
+def _any(members: tuple[Check, ...]) -> Check:
+    def check(known: _Facts, seen: Seen) -> bool:
+        for member in members:
+            if member(known, seen):
+                return True
+        return False
+
+    return check
 
 
 def _comparison(kind: type[BaseType], type_name: str, operator: str,
@@ -188,16 +217,19 @@ def _comparison(kind: type[BaseType], type_name: str, operator: str,
     """Return a test of a typed fact, with the operator and its argument resolved now."""
     variable_operators = VARIABLE_OPERATORS.get(type_name, {})
     if operator in variable_operators:
-        plain = getattr(kind, variable_operators[operator]).__wrapped__
+        compare = getattr(kind, variable_operators[operator]).__wrapped__
         other = value
-        return lambda typed, known: plain(typed, known.get(other).value)
+        return lambda typed, known: compare(typed, known.get(other).value)
+    if operator in ("matches_regex", "does_not_match_regex"):
+        pattern, wanted = compile_pattern(value), operator == "matches_regex"
+        return lambda typed, known: (pattern.search(typed.value or "") is not None) is wanted
     method = getattr(kind, operator)
-    plain = method.__wrapped__
+    operate = method.__wrapped__
     if method.input_type == FIELD_NO_INPUT:
-        return lambda typed, known: plain(typed)
+        return lambda typed, known: operate(typed)
     argument = value
     if method.input_type in _CAST_INPUTS and not getattr(method, "raw_argument", False):
         argument = object.__new__(kind)._assert_valid_value_and_cast(value)
-    return lambda typed, known: plain(typed, argument)
+    return lambda typed, known: operate(typed, argument)
 
 
