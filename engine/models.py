@@ -253,6 +253,7 @@ class OrderLine(Base):
     quantity_returned: Mapped[int] = mapped_column(Integer, default=0)
 
     order: Mapped[Order] = relationship(back_populates="lines")
+    product: Mapped[Product] = relationship()
 
 
 class OrderEvent(Base):

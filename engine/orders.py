@@ -118,7 +118,8 @@ def capture_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
 
     places = minor_units(draft.currency)
     lines = [
-        OrderLine(line_no=number, sku=line.sku, unit_price=line.unit_price,
+        OrderLine(line_no=number, sku=line.sku, product=products[line.sku],
+                  unit_price=line.unit_price,
                   quantity_ordered=line.quantity,
                   line_total=_round(line.unit_price * line.quantity, places),
                   quantity_allocated=0, quantity_shipped=0, quantity_delivered=0,

@@ -11,12 +11,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from engine.actors import Actor
 from engine.errors import NotFoundError
 from engine.iso import minor_units
-from engine.models import Customer, Hold, Order, OrderDecision, Product, utcnow
+from engine.models import Customer, Hold, Order, OrderDecision, RuleSetVersion, utcnow
 from engine.orders import OrderDraft, capture_order, get_order, record_event, release_hold
 from engine.ports import UnitOfWork
 from engine.rulesets import (
@@ -41,18 +41,18 @@ RULE_ERROR_QUEUE = "rule-error"
 
 def validation_facts(uow: UnitOfWork, order: Order) -> OrderFacts:
     """Compute, once, everything validation rules may ask about the order."""
-    customer = uow.session.get(Customer, order.customer_id)
-    if customer is None:  # the foreign key makes this impossible; say so if it happens
+    # earlier orders only: a dry run or simulation of an old order sees what its capture saw
+    earlier = (Order.customer_id == order.customer_id, Order.id < order.id)
+    earlier_count = select(func.count(Order.id)).where(*earlier).scalar_subquery()
+    open_total = (select(func.coalesce(func.sum(Order.total), 0))
+                  .where(*earlier, Order.status.in_(OPEN_STATUSES)).scalar_subquery())
+    found = uow.session.execute(
+        select(Customer, earlier_count, open_total).where(Customer.id == order.customer_id)
+    ).one_or_none()
+    if found is None:  # the foreign key makes this impossible; say so if it happens
         raise LookupError(f"order {order.id} has no customer {order.customer_id}")
-    earlier, open_total = uow.session.execute(
-        select(func.count(Order.id),
-               func.coalesce(func.sum(case((Order.status.in_(OPEN_STATUSES), Order.total),
-                                           else_=0)), 0))
-        # earlier orders only: a dry run or simulation of an old order sees what its
-        # capture saw
-        .where(Order.customer_id == customer.id, Order.id < order.id)
-    ).one()
-    products = {line.sku: _product(uow, line.sku) for line in order.lines}
+    customer, earlier_count, open_total = found
+    products = {line.sku: line.product for line in order.lines}
     ratios = [line.unit_price / products[line.sku].value
               for line in order.lines if products[line.sku].value]
     limit = customer.credit_limit
@@ -64,8 +64,8 @@ def validation_facts(uow: UnitOfWork, order: Order) -> OrderFacts:
         channel=order.channel,
         customer_id=customer.id,
         customer_tier=customer.tier,
-        customer_is_new=earlier == 0,
-        customer_previous_orders=earlier,
+        customer_is_new=earlier_count == 0,
+        customer_previous_orders=earlier_count,
         has_credit_limit=limit is not None,
         credit_remaining=money(limit - Decimal(open_total) if limit is not None else 0),
         payment_terms=order.payment_terms,
@@ -87,13 +87,6 @@ def validation_facts(uow: UnitOfWork, order: Order) -> OrderFacts:
         has_postal_code=bool(order.ship_to_postal_code),
         created_at=order.created_at,
     )
-
-
-def _product(uow: UnitOfWork, sku: str) -> Product:
-    product = uow.session.get(Product, sku)
-    if product is None:  # the foreign key makes this impossible; say so if it happens
-        raise LookupError(f"no product {sku}")
-    return product
 
 
 def receive_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
@@ -140,10 +133,7 @@ def validate_order(uow: UnitOfWork, actor: Actor, order: Order,
         rule_set_version_id=version.id if version else None, outcome=outcome,
         decision=decision, facts=plain(asdict(facts)), trace=trace, evaluated_at=now)
     uow.session.add(recorded)
-    record_event(uow, order, "decision.validation", actor, outcome=outcome,
-                 version=version.version if version else None,
-                 fired=[entry["rule"] for entry in trace if entry["fired"]])
-    _apply(uow, actor, order, outcome, findings, version.id if version else None)
+    _apply(uow, actor, order, outcome, findings, version)
     return recorded
 
 
@@ -264,7 +254,8 @@ def order_decisions(uow: UnitOfWork, actor: Actor, order_id: int) -> list[OrderD
 
 
 def _apply(uow: UnitOfWork, actor: Actor, order: Order, outcome: str,
-           findings: list[tuple[str, str, str | None]], version_id: int | None) -> None:
+           findings: list[tuple[str, str, str | None]], version: RuleSetVersion | None) -> None:
+    """Move the order as the validation decision says; one timeline event tells why."""
     previous = order.status
     target = {"validated": OrderStatus.VALIDATED, "on_hold": OrderStatus.ON_HOLD,
               "rejected": OrderStatus.REJECTED}[outcome]
@@ -274,11 +265,13 @@ def _apply(uow: UnitOfWork, actor: Actor, order: Order, outcome: str,
         order.held_from = previous.value
         for queue, reason, rule in findings:
             uow.session.add(Hold(order_id=order.id, stage="validation", queue=queue,
-                                 reason=reason, rule=rule, rule_set_version_id=version_id,
+                                 reason=reason, rule=rule,
+                                 rule_set_version_id=version.id if version else None,
                                  created_by=actor.label, created_at=utcnow()))
     reasons = [{"code": code, "message": message, "rule": rule}
                for code, message, rule in findings]
     event = {"validated": "order.validated", "on_hold": "order.held",
              "rejected": "order.rejected"}[outcome]
     record_event(uow, order, event, actor, previous_status=previous.value,
-                 status=target.value, reasons=reasons)
+                 status=target.value, reasons=reasons, stage="validation",
+                 version=version.version if version else None)

@@ -43,10 +43,10 @@ def test_the_timeline_records_the_capture_and_who_did_it(client, make_key, catal
     erp = make_key("system", channel="erp", name="erp-integration")
     created = client.post("/orders", json=order_body(channel="erp"), headers=erp).json
     events = client.get(f"/orders/{created['id']}/events", headers=erp).json["items"]
-    assert [event["type"] for event in events] == [
-        "order.received", "decision.validation", "order.validated"]
+    assert [event["type"] for event in events] == ["order.received", "order.validated"]
     assert {event["actor"]["id"] for event in events} == {"erp-integration"}
-    assert events[1]["data"] == {"outcome": "validated", "version": 1, "fired": []}
+    assert events[1]["data"] == {"previous_status": "received", "status": "validated",
+                                 "reasons": [], "stage": "validation", "version": 1}
     assert events[0]["data"]["total"] == created["total"]
 
 

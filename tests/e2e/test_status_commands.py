@@ -51,8 +51,8 @@ def test_releasing_a_hold_returns_the_order_to_where_it_was(client, make_key, ca
     assert released.json["status"] == "validated"
     events = client.get(f"/orders/{order_id}/events", headers=ops).json["items"]
     assert [(e["type"], e["actor"]["id"]) for e in events] == [
-        ("order.received", "ops-desk"), ("decision.validation", "ops-desk"),
-        ("order.validated", "ops-desk"), ("order.held", "ops-desk"),
+        ("order.received", "ops-desk"), ("order.validated", "ops-desk"),
+        ("order.held", "ops-desk"),
         ("order.hold_released", "ops-desk")]
 
 
