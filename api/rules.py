@@ -129,6 +129,12 @@ class EditorSchema(Schema):
     stop_on_first_trigger = fields.Boolean()
 
 
+class TestRunSchema(Schema):
+    tests = fields.Integer()
+    passed = fields.Boolean()
+    failures = fields.List(fields.Dict())
+
+
 class CheckResultSchema(Schema):
     valid = fields.Boolean()
 
@@ -234,6 +240,18 @@ def validate_document(data: dict[str, Any], stage: str) -> dict[str, Any]:
 def publish(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
     """Publish a draft: from the next order on, it decides; the previous version retires."""
     return rulesets.publish(request_uow(), current_actor(), stage, version, data["comment"])
+
+
+@blp.route(VERSION + "/tests", methods=["GET"])
+@allow(*READERS)
+@_document_errors(401, 403, 404)
+@blp.response(200, TestRunSchema)
+def run_tests(stage: str, version: int) -> dict[str, Any]:
+    """Run a version's own test cases (publishing runs them too and refuses on failure)."""
+    found = rulesets.get_version(request_uow(), stage, version)
+    failures = rulesets.test_failures(found)
+    return {"tests": len(found.document.get("tests", [])), "passed": not failures,
+            "failures": [{"field": f.field, "message": f.message} for f in failures]}
 
 
 @blp.route(VERSION + "/rollback", methods=["POST"])

@@ -123,3 +123,9 @@ class RuleSetStateError(OmsError):
     def __init__(self, stage: str, version: int, state: str, wanted: str) -> None:
         super().__init__(f"{stage} version {version} is {state}; {wanted}")
         self.stage, self.version, self.state = stage, version, state
+
+
+class RuleSetTestsFailedError(InputValidationError):
+    """A version's own test cases fail: it is not published."""
+
+    code = "rule_set_tests_failed"

@@ -13,14 +13,16 @@ from engine.errors import (
     NotFoundError,
     RuleSetInvalidError,
     RuleSetStateError,
+    RuleSetTestsFailedError,
 )
 from engine.models import RuleSetEvent, RuleSetVersion, utcnow
 from engine.ports import UnitOfWork
 from rules.checking import check_rule_set
 from rules.defaults import default_rule_set
-from rules.evaluation import CompiledRuleSet, compile_rule_set
+from rules.evaluation import CompiledRuleSet, compile_rule_set, evaluate
 from rules.stage import Stage
 from rules.stages import STAGES
+from rules.testing import run_tests
 
 DRAFT, PUBLISHED, RETIRED = "draft", "published", "retired"
 
@@ -166,6 +168,15 @@ def history(uow: UnitOfWork, stage: str) -> list[RuleSetEvent]:
                                     .order_by(RuleSetEvent.id)))
 
 
+def test_failures(version: RuleSetVersion) -> list[FieldProblem]:
+    """Run the version's own test cases; return each failure (none: all pass)."""
+    stage = stage_named(version.stage)
+    rule_set = compiled(version)
+    failures = run_tests(stage, lambda facts: evaluate(rule_set, facts, facts.created_at)
+                         .decision, version.document.get("tests", []))
+    return [FieldProblem(f"document{path}", message) for path, message in failures]
+
+
 _COMPILED: dict[tuple[int, str], CompiledRuleSet] = {}
 
 
@@ -189,6 +200,10 @@ def _make_published(uow: UnitOfWork, actor: Actor, stage: str, version: int, req
                   else "only a version published before can be rolled back to")
         raise RuleSetStateError(stage, version, target.state, wanted)
     check_document(stage, target.document)  # the checks may have grown since it was saved
+    failures = test_failures(target)
+    if failures:
+        raise RuleSetTestsFailedError(failures, f"{len(failures)} test case(s) of {stage} "
+                                                f"version {version} fail; it stays {target.state}")
     current = published_version(uow, stage)
     if current is not None:
         current.state = RETIRED

@@ -23,6 +23,7 @@ from business_rules.fields import (
 )
 
 from rules.stage import Stage
+from rules.testing import check_tests
 from rules.types import (
     FIELD_DATETIME,
     FIELD_NUMERIC_RANGE,
@@ -60,8 +61,11 @@ class _Checker:
             self.add("", "a rule set is an object with a list of rules")
             return self.problems
         for key in document:
-            if key not in ("rules", "description"):
+            if key not in ("rules", "description", "tests"):
                 self.add(f"/{_escape(key)}", "unknown field")
+        if "tests" in document:
+            for path, message in check_tests(self.stage, document["tests"]):
+                self.add(path, message)
         rules = document.get("rules")
         if not isinstance(rules, list) or not rules:
             self.add("/rules", "must be a non-empty list of rules")

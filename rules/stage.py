@@ -67,6 +67,10 @@ class Decision:
 
     rule: str | None = None  # the rule whose actions are running
 
+    def summary(self) -> dict[str, Any]:
+        """Return what a test case may expect of this decision (each stage says)."""
+        raise NotImplementedError
+
     def to_dict(self) -> dict[str, Any]:
         return {name: plain(value) for name, value in dataclasses.asdict(self).items()
                 if name != "rule"}
@@ -84,6 +88,8 @@ class Stage(Generic[Facts]):
     # True: rules are tried in order and the first that fires decides (a priority list).
     # False: every rule that holds acts (e.g. collect every reason to reject).
     stop_on_first_trigger: bool
+    # The facts test cases start from: an ordinary case that the shipped rules leave alone.
+    baseline: Facts
 
     @property
     def variables(self) -> type[BaseVariables]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from business_rules.actions import BaseActions, rule_action
 from business_rules.fields import FIELD_TEXT
@@ -68,6 +69,10 @@ class ValidationDecision(Decision):
             return "rejected"
         return "on_hold" if self.holds else "validated"
 
+    def summary(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "holds": sorted(f.code for f in self.holds),
+                "rejections": sorted(f.code for f in self.rejections)}
+
 
 class ValidationActions(BaseActions):  # type: ignore[misc]
     def __init__(self, decision: ValidationDecision) -> None:
@@ -92,4 +97,14 @@ VALIDATION: Stage[OrderFacts] = Stage(
     actions=ValidationActions,
     decision=ValidationDecision,
     stop_on_first_trigger=False,
+    baseline=OrderFacts(
+        channel="web", customer_id="C-1", customer_tier="standard", customer_is_new=False,
+        customer_previous_orders=3, has_credit_limit=False, credit_remaining=Decimal(0),
+        payment_terms="card", currency="BRL", order_total=Decimal("150.00"), line_count=1,
+        total_quantity=1, highest_line_total=Decimal("150.00"), lowest_price_ratio=Decimal(1),
+        total_weight_kg=Decimal("1.2"), contains_hazmat=False, skus=["SKU-1"],
+        categories=["housewares"], service_level="standard", ship_to_country="BR",
+        ship_to_region="SP", ship_to_postal_code="01310-100", has_postal_code=True,
+        created_at=datetime(2026, 1, 5, 12, tzinfo=UTC),
+    ),
 )

@@ -58,6 +58,21 @@ def test_an_analyst_drafts_fixes_tries_publishes_and_the_next_order_follows(clie
     assert client.get(f"/orders/{existing['id']}", headers=admin).json["status"] == "validated"
     assert client.get("/holds", headers=admin).json["items"] == []
 
+    # the version's own test cases guard the publish: the new rule changes two of them
+    refused = client.post("/rules/validation/versions/2/publish", headers=analyst,
+                          json={"comment": "approved by ops lead"})
+    assert refused.status_code == 422
+    assert refused.json["code"] == "rule_set_tests_failed"
+    assert [e["field"] for e in refused.json["errors"]] == [
+        "document/tests/4/expect/holds", "document/tests/5/expect/holds"]
+    document = with_rule(fixed)
+    document["tests"][4]["expect"]["holds"] = ["fraud-review", "high-value"]
+    document["tests"][5]["expect"]["holds"] = ["fraud-review", "high-value"]
+    assert client.put("/rules/validation/versions/2", headers=analyst, json={
+        "document": document, "comment": "tests follow the new rule"}).status_code == 200
+    assert client.get("/rules/validation/versions/2/tests", headers=analyst).json == {
+        "tests": 6, "passed": True, "failures": []}
+
     # publishing makes it decide the next order, with the version recorded
     published = client.post("/rules/validation/versions/2/publish", headers=analyst,
                             json={"comment": "approved by ops lead"})
@@ -80,7 +95,7 @@ def test_an_analyst_drafts_fixes_tries_publishes_and_the_next_order_follows(clie
     assert after["status"] == "validated"
     history = client.get("/rules/validation/history", headers=analyst).json["items"]
     assert [(h["version"], h["action"]) for h in history] == [
-        (1, "drafted"), (1, "published"), (2, "drafted"), (2, "published"),
+        (1, "drafted"), (1, "published"), (2, "drafted"), (2, "updated"), (2, "published"),
         (1, "rolled_back")]
     assert history[-1]["actor"] == "api_key:ana-analyst"
 
@@ -176,6 +191,7 @@ def test_rule_sets_round_trip_through_files_for_review_in_git(app, database_url,
     document = json.loads(exported.output)
     assert document == default_rule_set("validation")
     document["rules"] = document["rules"][:8]
+    document["tests"] = document["tests"][:4]  # the ones the kept rules decide
     path = tmp_path / "validation.json"
     path.write_text(json.dumps(document))
     imported = runner.invoke(cli, ["rules", "import", "validation", str(path),

@@ -122,7 +122,7 @@ def test_values_must_fit_what_the_operator_takes():
 
 def test_in_a_first_trigger_stage_a_rule_that_can_never_fire_is_refused():
     priority = Stage("priority", "test", OrderFacts, VALIDATION.actions, ValidationDecision,
-                     stop_on_first_trigger=True)
+                     stop_on_first_trigger=True, baseline=VALIDATION.baseline)
     hold = [{"name": "hold", "params": {"queue": "q", "reason": "r"}}]
     document = {"rules": [
         {"name": "broad", "conditions": {"name": "channel", "operator": "equal_to",
@@ -242,3 +242,37 @@ def test_patterns_run_in_linear_time_so_a_rule_cannot_stall_the_service():
     # a backtracking engine takes longer than the age of the universe on this input
     evaluation = decide(document, facts(ship_to_postal_code="a" * 50_000 + "!"))
     assert evaluation.fired == []
+
+
+def test_test_cases_are_checked_like_rules():
+    document = copy.deepcopy(default_rule_set("validation"))
+    document["tests"] = [
+        {"name": "t", "facts": {"order_totl": 5, "order_total": "5", "created_at": "today"},
+         "expect": {"outcome": "validated", "mood": "happy"}},
+        {"name": "t", "facts": {}, "expect": {}},
+    ]
+    assert paths(check_rule_set(VALIDATION, document)) == {
+        "/tests/0/facts/order_totl": "unknown variable",
+        "/tests/0/facts/order_total": "must be a number",
+        "/tests/0/facts/created_at": "must be an ISO 8601 time with a zone",
+        "/tests/0/expect/mood": "not part of a decision; use outcome, holds, rejections",
+        "/tests/1/name": "the name 't' is already used",
+        "/tests/1/expect": "must say what the decision is expected to be",
+    }
+
+
+def test_the_shipped_test_cases_pass_and_a_wrong_expectation_is_named():
+    from rules.testing import run_tests
+
+    document = default_rule_set("validation")
+    compiled = compile_rule_set(VALIDATION, document)
+
+    def decide_facts(order_facts):
+        return evaluate(compiled, order_facts, order_facts.created_at).decision
+
+    assert run_tests(VALIDATION, decide_facts, document["tests"]) == []
+    wrong = [{"name": "credit", "facts": {"has_credit_limit": True, "credit_remaining": 10},
+              "expect": {"outcome": "validated"}}]
+    assert run_tests(VALIDATION, decide_facts, wrong) == [(
+        "/tests/0/expect/outcome",
+        "test 'credit': expected 'validated', the rules decided 'on_hold'")]
