@@ -22,6 +22,11 @@ class Settings:
     idempotency_lease_seconds: int = 60
     idempotency_retention_hours: int = 24
     database_pool_size: int = 10
+    # Stages whose drafts need a second analyst's approval before publish: "validation,..."
+    rules_approval_stages: str = ""
+
+    def requires_approval(self, stage: str) -> bool:
+        return stage in {name.strip() for name in self.rules_approval_stages.split(",")}
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:

@@ -19,6 +19,7 @@ from adapters.errors import (
 )
 from engine.errors import (
     AlreadyExistsError,
+    ApprovalError,
     DuplicateOrderError,
     FieldProblem,
     ForbiddenError,
@@ -57,6 +58,7 @@ ENGINE_STATUSES: dict[type[OmsError], int] = {
     InvalidTransitionError: 409,
     NotOnHoldError: 409,
     RuleSetStateError: 409,
+    ApprovalError: 409,
     DuplicateOrderError: 409,
     AlreadyExistsError: 409,
     IdempotencyInFlightError: 409,

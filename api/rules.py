@@ -15,6 +15,7 @@ from api.orders import draft_from
 from api.problems import document_errors
 from api.schemas import OrderInSchema, StrictSchema, text
 from api.transactions import command, request_uow
+from api.wiring import services
 from engine import pipeline, rulesets
 from engine.models import RuleSetVersion
 from rules.stages import STAGES
@@ -73,6 +74,8 @@ class VersionSchema(Schema):
     updated_at = fields.AwareDateTime()
     published_at = fields.AwareDateTime()
     published_by = fields.String()
+    approved_at = fields.AwareDateTime()
+    approved_by = fields.String()
 
 
 class VersionDetailSchema(VersionSchema):
@@ -238,8 +241,24 @@ def validate_document(data: dict[str, Any], stage: str) -> dict[str, Any]:
 @blp.arguments(CommentSchema())
 @blp.response(200, VersionDetailSchema)
 def publish(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
-    """Publish a draft: from the next order on, it decides; the previous version retires."""
-    return rulesets.publish(request_uow(), current_actor(), stage, version, data["comment"])
+    """Publish a draft: from the next order on, it decides; the previous version retires.
+
+    Its own test cases must pass; stages listed in OMS_RULES_APPROVAL_STAGES also need a
+    second analyst's approval.
+    """
+    return rulesets.publish(request_uow(), current_actor(), stage, version, data["comment"],
+                            services().settings.requires_approval(stage))
+
+
+@blp.route(VERSION + "/approve", methods=["POST"])
+@allow("analyst")
+@command
+@_document_errors(400, 401, 403, 404, 409, 415)
+@blp.arguments(CommentSchema())
+@blp.response(200, VersionDetailSchema)
+def approve(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
+    """Approve a draft for publishing (by an analyst who did not write or change it)."""
+    return rulesets.approve(request_uow(), current_actor(), stage, version, data["comment"])
 
 
 @blp.route(VERSION + "/tests", methods=["GET"])

@@ -129,3 +129,9 @@ class RuleSetTestsFailedError(InputValidationError):
     """A version's own test cases fail: it is not published."""
 
     code = "rule_set_tests_failed"
+
+
+class ApprovalError(OmsError):
+    """Publishing this stage needs a second analyst's approval, which is missing or invalid."""
+
+    code = "approval_required"

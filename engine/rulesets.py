@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from engine.actors import Actor
 from engine.errors import (
+    ApprovalError,
     FieldProblem,
     NotFoundError,
     RuleSetInvalidError,
@@ -131,14 +132,40 @@ def update_draft(uow: UnitOfWork, actor: Actor, stage: str, version: int, docume
         raise RuleSetStateError(stage, version, draft.state,
                                 "only drafts change: create a new draft from it")
     draft.document, draft.comment, draft.updated_at = document, comment, utcnow()
+    draft.approved_by = draft.approved_at = None  # what was approved is not this
     _audit(uow, actor, draft, "updated", comment)
     return draft
 
 
-def publish(uow: UnitOfWork, actor: Actor, stage: str, version: int,
-            comment: str) -> RuleSetVersion:
-    """Make a draft the published version, atomically retiring the one before."""
+def publish(uow: UnitOfWork, actor: Actor, stage: str, version: int, comment: str,
+            require_approval: bool = False) -> RuleSetVersion:
+    """Make a draft the published version, atomically retiring the one before.
+
+    Raises:
+        ApprovalError: the stage needs a second analyst's approval and the draft has none.
+    """
+    if require_approval:
+        draft = get_version(uow, stage, version)
+        if draft.state == DRAFT and draft.approved_by is None:
+            raise ApprovalError(f"{stage} needs a second analyst to approve version "
+                                f"{version} before it is published")
     return _make_published(uow, actor, stage, version, DRAFT, "published", comment)
+
+
+def approve(uow: UnitOfWork, actor: Actor, stage: str, version: int,
+            comment: str) -> RuleSetVersion:
+    """Approve a draft for publishing: by an analyst who did not write or change it."""
+    draft = get_version(uow, stage, version, for_update=True)
+    if draft.state != DRAFT:
+        raise RuleSetStateError(stage, version, draft.state, "only drafts are approved")
+    editors = {event.actor for event in uow.session.scalars(select(RuleSetEvent).where(
+        RuleSetEvent.stage == stage, RuleSetEvent.version == version,
+        RuleSetEvent.action.in_(("drafted", "updated"))))}
+    if actor.label in editors:
+        raise ApprovalError("a version is approved by an analyst who did not write it")
+    draft.approved_by, draft.approved_at = actor.label, utcnow()
+    _audit(uow, actor, draft, "approved", comment)
+    return draft
 
 
 def rollback(uow: UnitOfWork, actor: Actor, stage: str, version: int,

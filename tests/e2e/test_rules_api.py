@@ -228,3 +228,36 @@ def test_a_simulation_shows_how_many_recent_decisions_a_draft_would_change(clien
     # nothing was decided for real
     assert {o["status"] for o in orders} == {"validated"}
     assert client.get("/holds", headers=admin).json["items"] == []
+
+
+def test_a_stage_can_require_a_second_analyst_to_approve(make_app, make_key):
+    app = make_app(RULES_APPROVAL_STAGES="validation")
+    client = app.test_client()
+    author, reviewer = make_key("analyst", name="author"), make_key("analyst", name="reviewer")
+    document = default_rule_set("validation")
+    client.post("/rules/validation/versions", headers=author,
+                json={"document": document, "comment": "c"})
+    refused = client.post("/rules/validation/versions/2/publish", headers=author,
+                          json={"comment": "ship it"})
+    assert (refused.status_code, refused.json["code"]) == (409, "approval_required")
+    own = client.post("/rules/validation/versions/2/approve", headers=author,
+                      json={"comment": "looks good to me"})
+    assert (own.status_code, own.json["code"]) == (409, "approval_required")
+    approved = client.post("/rules/validation/versions/2/approve", headers=reviewer,
+                           json={"comment": "checked the simulation"})
+    assert approved.json["approved_by"] == "api_key:reviewer"
+    # a change after approval needs approving again
+    client.put("/rules/validation/versions/2", headers=author,
+               json={"document": document, "comment": "tweak"})
+    assert client.post("/rules/validation/versions/2/publish", headers=author,
+                       json={"comment": "x"}).status_code == 409
+    client.post("/rules/validation/versions/2/approve", headers=reviewer,
+                json={"comment": "again"})
+    published = client.post("/rules/validation/versions/2/publish", headers=author,
+                            json={"comment": "ship it"})
+    assert published.json["state"] == "published"
+    actions = [(h["action"], h["actor"]) for h in client.get(
+        "/rules/validation/history", headers=author).json["items"]][2:]
+    assert actions == [("drafted", "api_key:author"), ("approved", "api_key:reviewer"),
+                       ("updated", "api_key:author"), ("approved", "api_key:reviewer"),
+                       ("published", "api_key:author")]
