@@ -199,7 +199,7 @@ def test_failures(version: RuleSetVersion) -> list[FieldProblem]:
     """Run the version's own test cases; return each failure (none: all pass)."""
     stage = stage_named(version.stage)
     rule_set = compiled(version)
-    failures = run_tests(stage, lambda facts: evaluate(rule_set, facts, facts.created_at)
+    failures = run_tests(stage, lambda facts: evaluate(rule_set, facts, stage.moment_of(facts))
                          .decision, version.document.get("tests", []))
     return [FieldProblem(f"document{path}", message) for path, message in failures]
 

@@ -90,6 +90,13 @@ class Stage(Generic[Facts]):
     stop_on_first_trigger: bool
     # The facts test cases start from: an ordinary case that the shipped rules leave alone.
     baseline: Facts
+    # The fact that says when the case happened: test cases are evaluated at that time.
+    clock: str
+
+    def moment_of(self, facts: Facts) -> datetime:
+        """Return when the case the facts describe happened."""
+        moment: datetime = getattr(facts, self.clock)
+        return moment
 
     @property
     def variables(self) -> type[BaseVariables]:

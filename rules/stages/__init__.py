@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rules.stage import Stage
+from rules.stages.exceptions import EXCEPTIONS
 from rules.stages.validation import VALIDATION
 
-STAGES: dict[str, Stage[Any]] = {stage.name: stage for stage in (VALIDATION,)}
+STAGES: dict[str, Stage[Any]] = {stage.name: stage for stage in (VALIDATION, EXCEPTIONS)}

@@ -107,4 +107,5 @@ VALIDATION: Stage[OrderFacts] = Stage(
         ship_to_region="SP", ship_to_postal_code="01310-100", has_postal_code=True,
         created_at=datetime(2026, 1, 5, 12, tzinfo=UTC),
     ),
+    clock="created_at",
 )

@@ -122,7 +122,8 @@ def test_values_must_fit_what_the_operator_takes():
 
 def test_in_a_first_trigger_stage_a_rule_that_can_never_fire_is_refused():
     priority = Stage("priority", "test", OrderFacts, VALIDATION.actions, ValidationDecision,
-                     stop_on_first_trigger=True, baseline=VALIDATION.baseline)
+                     stop_on_first_trigger=True, baseline=VALIDATION.baseline,
+                     clock="created_at")
     hold = [{"name": "hold", "params": {"queue": "q", "reason": "r"}}]
     document = {"rules": [
         {"name": "broad", "conditions": {"name": "channel", "operator": "equal_to",
@@ -276,3 +277,21 @@ def test_the_shipped_test_cases_pass_and_a_wrong_expectation_is_named():
     assert run_tests(VALIDATION, decide_facts, wrong) == [(
         "/tests/0/expect/outcome",
         "test 'credit': expected 'validated', the rules decided 'on_hold'")]
+
+
+def test_the_exceptions_stage_is_a_priority_list_whose_shipped_tests_pass():
+    from rules.stages.exceptions import EXCEPTIONS
+    from rules.testing import facts_for, run_tests
+
+    document = default_rule_set("exceptions")
+    compiled = compile_rule_set(EXCEPTIONS, document)
+
+    def decide_facts(event_facts):
+        return evaluate(compiled, event_facts, event_facts.occurred_at).decision
+
+    assert run_tests(EXCEPTIONS, decide_facts, document["tests"]) == []
+    # the first rule that fires decides: a third payment failure never reaches the catch-all
+    evaluation = evaluate(compiled, facts_for(EXCEPTIONS, {"attempts": 3}), NOW)
+    assert evaluation.fired == ["payment-give-up"]
+    assert [entry["rule"] for entry in evaluation.trace] == [
+        "rule-error", "payment-retry", "payment-give-up"]

@@ -1,0 +1,108 @@
+"""Exceptions: when something goes wrong with an order, what happens next.
+
+Rules are a priority list: the first rule that fires decides the resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from business_rules.actions import BaseActions, rule_action
+from business_rules.fields import FIELD_NUMERIC, FIELD_TEXT
+
+from rules.stage import Decision, Stage, fact
+from rules.stages.validation import TIERS
+from rules.types import FlagType, MomentType, NumberType, TextType
+
+EVENTS = ["payment_failed", "stock_short", "wms_rejected", "carrier_delay", "rule_error"]
+
+
+@dataclass(frozen=True)
+class ExceptionFacts:
+    """What exception rules may know: the event, and the order it happened to."""
+
+    event_type: str = fact(TextType, "What went wrong", EVENTS)
+    event_code: str = fact(TextType, "The other system's code for it (e.g. ADDRESS)")
+    failed_stage: str = fact(TextType, "The step it happened in")
+    attempts: int = fact(NumberType, "How many times it has happened to this order")
+    delay_hours: Decimal = fact(NumberType, "Hours late (carrier delays)")
+    order_status: str = fact(TextType, "Order status")
+    order_total: Decimal = fact(NumberType, "Order total")
+    channel: str = fact(TextType, "Channel")
+    customer_tier: str = fact(TextType, "Customer tier", TIERS)
+    service_level: str = fact(TextType, "Requested service level")
+    has_shipped_units: bool = fact(FlagType, "Some units have shipped")
+    occurred_at: datetime = fact(MomentType, "When it happened")
+
+
+@dataclass(frozen=True)
+class Step:
+    rule: str | None
+    kind: str  # hold, retry, resource, cancel, notify
+    params: dict[str, Any]
+
+
+@dataclass
+class ExceptionDecision(Decision):
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def resolution(self) -> str:
+        """Return the step that settles the order's fate (notifications come on top)."""
+        kinds = [step.kind for step in self.steps if step.kind != "notify"]
+        return kinds[0] if kinds else "none"
+
+    def summary(self) -> dict[str, Any]:
+        return {"resolution": self.resolution,
+                "notify": sorted(step.params["recipient"] for step in self.steps
+                                 if step.kind == "notify")}
+
+
+class ExceptionActions(BaseActions):  # type: ignore[misc]
+    def __init__(self, decision: ExceptionDecision) -> None:
+        self.decision = decision
+
+    def _step(self, kind: str, **params: Any) -> None:
+        self.decision.steps.append(Step(self.decision.rule, kind, params))
+
+    @rule_action(label="Hold for review", params={"queue": FIELD_TEXT, "reason": FIELD_TEXT})
+    def hold(self, queue: str, reason: str) -> None:
+        self._step("hold", queue=queue, reason=reason)
+
+    @rule_action(label="Retry after a delay", params={"after_minutes": FIELD_NUMERIC})
+    def retry(self, after_minutes: float) -> None:
+        self._step("retry", after_minutes=after_minutes)
+
+    @rule_action(label="Source again from other locations", params={"reason": FIELD_TEXT})
+    def resource(self, reason: str) -> None:
+        self._step("resource", reason=reason)
+
+    @rule_action(label="Cancel the order", params={"reason": FIELD_TEXT})
+    def cancel(self, reason: str) -> None:
+        self._step("cancel", reason=reason)
+
+    @rule_action(label="Notify", params={"recipient": FIELD_TEXT, "message": FIELD_TEXT})
+    def notify(self, recipient: str, message: str) -> None:
+        self._step("notify", recipient=recipient, message=message)
+
+
+EXCEPTIONS: Stage[ExceptionFacts] = Stage(
+    name="exceptions",
+    description="Failed payments, stock lost after confirmation, warehouse and carrier "
+                "failures, late shipments, rule errors: hold, retry, re-source, cancel, "
+                "notify.",
+    facts=ExceptionFacts,
+    actions=ExceptionActions,
+    decision=ExceptionDecision,
+    stop_on_first_trigger=True,
+    baseline=ExceptionFacts(
+        event_type="payment_failed", event_code="", failed_stage="payment", attempts=1,
+        delay_hours=Decimal(0), order_status="allocated", order_total=Decimal("150.00"),
+        channel="web", customer_tier="standard", service_level="standard",
+        has_shipped_units=False, occurred_at=datetime(2026, 1, 5, 12, tzinfo=UTC),
+    ),
+    clock="occurred_at",
+)
