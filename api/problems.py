@@ -29,6 +29,7 @@ from engine.errors import (
     NotOnHoldError,
     OmsError,
     RuleSetStateError,
+    StageNotRunnableError,
     UnknownReferencesError,
 )
 
@@ -59,6 +60,7 @@ ENGINE_STATUSES: dict[type[OmsError], int] = {
     NotOnHoldError: 409,
     RuleSetStateError: 409,
     ApprovalError: 409,
+    StageNotRunnableError: 409,
     DuplicateOrderError: 409,
     AlreadyExistsError: 409,
     IdempotencyInFlightError: 409,

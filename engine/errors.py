@@ -135,3 +135,9 @@ class ApprovalError(OmsError):
     """Publishing this stage needs a second analyst's approval, which is missing or invalid."""
 
     code = "approval_required"
+
+
+class StageNotRunnableError(OmsError):
+    """The stage's rules exist, but orders do not reach it yet (its events are not built)."""
+
+    code = "stage_not_runnable"

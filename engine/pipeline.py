@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from engine.actors import Actor
-from engine.errors import NotFoundError
+from engine.errors import NotFoundError, StageNotRunnableError
 from engine.iso import minor_units
 from engine.models import Customer, Hold, Order, OrderDecision, RuleSetVersion, utcnow
 from engine.orders import OrderDraft, capture_order, get_order, record_event, release_hold
@@ -232,10 +232,18 @@ def _codes(verdict: Verdict) -> list[str]:
     return sorted(f"{code}:{rule}" for code, _, rule in verdict.findings)
 
 
+# The stages whose facts the pipeline can build for an order today.
+RUNNABLE_STAGES = frozenset({"validation"})
+
+
 def _rule_set(uow: UnitOfWork, stage: str, version: int | None,
               document: Any) -> tuple[CompiledRuleSet, int | None]:
     """Return the rule set a dry run or simulation uses: a document, a version, or published."""
     stage_named(stage)
+    if stage not in RUNNABLE_STAGES:
+        raise StageNotRunnableError(
+            f"orders do not reach the {stage} stage yet, so it cannot be tried on one; "
+            "its test cases run with GET /rules/{stage}/versions/{n}/tests")
     if document is not None:
         check_document(stage, document)
         return compile_rule_set(stage_named(stage), document), None

@@ -261,3 +261,19 @@ def test_a_stage_can_require_a_second_analyst_to_approve(make_app, make_key):
     assert actions == [("drafted", "api_key:author"), ("approved", "api_key:reviewer"),
                        ("updated", "api_key:author"), ("approved", "api_key:reviewer"),
                        ("published", "api_key:author")]
+
+
+def test_the_exceptions_stage_is_edited_and_tested_but_not_yet_tried_on_orders(client,
+                                                                            make_key,
+                                                                            admin, catalog):
+    analyst = make_key("analyst")
+    stages = {s["name"]: s for s in client.get("/rules", headers=analyst).json["items"]}
+    assert stages["exceptions"]["stop_on_first_trigger"] is True
+    assert stages["exceptions"]["published_version"] == 1
+    assert client.get("/rules/exceptions/versions/1/tests", headers=analyst).json == {
+        "tests": 8, "passed": True, "failures": []}
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    response = client.post("/rules/exceptions/dry-run", headers=analyst,
+                           json={"order_id": order_id})
+    assert response.status_code == 409
+    assert response.json["code"] == "stage_not_runnable"
