@@ -157,7 +157,8 @@ def rules_import(stage: str, path: TextIO, comment: str, publish: bool) -> None:
         try:
             draft = rulesets.create_draft(uow, actor, stage, document, comment)
             if publish:
-                rulesets.publish(uow, actor, stage, draft.version, comment)
+                rulesets.publish(uow, actor, stage, draft.version, comment,
+                                 built.settings.requires_approval(stage))
         except OmsError as error:
             raise _failure(error) from error
         uow.commit()

@@ -29,7 +29,8 @@ from engine.rulesets import (
 from engine.status import OrderStatus, check_transition
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, compile_rule_set, evaluate
 from rules.stage import plain
-from rules.stages.validation import OrderFacts, ValidationDecision
+from rules.stages.validation import VALIDATION, OrderFacts, ValidationDecision
+from rules.testing import facts_for
 
 # Orders that still count against a customer's credit.
 OPEN_STATUSES = tuple(status.value for status in (
@@ -37,24 +38,33 @@ OPEN_STATUSES = tuple(status.value for status in (
     OrderStatus.RELEASED, OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED,
     OrderStatus.ON_HOLD))
 RULE_ERROR_QUEUE = "rule-error"
+# Orders that do not make a customer a returning one.
+NOT_COUNTED = (OrderStatus.REJECTED.value, OrderStatus.CANCELLED.value)
 
 
-def validation_facts(uow: UnitOfWork, order: Order) -> OrderFacts:
-    """Compute, once, everything validation rules may ask about the order."""
+def validation_facts(uow: UnitOfWork, order: Order, lock: bool = False) -> OrderFacts:
+    """Compute, once, everything validation rules may ask about the order.
+
+    With `lock`, the customer's row stays locked until the transaction ends, so two orders
+    of one customer are validated one after the other and cannot both spend the same credit.
+    """
     # earlier orders only: a dry run or simulation of an old order sees what its capture saw
     earlier = (Order.customer_id == order.customer_id, Order.id < order.id)
-    earlier_count = select(func.count(Order.id)).where(*earlier).scalar_subquery()
+    earlier_count = (select(func.count(Order.id))
+                     .where(*earlier, Order.status.not_in(NOT_COUNTED)).scalar_subquery())
     open_total = (select(func.coalesce(func.sum(Order.total), 0))
                   .where(*earlier, Order.status.in_(OPEN_STATUSES)).scalar_subquery())
-    found = uow.session.execute(
-        select(Customer, earlier_count, open_total).where(Customer.id == order.customer_id)
-    ).one_or_none()
+    statement = select(Customer, earlier_count, open_total).where(
+        Customer.id == order.customer_id)
+    if lock:
+        statement = statement.with_for_update(of=Customer)
+    found = uow.session.execute(statement).one_or_none()
     if found is None:  # the foreign key makes this impossible; say so if it happens
         raise LookupError(f"order {order.id} has no customer {order.customer_id}")
     customer, earlier_count, open_total = found
     products = {line.sku: line.product for line in order.lines}
-    ratios = [line.unit_price / products[line.sku].value
-              for line in order.lines if products[line.sku].value]
+    ratios = [line.unit_price / products[line.sku].value for line in order.lines
+              if products[line.sku].value and products[line.sku].currency == order.currency]
     limit = customer.credit_limit
     cent = Decimal(1).scaleb(-minor_units(order.currency))
 
@@ -120,7 +130,7 @@ def validate_order(uow: UnitOfWork, actor: Actor, order: Order,
     by a person) are recorded in the trace but do not hold the order again.
     """
     version = published_version(uow, "validation")
-    facts = validation_facts(uow, order)
+    facts = validation_facts(uow, order, lock=True)
     now = utcnow()
     if version is None:
         verdict = Verdict("validated", {"note": "no validation rules are published"}, [], [])
@@ -198,21 +208,27 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
              document: Any = None, last: int = 1000) -> dict[str, Any]:
     """Compare a candidate rule set with the published one over the latest orders.
 
-    Each order is decided twice, by each rule set, with the facts and the time of its
-    capture; nothing is written. Returns how many decisions change, by change of outcome,
-    with examples.
+    Each order is decided twice, by each rule set, with the facts recorded at its capture
+    (or, for orders captured before facts were recorded, as they are now) and at the time
+    of its capture; nothing is written. Returns how many decisions change, by change of
+    outcome, with examples.
     """
     candidate, number = _rule_set(uow, stage, version, document)
     current = published_version(uow, stage)
     if current is None:
         raise NotFoundError(f"published {stage} rule set", "")
     baseline = compiled(current)
-    orders = list(uow.session.scalars(
-        select(Order).order_by(Order.id.desc()).limit(min(last, SIMULATION_LIMIT))))
+    statement = select(Order).order_by(Order.id.desc()).limit(min(last, SIMULATION_LIMIT))
+    if actor.channel is not None:
+        statement = statement.where(Order.channel == actor.channel)
+    orders = list(uow.session.scalars(statement))
+    recorded = _first_facts(uow, [order.id for order in orders])
     changes: dict[str, int] = {}
     examples: list[dict[str, Any]] = []
     for order in orders:
-        facts = validation_facts(uow, order)
+        # the facts its capture saw, when they were recorded; else as they are now
+        facts = (facts_for(VALIDATION, recorded[order.id]) if order.id in recorded
+                 else validation_facts(uow, order))
         before = decide_validation(baseline, facts, order.created_at)
         after = decide_validation(candidate, facts, order.created_at)
         if (before.outcome, _codes(before)) == (after.outcome, _codes(after)):
@@ -226,6 +242,15 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
     return {"stage": stage, "baseline_version": current.version, "candidate_version": number,
             "orders": len(orders), "changed": sum(changes.values()),
             "by_change": dict(sorted(changes.items())), "examples": examples}
+
+
+def _first_facts(uow: UnitOfWork, order_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Return, per order, the facts its first validation decision recorded."""
+    first = (select(func.min(OrderDecision.id))
+             .where(OrderDecision.order_id.in_(order_ids), OrderDecision.stage == "validation")
+             .group_by(OrderDecision.order_id))
+    return {decision.order_id: decision.facts for decision in uow.session.scalars(
+        select(OrderDecision).where(OrderDecision.id.in_(first)))}
 
 
 def _codes(verdict: Verdict) -> list[str]:

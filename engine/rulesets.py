@@ -92,8 +92,8 @@ def get_version(uow: UnitOfWork, stage: str, version: int,
     stage_named(stage)
     statement = select(RuleSetVersion).where(RuleSetVersion.stage == stage,
                                              RuleSetVersion.version == version)
-    if for_update:
-        statement = statement.with_for_update()
+    if for_update:  # and reload: another transaction may have changed it meanwhile
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     found = uow.session.scalar(statement)
     if found is None:
         raise NotFoundError(f"{stage} rule set version", version)
@@ -144,12 +144,8 @@ def publish(uow: UnitOfWork, actor: Actor, stage: str, version: int, comment: st
     Raises:
         ApprovalError: the stage needs a second analyst's approval and the draft has none.
     """
-    if require_approval:
-        draft = get_version(uow, stage, version)
-        if draft.state == DRAFT and draft.approved_by is None:
-            raise ApprovalError(f"{stage} needs a second analyst to approve version "
-                                f"{version} before it is published")
-    return _make_published(uow, actor, stage, version, DRAFT, "published", comment)
+    return _make_published(uow, actor, stage, version, DRAFT, "published", comment,
+                           require_approval)
 
 
 def approve(uow: UnitOfWork, actor: Actor, stage: str, version: int,
@@ -200,7 +196,7 @@ def test_failures(version: RuleSetVersion) -> list[FieldProblem]:
     stage = stage_named(version.stage)
     rule_set = compiled(version)
     failures = run_tests(stage, lambda facts: evaluate(rule_set, facts, stage.moment_of(facts))
-                         .decision, version.document.get("tests", []))
+                         .decision, version.document.get("tests", []))  # failures caught there
     return [FieldProblem(f"document{path}", message) for path, message in failures]
 
 
@@ -219,13 +215,17 @@ def compiled(version: RuleSetVersion) -> CompiledRuleSet:
 
 
 def _make_published(uow: UnitOfWork, actor: Actor, stage: str, version: int, required: str,
-                    action: str, comment: str) -> RuleSetVersion:
+                    action: str, comment: str,
+                    require_approval: bool = False) -> RuleSetVersion:
     _lock_stage(uow, stage)
-    target = get_version(uow, stage, version, for_update=True)
+    target = get_version(uow, stage, version, for_update=True)  # as of the lock, fresh
     if target.state != required:
         wanted = ("only a draft can be published" if required == DRAFT
                   else "only a version published before can be rolled back to")
         raise RuleSetStateError(stage, version, target.state, wanted)
+    if require_approval and target.approved_by is None:
+        raise ApprovalError(f"{stage} needs a second analyst to approve version {version} "
+                            "before it is published")
     check_document(stage, target.document)  # the checks may have grown since it was saved
     failures = test_failures(target)
     if failures:

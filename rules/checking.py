@@ -34,6 +34,11 @@ from rules.types import (
 
 MAX_RULES = 500
 MAX_DEPTH = 16
+MAX_HOURS = 10**6
+MAX_NUMERIC_PARAM = 10**6
+# Action params that become record keys (a hold's queue, a reason code) are short.
+SHORT_PARAMS = frozenset({"queue", "code", "recipient"})
+SHORT_TEXT, LONG_TEXT = 64, 500
 PATTERN_OPERATORS = frozenset({"matches_regex", "does_not_match_regex"})
 
 
@@ -87,8 +92,8 @@ class _Checker:
             if key not in ("name", "description", "conditions", "actions"):
                 self.add(f"{path}/{_escape(key)}", "unknown field")
         name = rule.get("name")
-        if not isinstance(name, str) or not 0 < len(name) <= 100:
-            self.add(f"{path}/name", "every rule needs a name of 1 to 100 characters")
+        if not isinstance(name, str) or not 0 < len(name) <= 100 or not _clean(name):
+            self.add(f"{path}/name", "every rule needs a name of 1 to 100 printable characters")
         elif name in names:
             self.add(f"{path}/name", f"the name {name!r} is already used by rule {names[name]}")
         else:
@@ -145,10 +150,12 @@ class _Checker:
               path: str) -> None:
         options = variable.get("options") or []
         if input_type == FIELD_NO_INPUT:
+            if value is not None:
+                self.add(path, f"{operator!r} takes no value: use null")
             return
         if input_type == FIELD_TEXT:
-            if not isinstance(value, str):
-                self.add(path, "must be text")
+            if not isinstance(value, str) or not _clean(value) or len(value) > LONG_TEXT:
+                self.add(path, f"must be printable text of at most {LONG_TEXT} characters")
             elif operator in PATTERN_OPERATORS:
                 try:
                     compile_pattern(value)
@@ -159,8 +166,8 @@ class _Checker:
         elif input_type == FIELD_NUMERIC:
             if not _is_number(value):
                 self.add(path, "must be a number")
-            elif operator.endswith("_hours") and value < 0:
-                self.add(path, "must not be negative")
+            elif operator.endswith("_hours") and not 0 <= value <= MAX_HOURS:
+                self.add(path, f"must be between 0 and {MAX_HOURS} hours")
         elif input_type == FIELD_TEXT_LIST:
             if not isinstance(value, list) or not value or not all(
                     isinstance(item, str) for item in value):
@@ -190,8 +197,9 @@ class _Checker:
             if isinstance(value, list | dict) or value is None:
                 self.add(path, "must be a single value")
         elif input_type == FIELD_SELECT_MULTIPLE and (
-                not isinstance(value, list) or not value):
-            self.add(path, "must be a non-empty list")
+                not isinstance(value, list) or not value
+                or not all(isinstance(item, str) or _is_number(item) for item in value)):
+            self.add(path, "must be a non-empty list of texts or numbers")
 
     def actions_of(self, actions: Any, path: str) -> None:
         if not isinstance(actions, list) or not actions:
@@ -225,10 +233,17 @@ class _Checker:
                     self.param(params[param], field_type, f"{where}/params/{param}")
 
     def param(self, value: Any, field_type: str, path: str) -> None:
-        if field_type == FIELD_NUMERIC and not _is_number(value):
-            self.add(path, "must be a number")
-        elif field_type == FIELD_TEXT and not (isinstance(value, str) and value.strip()):
-            self.add(path, "must be non-empty text")
+        if field_type == FIELD_NUMERIC:
+            if not _is_number(value):
+                self.add(path, "must be a number")
+            elif not 0 <= value <= MAX_NUMERIC_PARAM:
+                self.add(path, f"must be between 0 and {MAX_NUMERIC_PARAM}")
+            return
+        limit = SHORT_TEXT if path.rsplit("/", 1)[-1] in SHORT_PARAMS else LONG_TEXT
+        if not (isinstance(value, str) and value.strip() and _clean(value)):
+            self.add(path, "must be non-empty printable text")
+        elif len(value) > limit:
+            self.add(path, f"at most {limit} characters")
 
     def unreachable(self, rules: list[Mapping[str, Any]]) -> None:
         """Flag rules an earlier rule always pre-empts (first-trigger stages only).
@@ -258,8 +273,16 @@ def _requirements(conditions: Mapping[str, Any]) -> frozenset[str]:
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+    """Tell whether a JSON value is a number a rule can use (finite, below 10^15)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return abs(value) < 10**15
+
+
+def _clean(text: str) -> bool:
+    return not any(char < " " or "\ud800" <= char <= "\udfff" for char in text)
 
 
 def _is_aware_time(value: Any) -> bool:

@@ -56,10 +56,15 @@ def check_tests(stage: Stage[Any], tests: Any, path: str = "/tests") -> list[tup
             problems.append((f"{where}/expect", "must say what the decision is expected to be"))
         else:
             known = stage.decision().summary()
-            for key in expect:
+            for key, value in expect.items():
                 if key not in known:
                     problems.append((f"{where}/expect/{key}",
                                      f"not part of a decision; use {', '.join(known)}"))
+                elif isinstance(known[key], list) and not (
+                        isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                    problems.append((f"{where}/expect/{key}", "must be a list of texts"))
+                elif isinstance(known[key], str) and not isinstance(value, str):
+                    problems.append((f"{where}/expect/{key}", "must be text"))
     return problems
 
 
@@ -69,7 +74,11 @@ def run_tests(stage: Stage[Any], evaluate_facts: Any, tests: list[Mapping[str, A
     failures = []
     for index, test in enumerate(tests):
         facts = facts_for(stage, test.get("facts", {}))
-        summary = evaluate_facts(facts).summary()
+        try:
+            summary = evaluate_facts(facts).summary()
+        except Exception as error:  # a rule that fails on the case fails the test
+            failures.append((f"{path}/{index}", f"test {test['name']!r}: a rule failed: {error}"))
+            continue
         for key, expected in test["expect"].items():
             actual = summary[key]
             if _normalised(actual) != _normalised(expected):
@@ -97,9 +106,12 @@ def _converted(kind: str, value: Any) -> Any:
 def _fact_problem(kind: str | None, value: Any) -> str | None:
     if kind is None:
         return "unknown variable"
-    if kind == "numeric" and (isinstance(value, bool) or not isinstance(value, int | float)
-                              or not math.isfinite(value)):
-        return "must be a number"
+    if kind == "numeric":
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or (isinstance(value, float) and not math.isfinite(value))):
+            return "must be a number"
+        if abs(value) >= 10**15:
+            return "must be below 10^15"
     if kind == "boolean" and not isinstance(value, bool):
         return "must be true or false"
     if kind in ("string", "select") and not isinstance(value, str):

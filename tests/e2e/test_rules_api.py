@@ -277,3 +277,47 @@ def test_the_exceptions_stage_is_edited_and_tested_but_not_yet_tried_on_orders(c
                            json={"order_id": order_id})
     assert response.status_code == 409
     assert response.json["code"] == "stage_not_runnable"
+
+
+def test_a_simulation_decides_each_order_with_the_facts_its_capture_saw(client, make_key,
+                                                                       admin, catalog):
+    analyst = make_key("analyst")
+    small = [{"sku": "MUG-2", "quantity": 1, "unit_price": "24.50"}]
+    big = [{"sku": "LAMP-1", "quantity": 30, "unit_price": "89.90"}]  # 2,697 + 15 shipping
+    client.post("/orders", json=order_body(lines=small), headers=admin)  # C-ANA returns
+    first = client.post("/orders", json=order_body(lines=big), headers=admin).json
+    second = client.post("/orders", json=order_body(lines=big), headers=admin).json
+    assert (first["status"], second["status"]) == ("validated", "on_hold")  # out of credit
+    # the first big order is cancelled afterwards: today the credit would suffice
+    client.post(f"/orders/{first['id']}/cancel", json={"reason": "changed"}, headers=admin)
+    without_credit_rule = copy.deepcopy(default_rule_set("validation"))
+    without_credit_rule["rules"] = [r for r in without_credit_rule["rules"]
+                                    if r["name"] != "credit-limit"]
+    without_credit_rule["tests"] = [t for t in without_credit_rule["tests"]
+                                    if "credit" not in t["name"]]
+    result = client.post("/rules/validation/simulate", headers=analyst,
+                         json={"document": without_credit_rule}).json
+    assert result["by_change"] == {"on_hold->validated": 1}
+    assert result["examples"][0]["order_id"] == second["id"]
+
+
+def test_a_simulation_by_an_integration_key_sees_only_its_channel(client, make_key, admin,
+                                                                  catalog):
+    client.post("/orders", json=order_body(channel="web"), headers=admin)
+    client.post("/orders", json=order_body(channel="erp"), headers=admin)
+    web = make_key("system", channel="web")
+    result = client.post("/rules/validation/simulate", headers=web,
+                         json={"version": 1}).json
+    assert result["orders"] == 1
+
+
+def test_a_customer_whose_only_earlier_order_was_rejected_is_still_new(client, admin, catalog):
+    rejected = order_body(customer_id="C-BEN")
+    rejected["shipping_address"].pop("postal_code")
+    assert client.post("/orders", json=rejected, headers=admin).json["status"] == "rejected"
+    big = order_body(customer_id="C-BEN", lines=[
+        {"sku": "LAMP-1", "quantity": 30, "unit_price": "89.90"}])
+    held = client.post("/orders", json=big, headers=admin).json
+    assert held["status"] == "on_hold"
+    decision = client.get(f"/orders/{held['id']}/decisions", headers=admin).json["items"][0]
+    assert decision["facts"]["customer_is_new"] is True

@@ -295,3 +295,33 @@ def test_the_exceptions_stage_is_a_priority_list_whose_shipped_tests_pass():
     assert evaluation.fired == ["payment-give-up"]
     assert [entry["rule"] for entry in evaluation.trace] == [
         "rule-error", "payment-retry", "payment-give-up"]
+
+
+def test_values_that_would_fail_at_run_time_or_overflow_a_record_are_refused_on_save():
+    def problems_of(conditions, actions=None, tests=None):
+        document = {"rules": [{"name": "r", "conditions": conditions, "actions": actions or [
+            {"name": "hold", "params": {"queue": "q", "reason": "r"}}]}]}
+        if tests is not None:
+            document["tests"] = tests
+        return paths(check_rule_set(VALIDATION, document))
+
+    plain_condition = {"name": "channel", "operator": "equal_to", "value": "web"}
+    assert problems_of(plain_condition, [{"name": "hold", "params": {
+        "queue": "q" * 65, "reason": "r" * 501}}]) == {
+        "/rules/0/actions/0/params/queue": "at most 64 characters",
+        "/rules/0/actions/0/params/reason": "at most 500 characters"}
+    assert problems_of({"name": "order_total", "operator": "greater_than",
+                        "value": 10**400}) == {"/rules/0/conditions/value": "must be a number"}
+    assert problems_of({"name": "created_at", "operator": "older_than_hours", "value": 1e11}) \
+        == {"/rules/0/conditions/value": "must be between 0 and 1000000 hours"}
+    assert problems_of({"name": "has_postal_code", "operator": "is_true", "value": False}) == {
+        "/rules/0/conditions/value": "'is_true' takes no value: use null"}
+    assert problems_of({"name": "skus", "operator": "contains_all", "value": [None]}) == {
+        "/rules/0/conditions/value": "must be a non-empty list of texts or numbers"}
+    assert problems_of(plain_condition, tests=[
+        {"name": "t", "facts": {"order_total": 10**400}, "expect": {"holds": [1, "a"]}}]) == {
+        "/tests/0/facts/order_total": "must be below 10^15",
+        "/tests/0/expect/holds": "must be a list of texts"}
+    assert problems_of(plain_condition, [{"name": "hold", "params": {
+        "queue": "a\u0000b", "reason": "r"}}]) == {
+        "/rules/0/actions/0/params/queue": "must be non-empty printable text"}
