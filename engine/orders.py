@@ -27,6 +27,7 @@ from engine.ports import UnitOfWork
 from engine.status import OrderStatus, check_transition
 
 MANUAL_CHANNEL = "manual"
+MANUAL_QUEUE = "manual"  # holds a person puts on an order
 # What the record's amount columns hold (NUMERIC(18, 4)): 14 digits before the point.
 MAX_AMOUNT = Decimal(10) ** 14
 LIMIT = "99,999,999,999,999.99"
@@ -222,6 +223,8 @@ def hold_order(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) -> Ord
     previous = order.status
     _move(order, OrderStatus.ON_HOLD)
     order.held_from = previous.value
+    uow.session.add(Hold(order_id=order.id, stage="manual", queue=MANUAL_QUEUE, reason=reason,
+                         created_by=actor.label, created_at=utcnow()))
     record_event(uow, order, "order.held", actor, reason=reason,
                  previous_status=previous.value, status=order.status.value)
     return order

@@ -172,10 +172,16 @@ def rollback(uow: UnitOfWork, actor: Actor, stage: str, version: int,
 
 def diff(uow: UnitOfWork, stage: str, old: int, new: int) -> list[RuleChange]:
     """Return the rules added, removed or changed from one version to another, by name."""
-    before = {r["name"]: r for r in get_version(uow, stage, old).document["rules"]}
-    after = {r["name"]: r for r in get_version(uow, stage, new).document["rules"]}
+    old_document = get_version(uow, stage, old).document
+    new_document = get_version(uow, stage, new).document
+    before = {r["name"]: r for r in old_document["rules"]}
+    after = {r["name"]: r for r in new_document["rules"]}
     changes = [RuleChange(name, "removed", before[name], None)
                for name in before if name not in after]
+    for part in ("description", "tests"):  # not rules, but part of what is published
+        if old_document.get(part) != new_document.get(part):
+            changes.append(RuleChange(f"({part})", "changed", {part: old_document.get(part)},
+                                      {part: new_document.get(part)}))
     for name, rule in after.items():
         if name not in before:
             changes.append(RuleChange(name, "added", None, rule))

@@ -2,7 +2,8 @@
 
 They are business-rules types (subclasses, exported with `export_type`), not a fork: rule
 sets written for business-rules run unchanged, and `business_rules.engine.run_all` runs
-ours too. The extra input kinds below tell an editor what value an operator takes.
+ours too, except the variable-to-variable comparisons (`*_variable`), which only our
+evaluator resolves. The extra input kinds below tell an editor what value an operator takes.
 """
 
 from __future__ import annotations

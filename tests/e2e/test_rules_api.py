@@ -138,6 +138,12 @@ def test_the_diff_lists_rules_added_removed_and_changed(client, make_key):
     assert sorted((c["rule"], c["change"]) for c in changes) == [
         ("high-value-review", "added"), ("postal-code-required", "changed"),
         ("price-floor", "removed")]
+    # a version that changes only its test cases shows that too
+    document["tests"] = document["tests"][:2]
+    client.post("/rules/validation/versions", headers=analyst,
+                json={"document": document, "comment": "fewer tests"})
+    changes = client.get("/rules/validation/diff?from=2&to=3", headers=analyst).json["changes"]
+    assert [(c["rule"], c["change"]) for c in changes] == [("(tests)", "changed")]
 
 
 def test_only_drafts_change_and_only_drafts_are_published(client, make_key):

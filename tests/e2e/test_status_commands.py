@@ -45,6 +45,9 @@ def test_releasing_a_hold_returns_the_order_to_where_it_was(client, make_key, ca
     order_id = place(client, ops)
     held = client.post(f"/orders/{order_id}/hold", json={"reason": "address check"}, headers=ops)
     assert held.json["status"] == "on_hold"
+    [hold] = client.get("/holds", headers=ops).json["items"]
+    assert (hold["queue"], hold["reason"], hold["created_by"]) == (
+        "manual", "address check", "api_key:ops-desk")
     released = client.post(f"/orders/{order_id}/release-hold", json={"note": "address ok"},
                            headers=ops)
     assert released.status_code == 200
