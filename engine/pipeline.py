@@ -57,7 +57,10 @@ def validation_facts(uow: UnitOfWork, order: Order, lock: bool = False) -> Order
     statement = select(Customer, earlier_count, open_total).where(
         Customer.id == order.customer_id)
     if lock:
-        statement = statement.with_for_update(of=Customer)
+        # NO KEY UPDATE: compatible with the KEY SHARE lock that inserting the order (a
+        # foreign key to the customer) already took, so two orders of one customer queue
+        # here instead of deadlocking.
+        statement = statement.with_for_update(of=Customer, key_share=True)
     found = uow.session.execute(statement).one_or_none()
     if found is None:  # the foreign key makes this impossible; say so if it happens
         raise LookupError(f"order {order.id} has no customer {order.customer_id}")

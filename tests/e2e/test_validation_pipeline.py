@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
+
 from tests.conftest import order_body
 
 
@@ -99,3 +102,22 @@ def test_holds_filter_by_queue_rule_and_age(client, admin, catalog):
     assert client.get("/holds?queue=credit", headers=admin).json["items"] == []
     assert client.get("/holds?older_than_hours=1", headers=admin).json["items"] == []
     assert client.get("/holds?state=lost", headers=admin).status_code == 422
+
+
+def test_concurrent_orders_of_one_customer_cannot_spend_the_same_credit(live_server, admin,
+                                                                        client, catalog):
+    # given a returning customer with 5,000 of credit, 39.50 of it in use
+    small = [{"sku": "MUG-2", "quantity": 1, "unit_price": "24.50"}]
+    client.post("/orders", json=order_body(lines=small), headers=admin)
+    big = [{"sku": "LAMP-1", "quantity": 30, "unit_price": "89.90"}]  # 2,712.00 each
+    # when eight orders that each fit alone arrive at once
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(
+            lambda _: live_server.request("POST", "/orders", order_body(lines=big), admin),
+            range(8)))
+    # then all are recorded, one is validated, and the others wait for credit review
+    assert [status for status, _, _ in results] == [201] * 8
+    statuses = sorted(json.loads(body)["status"] for _, _, body in results)
+    assert statuses == ["on_hold"] * 7 + ["validated"]
+    queues = {h["queue"] for h in client.get("/holds", headers=admin).json["items"]}
+    assert queues == {"credit"}
