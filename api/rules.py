@@ -359,3 +359,49 @@ def simulate(data: dict[str, Any], stage: str) -> dict[str, Any]:
         request_uow(), current_actor(), stage, version=data.get("version"),
         document=data.get("document"), last=data["last"])
     return result
+
+
+class SimulationJobRequestSchema(SimulationSchema):
+    last = fields.Integer(load_default=10_000, validate=validate.Range(min=1, max=50_000),
+                          metadata={"description": "how many of the latest orders"})
+
+
+class SimulationJobSchema(Schema):
+    id = fields.Integer()
+    stage = fields.String()
+    state = fields.String(metadata={"enum": ["queued", "done", "failed"]})
+    candidate_version = fields.Integer(allow_none=True)
+    last = fields.Integer()
+    requested_by = fields.String()
+    created_at = fields.AwareDateTime()
+    finished_at = fields.AwareDateTime(allow_none=True)
+    error = fields.String(allow_none=True)
+    result = fields.Nested(SimulationResultSchema, allow_none=True)
+
+
+SIMULATION = STAGE + "/simulations/<int(min=1, max=2147483647):simulation_id>"
+
+
+@blp.route(STAGE + "/simulations", methods=["POST"])
+@allow(*READERS)
+@command
+@_document_errors(400, 401, 403, 404, 409, 413, 415)
+@blp.arguments(SimulationJobRequestSchema())
+@blp.response(202, SimulationJobSchema, description="Queued; poll its Location")
+def start_simulation(data: dict[str, Any],
+                     stage: str) -> tuple[Any, int, dict[str, str]]:
+    """Simulate over up to 50,000 orders as a background job (RQ, or inline without Redis)."""
+    simulation = pipeline.request_simulation(
+        request_uow(), current_actor(), stage, version=data.get("version"),
+        document=data.get("document"), last=data["last"])
+    return simulation, 202, {"Location": url_for("rules.get_simulation", stage=stage,
+                                                 simulation_id=simulation.id)}
+
+
+@blp.route(SIMULATION, methods=["GET"])
+@allow(*READERS)
+@_document_errors(401, 403, 404)
+@blp.response(200, SimulationJobSchema)
+def get_simulation(stage: str, simulation_id: int) -> Any:
+    """Read a simulation job: queued, done (with its result) or failed (with the reason)."""
+    return pipeline.get_simulation(request_uow(), current_actor(), stage, simulation_id)

@@ -395,3 +395,22 @@ class Hold(Base):
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(200))
     resolution: Mapped[str | None] = mapped_column(String(32))  # released, cancelled
+
+
+class Simulation(Base):
+    """A simulation of a candidate rule set over many orders, run as a job."""
+
+    __tablename__ = "simulations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    candidate_version: Mapped[int | None] = mapped_column(Integer)
+    candidate_document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str | None] = mapped_column(String(64))  # the requester's, if bound
+    state: Mapped[str] = mapped_column(String(16))  # queued, done, failed
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(1000))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

@@ -14,9 +14,17 @@ from typing import Any
 from sqlalchemy import func, select
 
 from engine.actors import Actor
-from engine.errors import NotFoundError, StageNotRunnableError
+from engine.errors import NotFoundError, OmsError, StageNotRunnableError
 from engine.iso import minor_units
-from engine.models import Customer, Hold, Order, OrderDecision, RuleSetVersion, utcnow
+from engine.models import (
+    Customer,
+    Hold,
+    Order,
+    OrderDecision,
+    RuleSetVersion,
+    Simulation,
+    utcnow,
+)
 from engine.orders import OrderDraft, capture_order, get_order, record_event, release_hold
 from engine.ports import UnitOfWork
 from engine.rulesets import (
@@ -45,23 +53,27 @@ NOT_COUNTED = (OrderStatus.REJECTED.value, OrderStatus.CANCELLED.value)
 def validation_facts(uow: UnitOfWork, order: Order, lock: bool = False) -> OrderFacts:
     """Compute, once, everything validation rules may ask about the order.
 
-    With `lock`, the customer's row stays locked until the transaction ends, so two orders
-    of one customer are validated one after the other and cannot both spend the same credit.
+    With `lock` (a live capture), the customer's row is locked first, until the transaction
+    ends, and every other order of the customer counts: two orders of one customer are
+    validated one after the other and cannot both spend the same credit. Without it (a dry
+    run of an old order) only the orders before it count, as at its capture.
     """
-    # earlier orders only: a dry run or simulation of an old order sees what its capture saw
-    earlier = (Order.customer_id == order.customer_id, Order.id < order.id)
-    earlier_count = (select(func.count(Order.id))
-                     .where(*earlier, Order.status.not_in(NOT_COUNTED)).scalar_subquery())
-    open_total = (select(func.coalesce(func.sum(Order.total), 0))
-                  .where(*earlier, Order.status.in_(OPEN_STATUSES)).scalar_subquery())
-    statement = select(Customer, earlier_count, open_total).where(
-        Customer.id == order.customer_id)
     if lock:
         # NO KEY UPDATE: compatible with the KEY SHARE lock that inserting the order (a
         # foreign key to the customer) already took, so two orders of one customer queue
-        # here instead of deadlocking.
-        statement = statement.with_for_update(of=Customer, key_share=True)
-    found = uow.session.execute(statement).one_or_none()
+        # here instead of deadlocking. A statement of its own, so that the sums below,
+        # read after the wait, see what the order ahead committed.
+        uow.session.execute(select(Customer.id).where(Customer.id == order.customer_id)
+                            .with_for_update(key_share=True))
+    others = (Order.customer_id == order.customer_id,
+              Order.id != order.id if lock else Order.id < order.id)
+    earlier_count = (select(func.count(Order.id))
+                     .where(*others, Order.status.not_in(NOT_COUNTED)).scalar_subquery())
+    open_total = (select(func.coalesce(func.sum(Order.total), 0))
+                  .where(*others, Order.status.in_(OPEN_STATUSES)).scalar_subquery())
+    found = uow.session.execute(
+        select(Customer, earlier_count, open_total).where(Customer.id == order.customer_id)
+    ).one_or_none()
     if found is None:  # the foreign key makes this impossible; say so if it happens
         raise LookupError(f"order {order.id} has no customer {order.customer_id}")
     customer, earlier_count, open_total = found
@@ -203,12 +215,14 @@ def dry_run(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = 
             "trace": verdict.trace}
 
 
-SIMULATION_LIMIT = 2000
+SIMULATION_LIMIT = 2000  # answered in the request; more goes to a job
+JOB_SIMULATION_LIMIT = 50_000
 EXAMPLES = 10
 
 
 def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = None,
-             document: Any = None, last: int = 1000) -> dict[str, Any]:
+             document: Any = None, last: int = 1000,
+             limit: int = SIMULATION_LIMIT) -> dict[str, Any]:
     """Compare a candidate rule set with the published one over the latest orders.
 
     Each order is decided twice, by each rule set, with the facts recorded at its capture
@@ -221,7 +235,7 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
     if current is None:
         raise NotFoundError(f"published {stage} rule set", "")
     baseline = compiled(current)
-    statement = select(Order).order_by(Order.id.desc()).limit(min(last, SIMULATION_LIMIT))
+    statement = select(Order).order_by(Order.id.desc()).limit(min(last, limit))
     if actor.channel is not None:
         statement = statement.where(Order.channel == actor.channel)
     orders = list(uow.session.scalars(statement))
@@ -245,6 +259,49 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
     return {"stage": stage, "baseline_version": current.version, "candidate_version": number,
             "orders": len(orders), "changed": sum(changes.values()),
             "by_change": dict(sorted(changes.items())), "examples": examples}
+
+
+def request_simulation(uow: UnitOfWork, actor: Actor, stage: str, *,
+                       version: int | None = None, document: Any = None,
+                       last: int) -> Simulation:
+    """Queue a simulation over up to 50,000 orders; a job runs it after this commit."""
+    _rule_set(uow, stage, version, document)  # refuse a bad candidate now, not in the job
+    simulation = Simulation(stage=stage, candidate_version=version,
+                            candidate_document=document, last=min(last, JOB_SIMULATION_LIMIT),
+                            channel=actor.channel, state="queued",
+                            requested_by=actor.label, created_at=utcnow())
+    uow.session.add(simulation)
+    uow.session.flush()
+    uow.enqueue_after_commit("jobs.rules.run_simulation", simulation.id)
+    return simulation
+
+
+def run_simulation(uow: UnitOfWork, simulation_id: int) -> Simulation | None:
+    """Run a queued simulation and keep its result; running it again changes nothing."""
+    simulation = uow.session.get(Simulation, simulation_id, with_for_update=True)
+    if simulation is None or simulation.state != "queued":
+        return simulation
+    requester = Actor(type="system", id="simulation", role="analyst",
+                      channel=simulation.channel)
+    try:
+        simulation.result = simulate(
+            uow, requester, simulation.stage, version=simulation.candidate_version,
+            document=simulation.candidate_document, last=simulation.last,
+            limit=JOB_SIMULATION_LIMIT)
+        simulation.state = "done"
+    except OmsError as error:  # the candidate or the published set changed meanwhile
+        simulation.state, simulation.error = "failed", error.detail[:1000]
+    simulation.finished_at = utcnow()
+    return simulation
+
+
+def get_simulation(uow: UnitOfWork, actor: Actor, stage: str, simulation_id: int) -> Simulation:
+    """Return a simulation of this stage that the actor may see."""
+    simulation = uow.session.get(Simulation, simulation_id)
+    if (simulation is None or simulation.stage != stage
+            or (actor.channel is not None and simulation.channel != actor.channel)):
+        raise NotFoundError("simulation", simulation_id)
+    return simulation
 
 
 def _first_facts(uow: UnitOfWork, order_ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -91,3 +91,45 @@ def test_purge_counts_what_it_removed(database_url):
     with services.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 1
     services.close()
+
+
+def test_a_large_simulation_runs_as_an_rq_job_and_its_result_is_kept(make_app, redis_url,
+                                                                    admin, catalog, client):
+    from tests.conftest import order_body
+
+    for _ in range(3):
+        client.post("/orders", json=order_body(), headers=admin)
+    queue_name = f"oms-test-{uuid.uuid4().hex[:8]}"
+    app = make_app(REDIS_URL=redis_url, QUEUE_NAME=queue_name)
+    queued = app.test_client().post("/rules/validation/simulations", headers=admin,
+                                    json={"version": 1, "last": 20_000})
+    assert queued.status_code == 202
+    assert queued.json["state"] == "queued"
+    location = queued.headers["Location"]
+    assert app.test_client().get(location, headers=admin).json["state"] == "queued"
+    services = app.extensions["oms"]
+    redis = Redis.from_url(redis_url)
+    with using(services):
+        run_worker(redis, queue_name, burst=True, fork=False)
+    done = app.test_client().get(location, headers=admin).json
+    assert done["state"] == "done"
+    assert (done["result"]["orders"], done["result"]["changed"]) == (3, 0)
+    # a second delivery of the same job finds it done and keeps the first result
+    from jobs.rules import run_simulation
+
+    with using(services):
+        assert run_simulation(done["id"]) == "done"
+    assert app.test_client().get(location, headers=admin).json == done
+    redis.close()
+
+
+def test_without_redis_the_simulation_job_runs_right_after_the_request(client, admin,
+                                                                       catalog):
+    from tests.conftest import order_body
+
+    client.post("/orders", json=order_body(), headers=admin)
+    queued = client.post("/rules/validation/simulations", headers=admin, json={"version": 1})
+    assert queued.status_code == 202
+    done = client.get(queued.headers["Location"], headers=admin).json
+    assert (done["state"], done["result"]["orders"]) == ("done", 1)
+    assert client.get("/rules/validation/simulations/999", headers=admin).status_code == 404
