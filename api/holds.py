@@ -10,9 +10,9 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from api.access import allow, current_actor
 from api.problems import document_errors
-from api.schemas import Cursor, StrictSchema, encode_cursor, text
-from api.transactions import request_uow
-from engine import holds
+from api.schemas import Cursor, NoteSchema, StrictSchema, encode_cursor, text
+from api.transactions import command, request_uow
+from engine import holds, pipeline
 
 blp = Blueprint("holds", __name__, url_prefix="/holds", description="Holds (the exception queue)")
 _document_errors = partial(document_errors, blp)
@@ -46,6 +46,18 @@ class HoldOutSchema(Schema):
 class HoldPageSchema(Schema):
     items = fields.List(fields.Nested(HoldOutSchema))
     next_cursor = fields.String(allow_none=True)
+
+
+@blp.route("/<int(min=1, max=9223372036854775807):hold_id>/release", methods=["POST"])
+@allow("ops")
+@command
+@_document_errors(400, 401, 403, 404, 409, 415)
+@blp.arguments(NoteSchema())
+@blp.response(200, HoldOutSchema)
+def release_hold(data: dict[str, Any], hold_id: int) -> Any:
+    """Release one hold. While other holds of the order stay open, the order keeps waiting;
+    the last release re-runs the held step without the released holds."""
+    return pipeline.release_one_hold(request_uow(), current_actor(), hold_id, data.get("note"))
 
 
 @blp.route("", methods=["GET"])

@@ -25,7 +25,14 @@ from engine.models import (
     Simulation,
     utcnow,
 )
-from engine.orders import OrderDraft, capture_order, get_order, record_event, release_hold
+from engine.orders import (
+    OrderDraft,
+    capture_order,
+    get_order,
+    open_holds,
+    record_event,
+    release_hold,
+)
 from engine.ports import UnitOfWork
 from engine.rulesets import (
     check_document,
@@ -134,6 +141,26 @@ def release_order(uow: UnitOfWork, actor: Actor, order_id: int, note: str | None
             if hold.rule)
         validate_order(uow, actor, order, waived)
     return order
+
+
+def release_one_hold(uow: UnitOfWork, actor: Actor, hold_id: int, note: str | None) -> Hold:
+    """Release one reason an order waits; the order moves on once none is left.
+
+    Raises:
+        NotFoundError: no such open hold (or not this actor's channel).
+    """
+    hold = uow.session.get(Hold, hold_id)
+    order = get_order(uow, actor, hold.order_id) if hold is not None else None
+    if hold is None or order is None or hold.resolved_at is not None:
+        raise NotFoundError("open hold", hold_id)
+    others = [other for other in open_holds(uow, order) if other.id != hold.id]
+    if others:
+        hold.resolved_at, hold.resolved_by, hold.resolution = utcnow(), actor.label, "released"
+        record_event(uow, order, "hold.released", actor, hold=hold.id, queue=hold.queue,
+                     note=note, still_open=[other.queue for other in others])
+    else:
+        release_order(uow, actor, order.id, note)
+    return hold
 
 
 def validate_order(uow: UnitOfWork, actor: Actor, order: Order,

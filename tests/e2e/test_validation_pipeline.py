@@ -121,3 +121,28 @@ def test_concurrent_orders_of_one_customer_cannot_spend_the_same_credit(live_ser
     assert statuses == ["on_hold"] * 7 + ["validated"]
     queues = {h["queue"] for h in client.get("/holds", headers=admin).json["items"]}
     assert queues == {"credit"}
+
+
+def test_releasing_one_of_two_holds_keeps_the_order_waiting_for_the_other(client, make_key,
+                                                                         catalog):
+    ops = make_key("ops", name="ops-desk")
+    # a first order above 2,000 paid cash on delivery: fraud review and payment holds
+    body = order_body(customer_id="C-BEN", payment_terms="cod", lines=[
+        {"sku": "LAMP-1", "quantity": 30, "unit_price": "89.90"}])
+    order_id = client.post("/orders", json=body, headers=ops).json["id"]
+    holds = {h["queue"]: h for h in client.get("/holds", headers=ops).json["items"]}
+    assert set(holds) == {"fraud-review", "payment"}
+    first = client.post(f"/holds/{holds['fraud-review']['id']}/release",
+                        json={"note": "customer verified"}, headers=ops)
+    assert first.status_code == 200
+    assert first.json["resolution"] == "released"
+    assert client.get(f"/orders/{order_id}", headers=ops).json["status"] == "on_hold"
+    assert [h["queue"] for h in client.get("/holds", headers=ops).json["items"]] == ["payment"]
+    # releasing the last one moves the order on, both rules waived
+    client.post(f"/holds/{holds['payment']['id']}/release", json={}, headers=ops)
+    assert client.get(f"/orders/{order_id}", headers=ops).json["status"] == "validated"
+    decision = client.get(f"/orders/{order_id}/decisions", headers=ops).json["items"][-1]
+    assert decision["decision"]["waived_rules"] == ["cash-on-delivery-limit",
+                                                    "first-order-over-value"]
+    again = client.post(f"/holds/{holds['payment']['id']}/release", json={}, headers=ops)
+    assert again.status_code == 404
