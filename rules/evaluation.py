@@ -182,7 +182,7 @@ def _compile_condition(node: Mapping[str, Any], path: str, types: Mapping[str, s
 
     def check(known: _Facts, seen: Seen) -> bool:
         try:
-            typed = known.get(name)
+            typed = known.typed.get(name) or known.get(name)
             held = bool(test(typed, known))
         except Exception as error:  # business-rules raises AssertionError, among others
             raise _LeafFailed(path, error) from error
