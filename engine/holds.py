@@ -9,6 +9,7 @@ from sqlalchemy import Select, select
 
 from engine.actors import Actor
 from engine.models import Hold, Order, utcnow
+from engine.paging import fetch_page
 from engine.ports import UnitOfWork
 
 
@@ -41,7 +42,5 @@ def list_holds(uow: UnitOfWork, actor: Actor, query: HoldQuery) -> tuple[list[Ho
             Hold.created_at < utcnow() - timedelta(hours=query.older_than_hours))
     if query.before_id is not None:
         statement = statement.where(Hold.id < query.before_id)
-    holds = list(uow.session.scalars(statement.limit(query.limit + 1)))
-    has_more = len(holds) > query.limit
-    holds = holds[: query.limit]
-    return holds, holds[-1].id if has_more else None
+    holds, next_before = fetch_page(uow.session, statement, query.limit, lambda h: h.id)
+    return holds, next_before

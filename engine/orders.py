@@ -23,6 +23,7 @@ from engine.errors import (
 )
 from engine.iso import decimals, minor_units
 from engine.models import Customer, Hold, Order, OrderEvent, OrderLine, Product, utcnow
+from engine.paging import fetch_page
 from engine.ports import UnitOfWork
 from engine.status import OrderStatus, check_transition
 
@@ -184,10 +185,8 @@ def list_orders(uow: UnitOfWork, actor: Actor, query: OrderQuery) -> OrderPage:
         statement = statement.where(Order.created_at < query.created_to)
     if query.before_id is not None:
         statement = statement.where(Order.id < query.before_id)
-    orders = list(uow.session.scalars(statement.limit(query.limit + 1)))
-    has_more = len(orders) > query.limit
-    orders = orders[: query.limit]
-    return OrderPage(orders, orders[-1].id if has_more else None)
+    orders, next_before = fetch_page(uow.session, statement, query.limit, lambda o: o.id)
+    return OrderPage(orders, next_before)
 
 
 def order_events(uow: UnitOfWork, actor: Actor, order_id: int) -> list[OrderEvent]:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.errors import AlreadyExistsError, NotFoundError
 from engine.models import Base, Customer, Location, Product, utcnow
+from engine.paging import fetch_page
 from engine.ports import UnitOfWork
 
 Row = TypeVar("Row", bound=Base)
@@ -86,10 +87,9 @@ def list_records(uow: UnitOfWork, kind: ReferenceKind[Row], after: str | None,
     statement = select(kind.model).order_by(kind.key_column)
     if after is not None:
         statement = statement.where(kind.key_column > after)
-    rows = list(uow.session.scalars(statement.limit(limit + 1)))
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (getattr(rows[-1], kind.key) if has_more else None)
+    rows, after_key = fetch_page(uow.session, statement, limit,
+                                 lambda row: getattr(row, kind.key))
+    return rows, after_key
 
 
 def upsert_records(uow: UnitOfWork, kind: ReferenceKind[Row],
