@@ -203,7 +203,7 @@ def decide_validation(rule_set: CompiledRuleSet, facts: OrderFacts, now: datetim
     try:
         evaluation = evaluate(rule_set, facts, at=now)
     except RuleEvaluationError as error:
-        return Verdict("on_hold", {"error": str(error)}, [],
+        return Verdict("on_hold", {"error": str(error)}, error.trace,
                        [(RULE_ERROR_QUEUE, str(error), error.rule)])
     result = evaluation.decision
     if not isinstance(result, ValidationDecision):

@@ -36,9 +36,11 @@ class RuleSetError(ValueError):
 class RuleEvaluationError(RuntimeError):
     """A rule failed while it ran: the order must not go on as if it had been decided."""
 
-    def __init__(self, rule: str, path: str, cause: Exception) -> None:
+    def __init__(self, rule: str, path: str, cause: Exception,
+                 trace: list[dict[str, Any]] | None = None) -> None:
         super().__init__(f"rule {rule!r} failed at {path}: {type(cause).__name__}: {cause}")
         self.rule, self.path, self.cause = rule, path, cause
+        self.trace = trace or []  # what ran before the failure, the failing rule last
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,9 @@ def evaluate(compiled: CompiledRuleSet, facts: Any, at: datetime | None = None) 
             try:
                 fired = rule.check(known, seen)
             except _LeafFailed as failure:
-                raise RuleEvaluationError(rule.name, failure.path, failure.cause) from failure
+                evaluation.tried.append((rule, False, seen))
+                raise RuleEvaluationError(rule.name, failure.path, failure.cause,
+                                          evaluation.trace) from failure
             evaluation.tried.append((rule, fired, seen))
             if not fired:
                 continue

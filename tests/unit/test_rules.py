@@ -195,6 +195,12 @@ def test_a_rule_that_fails_while_running_is_an_explicit_error_naming_it():
     assert failed.value.rule == "first-order-over-value"
     assert failed.value.path == "/rules/5/conditions/all/1"
     assert "first-order-over-value" in str(failed.value)
+    # what ran before the failure is kept for the explanation, the failing rule last
+    assert [entry["rule"] for entry in failed.value.trace][-2:] == [
+        "price-floor", "first-order-over-value"]
+    assert failed.value.trace[-1]["conditions"] == [{
+        "path": "/rules/5/conditions/all/0", "variable": "customer_is_new",
+        "operator": "is_true", "value": None, "fact": True, "held": True}]
 
 
 def test_a_rule_set_that_does_not_pass_its_checks_is_never_compiled():
