@@ -185,7 +185,8 @@ def validate_order(uow: UnitOfWork, actor: Actor, order: Order,
         rule_set_version_id=version.id if version else None, outcome=outcome,
         decision=decision, facts=plain(asdict(facts)), trace=trace, evaluated_at=now)
     uow.session.add(recorded)
-    _apply(uow, actor, order, outcome, findings, version)
+    uow.session.flush()  # the timeline event names the decision that explains it
+    _apply(uow, actor, order, outcome, findings, version, recorded.id)
     return recorded
 
 
@@ -374,7 +375,8 @@ def order_decisions(uow: UnitOfWork, actor: Actor, order_id: int) -> list[OrderD
 
 
 def _apply(uow: UnitOfWork, actor: Actor, order: Order, outcome: str,
-           findings: list[tuple[str, str, str | None]], version: RuleSetVersion | None) -> None:
+           findings: list[tuple[str, str, str | None]], version: RuleSetVersion | None,
+           decision_id: int) -> None:
     """Move the order as the validation decision says; one timeline event tells why."""
     previous = order.status
     target = {"validated": OrderStatus.VALIDATED, "on_hold": OrderStatus.ON_HOLD,
@@ -394,4 +396,4 @@ def _apply(uow: UnitOfWork, actor: Actor, order: Order, outcome: str,
              "rejected": "order.rejected"}[outcome]
     record_event(uow, order, event, actor, previous_status=previous.value,
                  status=target.value, reasons=reasons, stage="validation",
-                 version=version.version if version else None)
+                 version=version.version if version else None, decision_id=decision_id)

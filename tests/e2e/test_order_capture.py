@@ -45,8 +45,10 @@ def test_the_timeline_records_the_capture_and_who_did_it(client, make_key, catal
     events = client.get(f"/orders/{created['id']}/events", headers=erp).json["items"]
     assert [event["type"] for event in events] == ["order.received", "order.validated"]
     assert {event["actor"]["id"] for event in events} == {"erp-integration"}
+    decision = client.get(f"/orders/{created['id']}/decisions", headers=erp).json["items"][0]
     assert events[1]["data"] == {"previous_status": "received", "status": "validated",
-                                 "reasons": [], "stage": "validation", "version": 1}
+                                 "reasons": [], "stage": "validation", "version": 1,
+                                 "decision_id": decision["id"]}
     assert events[0]["data"]["total"] == created["total"]
 
 
