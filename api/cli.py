@@ -180,6 +180,9 @@ def demo(host: str, port: int, order_count: int, no_serve: bool) -> None:
     click.echo(f"database: {settings.database_url}")
     with _services() as built:
         migrations.upgrade(built.engine)
+        with built.uow() as uow:  # the shipped rules decide the demo orders too
+            rulesets.install_defaults(uow, system_actor("rules-installer"))
+            uow.commit()
         click.echo("loading demo data (Olist public dataset, CC BY-NC-SA 4.0)...")
         load_demo_data(built, order_count, say=click.echo)
         plaintext = _demo_key(built)

@@ -1,0 +1,28 @@
+"""The demo command: migrate, install the shipped rules, load Olist data, decide its orders."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from adapters.bootstrap import build_services
+from adapters.settings import Settings
+from api.cli import main as cli
+from engine.models import Order, OrderDecision
+
+
+def test_the_demo_loads_olist_data_and_the_shipped_rules_decide_its_orders(tmp_path,
+                                                                            monkeypatch):
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    monkeypatch.setenv("OMS_DATABASE_URL", url)
+    monkeypatch.setattr("api.cli.DEMO_KEY_FILE", tmp_path / "demo-api-key")
+    result = CliRunner().invoke(cli, ["demo", "--orders", "20", "--no-serve"])
+    assert result.exit_code == 0, result.output
+    assert "20 orders replayed from the Olist sample" in result.output
+    assert "demo API key: oms_" in result.output
+    services = build_services(Settings(database_url=url))
+    with services.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Order)) == 20
+        versions = set(uow.session.scalars(select(OrderDecision.rule_set_version_id)))
+        assert None not in versions and len(versions) == 1
+    services.close()
