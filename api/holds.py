@@ -10,7 +10,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from api.access import allow, current_actor
 from api.problems import document_errors
-from api.schemas import Cursor, NoteSchema, StrictSchema, encode_cursor, text
+from api.schemas import Cursor, NoteSchema, StrictSchema, page, page_schema, text
 from api.transactions import command, request_uow
 from engine import holds, pipeline
 
@@ -43,9 +43,7 @@ class HoldOutSchema(Schema):
     resolution = fields.String()
 
 
-class HoldPageSchema(Schema):
-    items = fields.List(fields.Nested(HoldOutSchema))
-    next_cursor = fields.String(allow_none=True)
+HoldPageSchema = page_schema(HoldOutSchema, "HoldPage")
 
 
 @blp.route("/<int(min=1, max=9223372036854775807):hold_id>/release", methods=["POST"])
@@ -68,11 +66,10 @@ def release_hold(data: dict[str, Any], hold_id: int) -> Any:
 def list_holds(query: dict[str, Any]) -> dict[str, Any]:
     """List holds, newest first: filter by queue, rule, state and age.
 
-    Resolve one by releasing its order (`POST /orders/{id}/release-hold`, which re-runs the
-    held step without the released holds) or cancelling it.
+    Resolve one with `POST /holds/{id}/release` (the order moves on when its last hold is
+    released), all of an order's with `POST /orders/{id}/release-hold`, or cancel the order.
     """
     before = query.pop("cursor", None)
     found, next_before = holds.list_holds(request_uow(), current_actor(),
                                           holds.HoldQuery(before_id=before, **query))
-    return {"items": found,
-            "next_cursor": encode_cursor({"before": next_before}) if next_before else None}
+    return page(found, "before", next_before)

@@ -20,7 +20,7 @@ from api.schemas import (
     OrderPageSchema,
     OrderQuerySchema,
     ReasonSchema,
-    encode_cursor,
+    page,
 )
 from api.transactions import command, request_uow
 from engine import orders, pipeline
@@ -80,11 +80,9 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
     Integration keys see only their own channel's orders.
     """
     before = query.pop("cursor", None)
-    page = orders.list_orders(request_uow(), current_actor(),
-                              orders.OrderQuery(before_id=before, **query))
-    next_cursor = (encode_cursor({"before": page.next_before_id})
-                   if page.next_before_id is not None else None)
-    return {"items": page.orders, "next_cursor": next_cursor}
+    found = orders.list_orders(request_uow(), current_actor(),
+                               orders.OrderQuery(before_id=before, **query))
+    return page(found.orders, "before", found.next_before_id)
 
 
 @blp.route(ORDER_PATH, methods=["GET"])

@@ -18,8 +18,9 @@ from api.schemas import (
     PageQuerySchema,
     ProductSchema,
     StrictSchema,
-    encode_cursor,
     load_rows,
+    page,
+    page_schema,
 )
 from api.transactions import command, request_uow
 from engine import reference
@@ -60,13 +61,12 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
     @allow(*READERS)
     @errors(401, 403, 422)
     @blp.arguments(PageQuerySchema(), location="query", unknown=RAISE)
-    @blp.response(200, _page_schema(schema, plural))
+    @blp.response(200, page_schema(schema, f"{plural.capitalize()}Page"))
     @_doc(f"List {plural} in {key} order, with a cursor.")
     def list_all(query: dict[str, Any]) -> dict[str, Any]:
         rows, next_key = reference.list_records(request_uow(), kind, query.get("cursor"),
                                                 query["limit"])
-        return {"items": rows,
-                "next_cursor": encode_cursor({"after": next_key}) if next_key else None}
+        return page(rows, "after", next_key)
 
     @blp.route(path, methods=["GET"])
     @allow(*READERS)
@@ -135,13 +135,6 @@ def _doc(text: str) -> Any:
         return view
     return describe
 
-
-def _page_schema(schema: type[Schema], plural: str) -> type[Schema]:
-    return Schema.from_dict(
-        {"items": fields.List(fields.Nested(schema)),
-         "next_cursor": fields.String(allow_none=True)},
-        name=f"{plural.capitalize()}Page",
-    )
 
 
 customers = reference_blueprint(CUSTOMERS, CustomerSchema, "customers")

@@ -265,9 +265,7 @@ class DecisionListSchema(Schema):
     items = fields.List(fields.Nested(DecisionOutSchema))
 
 
-class OrderPageSchema(Schema):
-    items = fields.List(fields.Nested(OrderOutSchema))
-    next_cursor = fields.String(allow_none=True)
+
 
 
 class EventListSchema(Schema):
@@ -299,6 +297,18 @@ class Cursor(fields.Field):
         if isinstance(found, str) and not (0 < len(found) <= 64 and is_clean_text(found)):
             raise self.make_error("invalid")
         return found
+
+
+def page_schema(items: type[Schema], name: str) -> type[Schema]:
+    """Return the schema of one page of a list: its items and the cursor of the next page."""
+    return Schema.from_dict({"items": fields.List(fields.Nested(items)),
+                             "next_cursor": fields.String(allow_none=True)}, name=name)
+
+
+def page(items: list[Any], position: str, next_value: Any) -> dict[str, Any]:
+    """Return one page of a list, with an opaque cursor to the next one (None: last page)."""
+    cursor = encode_cursor({position: next_value}) if next_value is not None else None
+    return {"items": items, "next_cursor": cursor}
 
 
 def encode_cursor(position: Mapping[str, Any]) -> str:
@@ -451,3 +461,6 @@ def load_rows(schema: Schema, rows: Any) -> tuple[list[tuple[int, dict[str, Any]
 
 def _key_field(schema: Schema) -> str:
     return next(iter(schema.fields))
+
+
+OrderPageSchema = page_schema(OrderOutSchema, "OrderPage")
