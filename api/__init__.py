@@ -12,7 +12,7 @@ from adapters.bootstrap import Services, build_services
 from adapters.migrations import check_schema_current
 from adapters.settings import Settings
 from adapters.sql import SqlUnitOfWork
-from api import access, health, holds, orders, problems, reference, rules, transactions
+from api import access, health, holds, inventory, orders, problems, reference, rules, transactions
 from api.docs import init_api
 from engine.access import ensure_api_key
 from engine.actors import system_actor
@@ -49,7 +49,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     access.register(app)
     transactions.register(app)
     for blueprint in (health.blp, orders.blp, holds.blp, rules.blp, reference.customers,
-                      reference.products, reference.locations):
+                      reference.products, reference.locations, inventory.blp,
+                      inventory.availability_blp):
         api.register_blueprint(blueprint)
     return app
 

@@ -191,6 +191,8 @@ class QuantitiesSchema(Schema):
     delivered = fields.Integer(attribute="quantity_delivered")
     cancelled = fields.Integer(attribute="quantity_cancelled")
     returned = fields.Integer(attribute="quantity_returned")
+    backordered = fields.Integer(attribute="quantity_backordered",
+                                 metadata={"description": "Units waiting for stock"})
 
 
 _QUANTITIES = QuantitiesSchema()
@@ -240,6 +242,21 @@ class OrderOutSchema(Schema):
     updated_at = fields.AwareDateTime()
 
 
+class FulfilmentLineOutSchema(Schema):
+    line_no = fields.Function(lambda line: line.order_line.line_no, metadata={"type": "integer"})
+    sku = fields.String()
+    quantity = fields.Integer()
+
+
+class FulfilmentGroupOutSchema(Schema):
+    id = fields.Integer()
+    location = fields.String(attribute="location_code")
+    status = fields.String(metadata={"enum": ["allocated", "released", "shipped", "cancelled"]})
+    decision_id = fields.Integer()
+    created_at = fields.AwareDateTime()
+    lines = fields.List(fields.Nested(FulfilmentLineOutSchema))
+
+
 class EventOutSchema(Schema):
     id = fields.Integer()
     type = fields.String()
@@ -270,6 +287,10 @@ class DecisionListSchema(Schema):
 
 class EventListSchema(Schema):
     items = fields.List(fields.Nested(EventOutSchema))
+
+
+class FulfilmentListSchema(Schema):
+    items = fields.List(fields.Nested(FulfilmentGroupOutSchema))
 
 
 class Cursor(fields.Field):
@@ -464,3 +485,28 @@ def _key_field(schema: Schema) -> str:
 
 
 OrderPageSchema = page_schema(OrderOutSchema, "OrderPage")
+
+
+# ----- inventory -----
+
+class KeyCursor(Cursor):
+    """An opaque cursor naming a position by a composite key, e.g. {"after": ["SKU", "WH"]}."""
+
+    def __init__(self, position: str, size: int, **kwargs: Any) -> None:
+        super().__init__(position, str, **kwargs)
+        self.size = size
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> Any:
+        if not isinstance(value, str) or len(value) > 400:
+            raise self.make_error("invalid")
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(value.encode() + b"=="))
+        except (ValueError, binascii.Error, RecursionError) as error:
+            raise self.make_error("invalid") from error
+        found = decoded.get(self.position) if isinstance(decoded, dict) else None
+        if not (isinstance(found, list) and len(found) == self.size
+                and all(isinstance(part, str) and 0 < len(part) <= 64 and is_clean_text(part)
+                        for part in found)):
+            raise self.make_error("invalid")
+        return tuple(found)

@@ -141,3 +141,17 @@ class StageNotRunnableError(OmsError):
     """The stage's rules exist, but orders do not reach it yet (its events are not built)."""
 
     code = "stage_not_runnable"
+
+
+class InsufficientStockError(OmsError):
+    """A change would take a stock level below what is reserved (or below zero)."""
+
+    code = "insufficient_stock"
+
+    def __init__(self, sku: str, location_code: str, on_hand: int, reserved: int,
+                 wanted: int) -> None:
+        super().__init__(
+            f"{sku} at {location_code} has {on_hand} on hand of which {reserved} reserved "
+            f"for orders; it cannot become {wanted}")
+        self.sku, self.location_code = sku, location_code
+        self.on_hand, self.reserved = on_hand, reserved

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Dialect,
     Enum,
@@ -224,6 +225,11 @@ QUANTITY_CHECKS = (
         "quantity_allocated + quantity_shipped + quantity_cancelled <= quantity_ordered",
         name="quantities_within_ordered",
     ),
+    CheckConstraint(
+        "quantity_backordered >= 0 AND quantity_backordered + quantity_allocated "
+        "+ quantity_shipped + quantity_cancelled <= quantity_ordered",
+        name="backordered_within_ordered",
+    ),
     CheckConstraint("quantity_delivered <= quantity_shipped", name="delivered_within_shipped"),
     CheckConstraint("quantity_returned <= quantity_shipped", name="returned_within_shipped"),
 )
@@ -234,6 +240,9 @@ class OrderLine(Base):
     __table_args__ = (
         UniqueConstraint("order_id", "line_no", name="uq_order_lines_order_line_no"),
         Index("ix_order_lines_sku_order_id", "sku", "order_id"),
+        Index("ix_order_lines_backordered_sku", "sku",
+              postgresql_where=text("quantity_backordered > 0"),
+              sqlite_where=text("quantity_backordered > 0")),
         *QUANTITY_CHECKS,
     )
 
@@ -251,6 +260,9 @@ class OrderLine(Base):
     quantity_delivered: Mapped[int] = mapped_column(Integer, default=0)
     quantity_cancelled: Mapped[int] = mapped_column(Integer, default=0)
     quantity_returned: Mapped[int] = mapped_column(Integer, default=0)
+    # Units waiting for stock: a backorder job allocates them as stock arrives.
+    quantity_backordered: Mapped[int] = mapped_column(Integer, default=0,
+                                                      server_default=text("0"))
 
     order: Mapped[Order] = relationship(back_populates="lines")
     product: Mapped[Product] = relationship()
@@ -414,3 +426,134 @@ class Simulation(Base):
     requested_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class PostalArea(Base):
+    """Where a postal code (by its leading digits) lies: distances and promises start here."""
+
+    __tablename__ = "postal_areas"
+
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), primary_key=True)
+    latitude: Mapped[Decimal] = mapped_column(COORDINATE)
+    longitude: Mapped[Decimal] = mapped_column(COORDINATE)
+    city: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(100))
+
+
+class StockLevel(Base):
+    """Units of one SKU at one location; always the sum of its movements in the ledger."""
+
+    __tablename__ = "stock_levels"
+    __table_args__ = (
+        CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+        CheckConstraint("reserved >= 0 AND reserved <= on_hand", name="reserved_within_on_hand"),
+        CheckConstraint("safety_stock >= 0", name="safety_stock_not_negative"),
+        Index("ix_stock_levels_location_code_sku", "location_code", "sku"),
+    )
+
+    sku: Mapped[str] = mapped_column(ForeignKey("products.sku"), primary_key=True)
+    location_code: Mapped[str] = mapped_column(ForeignKey("locations.code"), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    safety_stock: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def available(self) -> int:
+        return max(self.on_hand - self.reserved - self.safety_stock, 0)
+
+
+MOVEMENT_KINDS = ("receipt", "adjustment", "count", "reservation", "release", "shipment",
+                  "return")
+
+
+class StockMovement(Base):
+    """One change to a stock level: the ledger, which is never edited."""
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (
+        Index("ix_stock_movements_sku_location_code_id", "sku", "location_code", "id"),
+        Index("ix_stock_movements_order_id", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    location_code: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    on_hand_change: Mapped[int] = mapped_column(Integer)
+    reserved_change: Mapped[int] = mapped_column(Integer)
+    on_hand_after: Mapped[int] = mapped_column(Integer)
+    reserved_after: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    reference: Mapped[str | None] = mapped_column(String(128))
+    order_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    actor: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExpectedSupply(Base):
+    """Units on their way to a location (a purchase order or a transfer), by date."""
+
+    __tablename__ = "expected_supply"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("received >= 0 AND received <= quantity", name="received_within_quantity"),
+        UniqueConstraint("location_code", "reference", "sku",
+                         name="uq_expected_supply_location_reference_sku"),
+        Index("ix_expected_supply_sku_expected_on", "sku", "expected_on"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("products.sku"))
+    location_code: Mapped[str] = mapped_column(ForeignKey("locations.code"))
+    reference: Mapped[str] = mapped_column(String(128))
+    quantity: Mapped[int] = mapped_column(Integer)
+    received: Mapped[int] = mapped_column(Integer, default=0)
+    expected_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+    @property
+    def outstanding(self) -> int:
+        return self.quantity - self.received
+
+
+class FulfilmentGroup(Base):
+    """The part of an order one location ships: its lines and units, reserved there."""
+
+    __tablename__ = "fulfilment_groups"
+    __table_args__ = (
+        Index("ix_fulfilment_groups_order_id", "order_id"),
+        Index("ix_fulfilment_groups_location_code_created_at", "location_code", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    location_code: Mapped[str] = mapped_column(ForeignKey("locations.code"))
+    status: Mapped[str] = mapped_column(String(16))  # allocated, released, shipped, cancelled
+    decision_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("order_decisions.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lines: Mapped[list[FulfilmentLine]] = relationship(
+        back_populates="group", order_by="FulfilmentLine.id", lazy="selectin",
+        cascade="all, delete-orphan")
+
+
+class FulfilmentLine(Base):
+    __tablename__ = "fulfilment_lines"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("fulfilment_groups.id", ondelete="CASCADE"))
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    group: Mapped[FulfilmentGroup] = relationship(back_populates="lines")
+    order_line: Mapped[OrderLine] = relationship(lazy="joined")

@@ -21,6 +21,7 @@ from engine.errors import (
     NotOnHoldError,
     UnknownReferencesError,
 )
+from engine.inventory import offer_to_backorders, release_groups
 from engine.iso import decimals, minor_units
 from engine.models import Customer, Hold, Order, OrderEvent, OrderLine, Product, utcnow
 from engine.paging import fetch_page
@@ -208,9 +209,12 @@ def cancel_order(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) -> O
     _move(order, OrderStatus.CANCELLED)
     order.held_from = None
     resolve_holds(uow, actor, order, "cancelled")
+    freed = release_groups(uow, actor, order.id, "order cancelled")
     for line in order.lines:
         line.quantity_cancelled = line.quantity_ordered - line.quantity_shipped
-        line.quantity_allocated = 0
+        line.quantity_allocated = line.quantity_backordered = 0
+    uow.session.flush()
+    offer_to_backorders(uow, freed)
     record_event(uow, order, "order.cancelled", actor, reason=reason,
                  previous_status=previous.value, status=order.status.value)
     return order

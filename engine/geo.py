@@ -1,0 +1,67 @@
+"""Where places are and what distance means: postal areas, great-circle distance, and the
+transit time and cost estimates sourcing and promises use until carrier rate cards exist."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+
+from engine.models import PostalArea
+from engine.ports import UnitOfWork
+
+Point = tuple[float, float]
+EARTH_RADIUS_KM = 6371.0088
+# Road distance is longer than the great circle; trucks cover about 500 km a day.
+KM_PER_TRANSIT_DAY = 500
+HANDLING_DAYS = 1
+# A parcel costs a base plus a rate per kg per 100 km (BRL, from Olist's median freight).
+BASE_COST = Decimal("8.00")
+COST_PER_KG_PER_100_KM = Decimal("0.90")
+
+
+def distance_km(a: Point, b: Point) -> Decimal:
+    """Return the great-circle distance between two (latitude, longitude) points, in km."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = (math.sin((lat2 - lat1) / 2) ** 2
+         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
+    return Decimal(2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))).quantize(
+        Decimal("0.1"))
+
+
+def transit_days(distance: Decimal | None) -> int:
+    """Return the days from handing a parcel over to its delivery, by distance."""
+    if distance is None:
+        return HANDLING_DAYS + 5  # unknown: a cautious national average
+    return HANDLING_DAYS + max(1, math.ceil(distance / KM_PER_TRANSIT_DAY))
+
+
+def shipping_cost(distance: Decimal | None, weight_kg: Decimal) -> Decimal:
+    """Return the estimated cost of shipping a weight over a distance."""
+    kilometres = distance if distance is not None else Decimal(1000)
+    billable = max(weight_kg, Decimal("0.5"))
+    return (BASE_COST + COST_PER_KG_PER_100_KM * billable * kilometres / 100).quantize(
+        Decimal("0.01"))
+
+
+def locate(uow: UnitOfWork, country: str, postal_code: str | None) -> Point | None:
+    """Return the coordinates of a postal code: its longest known prefix, if any."""
+    digits = "".join(ch for ch in postal_code or "" if ch.isalnum()).upper()
+    prefixes = [digits[:length] for length in range(len(digits), 1, -1)]
+    if not prefixes:
+        return None
+    area = uow.session.scalars(
+        select(PostalArea).where(PostalArea.country == country,
+                                 PostalArea.prefix.in_(prefixes))
+        .order_by(func.length(PostalArea.prefix).desc()).limit(1)).first()
+    return (float(area.latitude), float(area.longitude)) if area is not None else None
+
+
+def replace_postal_areas(uow: UnitOfWork, country: str, rows: list[dict[str, Any]]) -> int:
+    """Replace a country's postal areas with these rows; return how many were stored."""
+    uow.session.execute(delete(PostalArea).where(PostalArea.country == country))
+    if rows:
+        uow.session.execute(insert(PostalArea), [{**row, "country": country} for row in rows])
+    return len(rows)
