@@ -128,30 +128,77 @@ class OlistPack:
                                      row["customer_state"])
                 for row in _rows(self.directory, "customers")}
 
-    def locations(self, count: int = 30) -> list[dict[str, Any]]:
-        """The sellers that ship the most items, as warehouses at their postal prefix."""
-        busiest = Counter(item["seller_id"] for item in self.items)
-        sellers = {row["seller_id"]: row for row in _rows(self.directory, "sellers")}
+    @cached_property
+    def _places(self) -> dict[str, tuple[str, str]]:
+        """Seller id -> (city, state): sellers of one city ship from one location."""
+        return {row["seller_id"]: (row["seller_city"].strip().lower(), row["seller_state"])
+                for row in _rows(self.directory, "sellers")}
+
+    @staticmethod
+    def location_code(place: tuple[str, str]) -> str:
+        city, state = place
+        slug = "".join(ch if ch.isalnum() else "-" for ch in city.upper()).strip("-")
+        return f"BR-{state}-{slug}"[:64]
+
+    @cached_property
+    def _seller_points(self) -> dict[str, tuple[float, float]]:
+        sellers = {row["seller_id"]: row["seller_zip_code_prefix"]
+                   for row in _rows(self.directory, "sellers")}
+        return {seller: (float(area["lat_median"]), float(area["lng_median"]))
+                for seller, prefix in sellers.items()
+                if (area := self.prefixes.get(prefix)) is not None}
+
+    def locations(self, warehouses: int = 40) -> list[dict[str, Any]]:
+        """Every city with sellers that sold something, as one fulfilment location.
+
+        The cities that ship the most items are warehouses; the others are stores, with a
+        daily capacity. A location sits at the median of its sellers' postal coordinates.
+        """
+        volume: Counter[str] = Counter(
+            self.location_code(self._places[item["seller_id"]]) for item in self.items)
+        points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        places: dict[str, tuple[str, str]] = {}
+        for seller, point in self._seller_points.items():
+            code = self.location_code(self._places[seller])
+            points[code].append(point)
+            places.setdefault(code, self._places[seller])
         rows = []
-        for seller_id, _ in busiest.most_common():
-            seller = sellers[seller_id]
-            prefix = self.prefixes.get(seller["seller_zip_code_prefix"])
-            if prefix is None:
+        for rank, (code, _) in enumerate(volume.most_common()):
+            if not points[code]:
                 continue
+            city, state = places[code]
+            is_warehouse = rank < warehouses
             rows.append({
-                "code": f"SELLER-{seller_id[:8].upper()}",
-                "name": f"{seller['seller_city'].title()} fulfilment ({seller_id[:6]})",
-                "kind": "warehouse",
-                "city": seller["seller_city"].title(),
-                "region": seller["seller_state"],
-                "postal_code": seller["seller_zip_code_prefix"],
+                "code": code,
+                "name": f"{city.title()} {'fulfilment centre' if is_warehouse else 'store'}",
+                "kind": "warehouse" if is_warehouse else "store",
+                "city": city.title()[:100],
+                "region": state,
                 "country": "BR",
-                "latitude": round(float(prefix["lat_median"]), 4),
-                "longitude": round(float(prefix["lng_median"]), 4),
+                "latitude": round(statistics.median(p[0] for p in points[code]), 4),
+                "longitude": round(statistics.median(p[1] for p in points[code]), 4),
+                "daily_capacity": None if is_warehouse else 50,
             })
-            if len(rows) == count:
-                break
         return rows
+
+    def stock(self, per_sale: int = 5, spare: int = 3) -> list[dict[str, Any]]:
+        """On-hand counts seeded from sales: per product and selling city, 5 per item sold
+        plus 3, at the locations `locations()` returns."""
+        located = {row["code"] for row in self.locations()}
+        sold: Counter[tuple[str, str]] = Counter(
+            (item["product_id"], self.location_code(self._places[item["seller_id"]]))
+            for item in self.items)
+        return [{"sku": sku, "location": code, "on_hand": count * per_sale + spare}
+                for (sku, code), count in sorted(sold.items()) if code in located]
+
+    def postal_areas(self) -> list[dict[str, Any]]:
+        """Every postal prefix with its coordinates, city and state."""
+        return [{"country": "BR", "prefix": prefix,
+                 "latitude": Decimal(row["lat_median"]).quantize(Decimal("0.000001")),
+                 "longitude": Decimal(row["lng_median"]).quantize(Decimal("0.000001")),
+                 "city": row["city_mode"].title()[:100] or None,
+                 "region": row["state_mode"] or None}
+                for prefix, row in self.prefixes.items()]
 
     def sample_orders(self) -> list[dict[str, Any]]:
         """The pack's real orders that have items, as POST /orders bodies."""

@@ -7,17 +7,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from marshmallow import Schema
+from sqlalchemy import select
 
 from adapters.bootstrap import Services
 from adapters.olist import OlistPack
 from api.orders import draft_from
 from api.schemas import CustomerSchema, LocationSchema, OrderInSchema, ProductSchema
-from engine import pipeline, reference
+from engine import geo, inventory, pipeline, reference
 from engine.actors import system_actor
 from engine.errors import DuplicateOrderError
+from engine.models import StockLevel
 from engine.reference import CUSTOMERS, LOCATIONS, PRODUCTS, ReferenceKind
 
 BATCH = 1000
+STOCK_BATCH = 5000
 
 
 def load_demo_data(services: Services, order_count: int,
@@ -29,6 +32,11 @@ def load_demo_data(services: Services, order_count: int,
                                (LOCATIONS, LocationSchema, pack.locations())):
         upsert_all(services, kind, schema(), rows)
         say(f"  {len(rows):>6} {kind.name}s")
+    with services.uow() as uow:
+        areas = geo.replace_postal_areas(uow, "BR", pack.postal_areas())
+        uow.commit()
+    say(f"  {areas:>6} postal areas")
+    seed_stock(services, pack.stock(), say)
     actor = system_actor("demo-loader")
     loader = OrderInSchema()
     replayed = 0
@@ -41,6 +49,25 @@ def load_demo_data(services: Services, order_count: int,
             except DuplicateOrderError:
                 continue  # loaded by an earlier run
     say(f"  {replayed:>6} orders replayed from the Olist sample")
+
+
+def seed_stock(services: Services, rows: Sequence[dict[str, Any]],
+               say: Callable[[str], None]) -> None:
+    """Count the seeded stock in, as a WMS would; a database that has stock keeps it."""
+    with services.uow() as uow:
+        if uow.session.scalar(select(StockLevel.sku).limit(1)) is not None:
+            say("  stock already loaded: kept as it is")
+            return
+    actor = system_actor("demo-loader")
+    for start in range(0, len(rows), STOCK_BATCH):
+        with services.uow() as uow:
+            inventory.apply_changes(uow, actor, [
+                inventory.StockChange("count", row["sku"], row["location"], row["on_hand"],
+                                      reason="opening stock (demo)")
+                for row in rows[start:start + STOCK_BATCH]])
+            uow.commit()
+    say(f"  {sum(row['on_hand'] for row in rows):>6} units of stock at "
+        f"{len({row['location'] for row in rows})} locations")
 
 
 def upsert_all(services: Services, kind: ReferenceKind[Any], schema: Schema,

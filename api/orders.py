@@ -14,6 +14,7 @@ from api.problems import document_errors
 from api.schemas import (
     DecisionListSchema,
     EventListSchema,
+    FulfilmentListSchema,
     NoteSchema,
     OrderInSchema,
     OrderOutSchema,
@@ -23,7 +24,7 @@ from api.schemas import (
     page,
 )
 from api.transactions import command, request_uow
-from engine import orders, pipeline
+from engine import orders, pipeline, sourcing
 from engine.models import Order
 
 # Ids beyond BIGINT are no order of ours: such a path is a 404, not an overflow.
@@ -143,3 +144,12 @@ def release_hold(data: dict[str, Any], order_id: int) -> Order:
 def list_order_decisions(order_id: int) -> dict[str, Any]:
     """Read every rule decision about the order: stage, version, outcome, facts and trace."""
     return {"items": pipeline.order_decisions(request_uow(), current_actor(), order_id)}
+
+
+@blp.route(ORDER_PATH + "/fulfilment", methods=["GET"])
+@allow("system", "ops", "analyst")
+@_document_errors(401, 403, 404)
+@blp.response(200, FulfilmentListSchema)
+def list_fulfilment_groups(order_id: int) -> dict[str, Any]:
+    """Read where the order ships from: one group per location, with lines and units."""
+    return {"items": sourcing.fulfilment_groups(request_uow(), current_actor(), order_id)}

@@ -342,6 +342,12 @@ class SimulationResultSchema(Schema):
     changed = fields.Integer()
     by_change = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
         "description": "counts per change of outcome, e.g. validated->on_hold"})
+    by_location = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "sourcing: counts per change of shipping locations, e.g. WH-A->WH-B "
+                       "(the 20 most frequent)"})
+    estimated_shipping_cost = fields.Dict(keys=fields.String(), values=fields.String(),
+                                          metadata={"description": "sourcing: before, after "
+                                                    "and change over the changed orders"})
     examples = fields.List(fields.Dict())
 
 

@@ -12,6 +12,9 @@ from engine.models import Hold, Order, utcnow
 from engine.paging import fetch_page
 from engine.ports import UnitOfWork
 
+# Where an order waits when a rule fails while deciding it: the analysts' queue.
+RULE_ERROR_QUEUE = "rule-error"
+
 
 @dataclass(frozen=True)
 class HoldQuery:

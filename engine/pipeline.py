@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from engine.actors import Actor
 from engine.errors import NotFoundError, OmsError, StageNotRunnableError
+from engine.holds import RULE_ERROR_QUEUE
 from engine.iso import minor_units
 from engine.models import (
     Customer,
@@ -41,6 +42,7 @@ from engine.rulesets import (
     published_version,
     stage_named,
 )
+from engine.sourcing import plan_sourcing, source_order
 from engine.status import OrderStatus, check_transition
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, compile_rule_set, evaluate
 from rules.stage import plain
@@ -52,7 +54,6 @@ OPEN_STATUSES = tuple(status.value for status in (
     OrderStatus.RECEIVED, OrderStatus.VALIDATED, OrderStatus.ALLOCATED, OrderStatus.BACKORDERED,
     OrderStatus.RELEASED, OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED,
     OrderStatus.ON_HOLD))
-RULE_ERROR_QUEUE = "rule-error"
 # Orders that do not make a customer a returning one.
 NOT_COUNTED = (OrderStatus.REJECTED.value, OrderStatus.CANCELLED.value)
 
@@ -122,9 +123,22 @@ def validation_facts(uow: UnitOfWork, order: Order, lock: bool = False) -> Order
 
 
 def receive_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
-    """Capture an order and take it through the stages that run on capture (validation)."""
+    """Capture an order and take it through the stages that run on capture."""
     order = capture_order(uow, actor, draft)
-    validate_order(uow, actor, order)
+    advance(uow, actor, order)
+    return order
+
+
+def advance(uow: UnitOfWork, actor: Actor, order: Order,
+            waived: frozenset[str] = frozenset()) -> Order:
+    """Take the order through every stage it is ready for: validation, then sourcing.
+
+    `waived`: rules whose holds a person released; they do not hold the order again.
+    """
+    if order.status is OrderStatus.RECEIVED:
+        validate_order(uow, actor, order, waived)
+    if order.status is OrderStatus.VALIDATED:
+        source_order(uow, actor, order, waived)
     return order
 
 
@@ -135,12 +149,10 @@ def release_order(uow: UnitOfWork, actor: Actor, order_id: int, note: str | None
     hold the order a second time. Anything else (a rejection, a new hold) still applies.
     """
     order = release_hold(uow, actor, order_id, note)
-    if order.status is OrderStatus.RECEIVED:
-        waived = frozenset(hold.rule for hold in uow.session.scalars(
-            select(Hold).where(Hold.order_id == order.id, Hold.resolution == "released"))
-            if hold.rule)
-        validate_order(uow, actor, order, waived)
-    return order
+    waived = frozenset(hold.rule for hold in uow.session.scalars(
+        select(Hold).where(Hold.order_id == order.id, Hold.resolution == "released"))
+        if hold.rule)
+    return advance(uow, actor, order, waived)
 
 
 def release_one_hold(uow: UnitOfWork, actor: Actor, hold_id: int, note: str | None) -> Hold:
@@ -234,13 +246,19 @@ def dry_run(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = 
             order = capture_order(uow, actor, replace(draft, channel_order_ref=None))
         else:
             order = get_order(uow, actor, order_id or 0)
-        facts = validation_facts(uow, order)
-        verdict = decide_validation(rule_set, facts, utcnow())
+        if stage == "sourcing":
+            plan = plan_sourcing(uow, order, rule_set, utcnow(), lock=False, as_new=True)
+            lines = {line.id: line for line in order.lines}
+            result = {"outcome": plan.outcome, "decision": plan.decision(lines),
+                      "facts": plain(plan.order_facts), "trace": plan.trace()}
+        else:
+            facts = validation_facts(uow, order)
+            verdict = decide_validation(rule_set, facts, utcnow())
+            result = {"outcome": verdict.outcome, "decision": verdict.decision,
+                      "facts": plain(asdict(facts)), "trace": verdict.trace}
     finally:
         savepoint.rollback()
-    return {"stage": stage, "version": number, "outcome": verdict.outcome,
-            "decision": verdict.decision, "facts": plain(asdict(facts)),
-            "trace": verdict.trace}
+    return {"stage": stage, "version": number, **result}
 
 
 SIMULATION_LIMIT = 2000  # answered in the request; more goes to a job
@@ -253,10 +271,12 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
              limit: int = SIMULATION_LIMIT) -> dict[str, Any]:
     """Compare a candidate rule set with the published one over the latest orders.
 
-    Each order is decided twice, by each rule set, with the facts recorded at its capture
-    (or, for orders captured before facts were recorded, as they are now) and at the time
-    of its capture; nothing is written. Returns how many decisions change, by change of
-    outcome, with examples.
+    Each order is decided twice, once by each rule set, and nothing is written.
+    Validation uses the facts recorded at the order's capture (or, for orders captured
+    before facts were recorded, as they are now), at the time of its capture. Sourcing
+    sources each order afresh against today's stock. Returns how many decisions change, by
+    change of outcome (and, for sourcing, of locations and estimated shipping cost), with
+    examples.
     """
     candidate, number = _rule_set(uow, stage, version, document)
     current = published_version(uow, stage)
@@ -267,26 +287,82 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
     if actor.channel is not None:
         statement = statement.where(Order.channel == actor.channel)
     orders = list(uow.session.scalars(statement))
-    recorded = _first_facts(uow, [order.id for order in orders])
+    compare = (_SourcingComparison(uow) if stage == "sourcing"
+               else _ValidationComparison(uow, [order.id for order in orders]))
     changes: dict[str, int] = {}
     examples: list[dict[str, Any]] = []
     for order in orders:
-        # the facts its capture saw, when they were recorded; else as they are now
-        facts = (facts_for(VALIDATION, recorded[order.id]) if order.id in recorded
-                 else validation_facts(uow, order))
-        before = decide_validation(baseline, facts, order.created_at)
-        after = decide_validation(candidate, facts, order.created_at)
-        if (before.outcome, _codes(before)) == (after.outcome, _codes(after)):
+        before, after = compare.decide(order, baseline), compare.decide(order, candidate)
+        if before == after:
             continue
         key = f"{before.outcome}->{after.outcome}"
         changes[key] = changes.get(key, 0) + 1
+        compare.count(before, after)
         if len(examples) < EXAMPLES:
             examples.append({"order_id": order.id, "before": before.outcome,
-                             "after": after.outcome, "before_reasons": _codes(before),
-                             "after_reasons": _codes(after)})
+                             "after": after.outcome, "before_reasons": list(before.reasons),
+                             "after_reasons": list(after.reasons)})
     return {"stage": stage, "baseline_version": current.version, "candidate_version": number,
             "orders": len(orders), "changed": sum(changes.values()),
-            "by_change": dict(sorted(changes.items())), "examples": examples}
+            "by_change": dict(sorted(changes.items())), **compare.breakdown(),
+            "examples": examples}
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a simulation compares: the outcome and what explains it."""
+
+    outcome: str
+    reasons: tuple[str, ...]  # validation: hold and rejection codes; sourcing: locations
+    cost: Decimal = Decimal(0)
+
+
+class _ValidationComparison:
+    """Decide with the facts each order's capture recorded, at the time of its capture."""
+
+    def __init__(self, uow: UnitOfWork, order_ids: list[int]) -> None:
+        self.uow = uow
+        self.recorded = _first_facts(uow, order_ids)
+
+    def decide(self, order: Order, rule_set: CompiledRuleSet) -> _Outcome:
+        facts = (facts_for(VALIDATION, self.recorded[order.id]) if order.id in self.recorded
+                 else validation_facts(self.uow, order))
+        verdict = decide_validation(rule_set, facts, order.created_at)
+        return _Outcome(verdict.outcome, tuple(_codes(verdict)))
+
+    def count(self, before: _Outcome, after: _Outcome) -> None:
+        pass
+
+    def breakdown(self) -> dict[str, Any]:
+        return {}
+
+
+class _SourcingComparison:
+    """Source each order afresh against today's stock, reserving nothing."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.locations: dict[str, int] = {}
+        self.cost_before = self.cost_after = Decimal(0)
+
+    def decide(self, order: Order, rule_set: CompiledRuleSet) -> _Outcome:
+        plan = plan_sourcing(self.uow, order, rule_set, order.created_at, lock=False,
+                             as_new=True)
+        return _Outcome(plan.outcome, tuple(plan.groups), plan.estimated_cost)
+
+    def count(self, before: _Outcome, after: _Outcome) -> None:
+        if before.reasons != after.reasons:
+            move = f"{'+'.join(before.reasons) or 'none'}->{'+'.join(after.reasons) or 'none'}"
+            self.locations[move] = self.locations.get(move, 0) + 1
+        self.cost_before += before.cost
+        self.cost_after += after.cost
+
+    def breakdown(self) -> dict[str, Any]:
+        top = sorted(self.locations.items(), key=lambda item: (-item[1], item[0]))[:20]
+        return {"by_location": dict(top),
+                "estimated_shipping_cost": {"before": str(self.cost_before),
+                                            "after": str(self.cost_after),
+                                            "change": str(self.cost_after - self.cost_before)}}
 
 
 def request_simulation(uow: UnitOfWork, actor: Actor, stage: str, *,
@@ -346,7 +422,7 @@ def _codes(verdict: Verdict) -> list[str]:
 
 
 # The stages whose facts the pipeline can build for an order today.
-RUNNABLE_STAGES = frozenset({"validation"})
+RUNNABLE_STAGES = frozenset({"validation", "sourcing"})
 
 
 def _rule_set(uow: UnitOfWork, stage: str, version: int | None,

@@ -27,7 +27,8 @@ from adapters.bootstrap import Services
 from adapters.migrations import upgrade
 from adapters.sql import make_engine
 from api import create_app
-from engine import access
+from engine import access, inventory
+from engine.actors import system_actor
 from engine.models import Base
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -156,8 +157,8 @@ def admin() -> dict[str, str]:
 
 
 @pytest.fixture
-def catalog(client: FlaskClient, admin: dict[str, str]) -> dict[str, Any]:
-    """Two customers and three products, created through the API."""
+def catalog(client: FlaskClient, admin: dict[str, str], services: Services) -> dict[str, Any]:
+    """Two customers, three products and a Sao Paulo warehouse with 100 of each."""
     customers = [
         {"id": "C-ANA", "name": "Ana Lima", "tier": "gold", "credit_limit": "5000.00",
          "payment_terms": "net30", "country": "BR", "postal_code": "01310"},
@@ -171,11 +172,28 @@ def catalog(client: FlaskClient, admin: dict[str, str]) -> dict[str, Any]:
         {"sku": "BATT-3", "name": "Lithium battery", "weight_g": 120, "length_cm": 6,
          "width_cm": 4, "height_cm": 2, "value": "59.00", "currency": "BRL", "hazmat": True},
     ]
-    for path, rows in (("/customers/bulk", customers), ("/products/bulk", products)):
+    locations = [
+        {"code": "WH-SP", "name": "Sao Paulo warehouse", "kind": "warehouse", "city": "Sao Paulo",
+         "region": "SP", "postal_code": "01001-000", "country": "BR",
+         "latitude": -23.550381, "longitude": -46.634027},
+    ]
+    for path, rows in (("/customers/bulk", customers), ("/products/bulk", products),
+                       ("/locations/bulk", locations)):
         response = client.post(path, json={"rows": rows}, headers=admin)
         assert response.status_code == 200, response.json
         assert response.json["failed"] == 0
-    return {"customers": customers, "products": products}
+    stock(services, {(product["sku"], "WH-SP"): 100 for product in products})
+    return {"customers": customers, "products": products, "locations": locations}
+
+
+def stock(services: Services, counts: dict[tuple[str, str], int]) -> None:
+    """Set on-hand counts of (sku, location) pairs, as a WMS count would."""
+    with services.uow() as uow:
+        outcomes = inventory.apply_changes(uow, system_actor("test-wms"), [
+            inventory.StockChange("count", sku, code, units)
+            for (sku, code), units in counts.items()])
+        assert [outcome.error for outcome in outcomes if outcome.error] == []
+        uow.commit()
 
 
 def order_body(**overrides: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from rules.stage import Stage
 from rules.stages.exceptions import EXCEPTIONS
+from rules.stages.sourcing import SOURCING
 from rules.stages.validation import VALIDATION
 
-STAGES: dict[str, Stage[Any]] = {stage.name: stage for stage in (VALIDATION, EXCEPTIONS)}
+STAGES: dict[str, Stage[Any]] = {stage.name: stage for stage in (VALIDATION, SOURCING, EXCEPTIONS)}

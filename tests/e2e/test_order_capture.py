@@ -22,7 +22,8 @@ def test_a_captured_order_is_recorded_in_status_received_with_its_totals(client,
     assert response.status_code == 201
     order = response.json
     assert response.headers["Location"] == f"/orders/{order['id']}"
-    assert order["status"] == "validated"  # the default validation rules found nothing
+    # the default validation rules found nothing, and the warehouse has every unit
+    assert order["status"] == "allocated"
     assert order["channel"] == "web"
     assert order["channel_order_ref"] == body["channel_order_ref"]
     assert order["subtotal"] == "204.30"  # 2 x 89.90 + 24.50
@@ -30,8 +31,8 @@ def test_a_captured_order_is_recorded_in_status_received_with_its_totals(client,
     assert order["payment_terms"] == "net30"  # the customer's terms, as none were sent
     assert [line["line_total"] for line in order["lines"]] == ["179.80", "24.50"]
     assert order["lines"][0]["quantities"] == {
-        "ordered": 2, "allocated": 0, "shipped": 0, "delivered": 0, "cancelled": 0,
-        "returned": 0}
+        "ordered": 2, "allocated": 2, "shipped": 0, "delivered": 0, "cancelled": 0,
+        "returned": 0, "backordered": 0}
     assert order["shipping_address"]["postal_code"] == "01310-100"
     # and reading it back gives the same record
     again = client.get(response.headers["Location"], headers=admin)
@@ -43,12 +44,18 @@ def test_the_timeline_records_the_capture_and_who_did_it(client, make_key, catal
     erp = make_key("system", channel="erp", name="erp-integration")
     created = client.post("/orders", json=order_body(channel="erp"), headers=erp).json
     events = client.get(f"/orders/{created['id']}/events", headers=erp).json["items"]
-    assert [event["type"] for event in events] == ["order.received", "order.validated"]
+    assert [event["type"] for event in events] == [
+        "order.received", "order.validated", "order.allocated"]
     assert {event["actor"]["id"] for event in events} == {"erp-integration"}
-    decision = client.get(f"/orders/{created['id']}/decisions", headers=erp).json["items"][0]
+    validation, sourcing = client.get(f"/orders/{created['id']}/decisions",
+                                      headers=erp).json["items"]
     assert events[1]["data"] == {"previous_status": "received", "status": "validated",
                                  "reasons": [], "stage": "validation", "version": 1,
-                                 "decision_id": decision["id"]}
+                                 "decision_id": validation["id"]}
+    assert events[2]["data"] == {"previous_status": "validated", "status": "allocated",
+                                 "reasons": [], "stage": "sourcing", "version": 1,
+                                 "groups": [{"location": "WH-SP", "units": 3}],
+                                 "backordered_units": 0, "decision_id": sourcing["id"]}
     assert events[0]["data"]["total"] == created["total"]
 
 

@@ -55,7 +55,7 @@ def test_an_analyst_drafts_fixes_tries_publishes_and_the_next_order_follows(clie
     assert trial.json["decision"]["holds"][0]["rule"] == "high-value-review"
     fired = next(e for e in trial.json["trace"] if e["rule"] == "high-value-review")
     assert fired["conditions"][0]["fact"] == "219.30"
-    assert client.get(f"/orders/{existing['id']}", headers=admin).json["status"] == "validated"
+    assert client.get(f"/orders/{existing['id']}", headers=admin).json["status"] == "allocated"
     assert client.get("/holds", headers=admin).json["items"] == []
 
     # the version's own test cases guard the publish: the new rule changes two of them
@@ -92,7 +92,7 @@ def test_an_analyst_drafts_fixes_tries_publishes_and_the_next_order_follows(clie
                          json={"comment": "too many holds"})
     assert rolled.json["state"] == "published"
     after = client.post("/orders", json=order_body(), headers=admin).json
-    assert after["status"] == "validated"
+    assert after["status"] == "allocated"
     history = client.get("/rules/validation/history", headers=analyst).json["items"]
     assert [(h["version"], h["action"]) for h in history] == [
         (1, "drafted"), (1, "published"), (2, "drafted"), (2, "updated"), (2, "published"),
@@ -232,7 +232,7 @@ def test_a_simulation_shows_how_many_recent_decisions_a_draft_would_change(clien
         "order_id": big["id"], "before": "validated", "after": "on_hold",
         "before_reasons": [], "after_reasons": ["high-value:high-value-review"]}]
     # nothing was decided for real
-    assert {o["status"] for o in orders} == {"validated"}
+    assert {o["status"] for o in orders} == {"allocated"}
     assert client.get("/holds", headers=admin).json["items"] == []
 
 
@@ -293,7 +293,7 @@ def test_a_simulation_decides_each_order_with_the_facts_its_capture_saw(client, 
     client.post("/orders", json=order_body(lines=small), headers=admin)  # C-ANA returns
     first = client.post("/orders", json=order_body(lines=big), headers=admin).json
     second = client.post("/orders", json=order_body(lines=big), headers=admin).json
-    assert (first["status"], second["status"]) == ("validated", "on_hold")  # out of credit
+    assert (first["status"], second["status"]) == ("allocated", "on_hold")  # out of credit
     # the first big order is cancelled afterwards: today the credit would suffice
     client.post(f"/orders/{first['id']}/cancel", json={"reason": "changed"}, headers=admin)
     without_credit_rule = copy.deepcopy(default_rule_set("validation"))

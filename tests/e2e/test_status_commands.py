@@ -21,7 +21,7 @@ def test_cancelling_an_order_cancels_every_unshipped_unit(client, admin, catalog
     events = client.get(f"/orders/{order_id}/events", headers=admin).json["items"]
     assert events[-1]["type"] == "order.cancelled"
     assert events[-1]["data"] == {"reason": "customer changed mind",
-                                  "previous_status": "validated", "status": "cancelled"}
+                                  "previous_status": "allocated", "status": "cancelled"}
 
 
 def test_a_refused_transition_is_a_409_with_current_and_requested_status(client, admin, catalog):
@@ -51,11 +51,11 @@ def test_releasing_a_hold_returns_the_order_to_where_it_was(client, make_key, ca
     released = client.post(f"/orders/{order_id}/release-hold", json={"note": "address ok"},
                            headers=ops)
     assert released.status_code == 200
-    assert released.json["status"] == "validated"
+    assert released.json["status"] == "allocated"
     events = client.get(f"/orders/{order_id}/events", headers=ops).json["items"]
     assert [(e["type"], e["actor"]["id"]) for e in events] == [
         ("order.received", "ops-desk"), ("order.validated", "ops-desk"),
-        ("order.held", "ops-desk"),
+        ("order.allocated", "ops-desk"), ("order.held", "ops-desk"),
         ("order.hold_released", "ops-desk")]
 
 
@@ -64,7 +64,7 @@ def test_releasing_an_order_that_is_not_on_hold_is_refused(client, admin, catalo
     response = client.post(f"/orders/{order_id}/release-hold", json={}, headers=admin)
     assert response.status_code == 409
     assert response.json["code"] == "not_on_hold"
-    assert response.json["current_status"] == "validated"
+    assert response.json["current_status"] == "allocated"
 
 
 def test_a_command_on_an_unknown_order_is_a_404(client, admin, catalog):

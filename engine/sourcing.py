@@ -1,0 +1,483 @@
+"""Sourcing: which locations ship an order, as the sourcing rules rank them, reserved at once.
+
+For each order: lock the stock of its SKUs (key order), build one candidate per location
+that has some of it, evaluate the sourcing rules per candidate, rank what is left, then
+allocate: the whole order from the best location that can ship it complete, else split
+greedily by rank up to the allowed number of locations. Each location's share becomes a
+fulfilment group whose units are reserved in the same transaction. What cannot be filled
+is backordered (or held where the rules say). Stock that arrives goes to waiting
+backorders first: new orders do not see units that backorders are waiting for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from engine.actors import Actor
+from engine.geo import Point, distance_km, locate, shipping_cost
+from engine.holds import RULE_ERROR_QUEUE
+from engine.inventory import lock_levels, move, waiting_backorders
+from engine.models import (
+    Customer,
+    FulfilmentGroup,
+    FulfilmentLine,
+    Hold,
+    Location,
+    Order,
+    OrderDecision,
+    OrderLine,
+    RuleSetVersion,
+    StockLevel,
+    utcnow,
+)
+from engine.orders import get_order, record_event
+from engine.ports import UnitOfWork
+from engine.rulesets import compiled, published_version
+from engine.status import OrderStatus, check_transition
+from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate
+from rules.stage import plain
+from rules.stages.sourcing import STRATEGIES, CandidateFacts, SourcingDecision
+
+BUSINESS_TERMS = ("net15", "net30", "net60")
+DEFAULT_STRATEGY = "nearest"
+TIER_PRIORITY = {"platinum": 4, "gold": 3, "silver": 2, "standard": 1}
+ORDER_FIELDS = ("channel", "customer_tier", "is_business_order", "payment_terms", "order_total",
+                "line_count", "total_quantity", "total_weight_kg", "contains_hazmat",
+                "categories", "service_level", "ship_to_country", "ship_to_region",
+                "created_at", "candidate_count")
+CANDIDATE_FIELDS = tuple(f.name for f in fields(CandidateFacts) if f.name not in ORDER_FIELDS)
+
+
+@dataclass
+class Candidate:
+    location: Location
+    available: dict[str, int]  # SKU -> units this order may take there
+    facts: CandidateFacts
+    decision: SourcingDecision = field(default_factory=SourcingDecision)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    rank: int | None = None
+    result: str = "lost"
+    why: str = ""
+
+    @property
+    def code(self) -> str:
+        return self.location.code
+
+
+@dataclass
+class Plan:
+    """What sourcing decided for an order, before anything is reserved."""
+
+    needs: dict[int, int]  # order line id -> units to source
+    candidates: list[Candidate]
+    order_facts: dict[str, Any]
+    groups: dict[str, dict[int, int]] = field(default_factory=dict)  # location -> line -> units
+    costs: dict[str, Decimal] = field(default_factory=dict)  # location -> estimated shipping
+    remainder: dict[int, int] = field(default_factory=dict)
+    ship_complete: bool = False
+    max_splits: int | None = None
+    prefer: str = DEFAULT_STRATEGY
+    partial_shipment: bool = False
+    hold: tuple[str, str, str | None] | None = None  # (queue, reason, rule)
+    error: RuleEvaluationError | None = None
+
+    @property
+    def estimated_cost(self) -> Decimal:
+        return sum(self.costs.values(), Decimal(0))
+
+    @property
+    def outcome(self) -> str:
+        if self.error is not None or (self.hold is not None and self.remainder):
+            return "on_hold"
+        if not self.remainder:
+            return "allocated"
+        return "partially_allocated" if self.groups else "backordered"
+
+    def decision(self, lines: Mapping[int, OrderLine]) -> dict[str, Any]:
+        def described(units: Mapping[int, int]) -> list[dict[str, Any]]:
+            return [{"line_no": lines[line_id].line_no, "sku": lines[line_id].sku,
+                     "quantity": quantity} for line_id, quantity in sorted(units.items())]
+        if self.error is not None:
+            return {"error": str(self.error)}
+        return {"groups": [{"location": code, "lines": described(units),
+                            "estimated_shipping_cost": str(self.costs.get(code, 0))}
+                           for code, units in self.groups.items()],
+                "remainder": described(self.remainder),
+                "remainder_to": (self.hold[0] if self.hold and self.remainder
+                                 else "backorder" if self.remainder else None),
+                "policy": {"ship_complete": self.ship_complete,
+                           "max_splits": self.max_splits, "prefer": self.prefer,
+                           "partial_shipment": self.partial_shipment}}
+
+    def trace(self) -> list[dict[str, Any]]:
+        return [{"location": c.code, "result": c.result, "why": c.why, "rank": c.rank,
+                 "score": str(c.decision.score),
+                 "excluded_because": [e.reason for e in c.decision.effects
+                                      if e.kind == "exclude"],
+                 "facts": {name: plain(getattr(c.facts, name)) for name in CANDIDATE_FIELDS},
+                 "rules": c.trace}
+                for c in self.candidates]
+
+
+def source_order(uow: UnitOfWork, actor: Actor, order: Order,
+                 waived: frozenset[str] = frozenset(),
+                 for_backorder: bool = False) -> OrderDecision | None:
+    """Decide where the order ships from, reserve it, and move the order on.
+
+    `for_backorder`: the backorder job fills what the order waits for; nothing is written
+    when no unit can be allocated. Returns the recorded decision (None when nothing moved).
+    """
+    version = published_version(uow, "sourcing")
+    now = utcnow()
+    rule_set = compiled(version) if version is not None else None
+    plan = plan_sourcing(uow, order, rule_set, now, waived, for_backorder=for_backorder)
+    if for_backorder and not plan.groups:
+        return None
+    lines = {line.id: line for line in order.lines}
+    recorded = OrderDecision(
+        order_id=order.id, stage="sourcing", rule_set_version_id=version.id if version else None,
+        outcome=plan.outcome, decision=plan.decision(lines), facts=plain(plan.order_facts),
+        trace=plan.trace(), evaluated_at=now)
+    uow.session.add(recorded)
+    uow.session.flush()
+    _reserve(uow, actor, order, plan, lines, recorded.id)
+    _apply(uow, actor, order, plan, lines, version, recorded.id)
+    return recorded
+
+
+def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | None,
+                  now: datetime, waived: frozenset[str] = frozenset(),
+                  for_backorder: bool = False, lock: bool = True,
+                  as_new: bool = False) -> Plan:
+    """Build the candidates, run the rules over each, rank them and split the order.
+
+    With `lock` (a live allocation) the stock of the order's SKUs stays locked until the
+    transaction ends, so what the plan saw is what gets reserved. Without it (dry runs,
+    simulations) stock is only read. `as_new`: source the whole order as if it had just
+    arrived (simulations of orders already sourced).
+    """
+    lines = {line.id: line for line in order.lines}
+    needs = {line.id: line.quantity_ordered if as_new else _unsourced(line)
+             for line in order.lines}
+    needs = {line_id: units for line_id, units in needs.items() if units > 0}
+    skus = {lines[line_id].sku for line_id in needs}
+    stock = _stock(uow, skus, lock)
+    held_back = {} if for_backorder else waiting_backorders(uow, skus, excluding_order=order.id)
+    available: dict[str, dict[str, int]] = {}
+    locations: dict[str, Location] = {}
+    for level, location in stock:
+        units = level.available
+        owed = held_back.get(level.sku, 0)  # backorders come first, wherever they fill
+        taken = min(owed, units)
+        held_back[level.sku] = owed - taken
+        if units - taken > 0:
+            available.setdefault(location.code, {})[level.sku] = units - taken
+            locations[location.code] = location
+    order_side = _order_facts(uow, order, needs, lines, len(available))
+    destination = order_side.pop("destination")
+    orders_today = _orders_today(uow, list(available), now)
+    candidates = [
+        _candidate(locations[code], units, order_side, destination, needs, lines,
+                   orders_today.get(code, 0))
+        for code, units in sorted(available.items())
+    ]
+    plan = Plan(needs=needs, candidates=candidates,
+                order_facts={**order_side, "destination_known": destination is not None})
+    if rule_set is not None:
+        # With no candidate the rules still run once, so order rules decide the remainder.
+        evaluated = candidates or [_candidate(None, {}, order_side, destination, needs, lines, 0)]
+        try:
+            for candidate in evaluated:
+                evaluation = evaluate(rule_set, candidate.facts, at=now)
+                assert isinstance(evaluation.decision, SourcingDecision)
+                candidate.decision, candidate.trace = evaluation.decision, evaluation.trace
+        except RuleEvaluationError as error:
+            plan.error = error
+            plan.remainder = dict(needs)
+            return plan
+        _merge_policy(plan, [c.decision for c in evaluated], waived)
+    _allocate(plan, lines)
+    return plan
+
+
+def _unsourced(line: OrderLine) -> int:
+    return (line.quantity_ordered - line.quantity_allocated - line.quantity_shipped
+            - line.quantity_cancelled)
+
+
+def _stock(uow: UnitOfWork, skus: set[str],
+           lock: bool) -> list[tuple[StockLevel, Location]]:
+    """Return (locked, in key order) the levels of these SKUs with stock at active locations."""
+    if not skus:
+        return []
+    codes = uow.session.execute(
+        select(StockLevel.sku, StockLevel.location_code)
+        .join(Location, Location.code == StockLevel.location_code)
+        .where(StockLevel.sku.in_(skus), Location.active.is_(True),
+               StockLevel.on_hand > StockLevel.reserved + StockLevel.safety_stock)).all()
+    keys = [(sku, code) for sku, code in codes]
+    levels = (lock_levels(uow, keys) if lock else
+              {key: level for key in keys
+               if (level := uow.session.get(StockLevel, key)) is not None})
+    active = {location.code: location for location in uow.session.scalars(
+        select(Location).where(Location.code.in_({code for _, code in codes})))}
+    return [(level, active[code]) for (_, code), level in sorted(levels.items())]
+
+
+def _order_facts(uow: UnitOfWork, order: Order, needs: Mapping[int, int],
+                 lines: Mapping[int, OrderLine], candidate_count: int) -> dict[str, Any]:
+    customer = uow.session.get(Customer, order.customer_id)
+    assert customer is not None  # a foreign key
+    destination = locate(uow, order.ship_to_country, order.ship_to_postal_code)
+    if destination is None and customer.latitude is not None and customer.longitude is not None:
+        destination = (float(customer.latitude), float(customer.longitude))
+    products = [lines[line_id].product for line_id in needs]
+    return {
+        "channel": order.channel,
+        "customer_tier": customer.tier,
+        "is_business_order": order.payment_terms in BUSINESS_TERMS,
+        "payment_terms": order.payment_terms,
+        "order_total": order.total,
+        "line_count": len(needs),
+        "total_quantity": sum(needs.values()),
+        "total_weight_kg": _weight_kg(needs, lines),
+        "contains_hazmat": any(product.hazmat for product in products),
+        "categories": sorted({p.category for p in products if p.category}),
+        "service_level": order.service_level,
+        "ship_to_country": order.ship_to_country,
+        "ship_to_region": order.ship_to_region or "",
+        "created_at": order.created_at,
+        "candidate_count": candidate_count,
+        "destination": destination,
+    }
+
+
+def _weight_kg(units: Mapping[int, int], lines: Mapping[int, OrderLine]) -> Decimal:
+    grams = sum(lines[line_id].product.weight_g * quantity for line_id, quantity in units.items())
+    return (Decimal(grams) / 1000).quantize(Decimal("0.001"))
+
+
+def _orders_today(uow: UnitOfWork, codes: list[str], now: datetime) -> dict[str, int]:
+    if not codes:
+        return {}
+    midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+    return {code: count for code, count in uow.session.execute(
+        select(FulfilmentGroup.location_code, func.count(FulfilmentGroup.id))
+        .where(FulfilmentGroup.location_code.in_(codes), FulfilmentGroup.created_at >= midnight)
+        .group_by(FulfilmentGroup.location_code))}
+
+
+def _candidate(location: Location | None, available: dict[str, int],
+               order_side: Mapping[str, Any], destination: Point | None,
+               needs: Mapping[int, int], lines: Mapping[int, OrderLine],
+               orders_today: int) -> Candidate:
+    fill = {line_id: min(available.get(lines[line_id].sku, 0), units)
+            for line_id, units in needs.items()}
+    stocked = [line_id for line_id in needs if lines[line_id].sku in available]
+    distance = (distance_km(destination, (float(location.latitude), float(location.longitude)))
+                if location is not None and destination is not None else None)
+    capacity = location.daily_capacity if location is not None else None
+    facts = CandidateFacts(
+        **{name: value for name, value in order_side.items() if name != "destination"},
+        location_code=location.code if location else "",
+        location_kind=location.kind if location else "none",
+        location_region=(location.region or "") if location else "",
+        same_region=bool(location and location.region
+                         and location.region == order_side["ship_to_region"]),
+        distance_known=distance is not None,
+        distance_km=distance if distance is not None else Decimal(0),
+        can_ship_complete=bool(needs) and all(fill[i] == needs[i] for i in needs),
+        lines_fillable=sum(fill[i] == needs[i] for i in needs),
+        units_fillable=sum(fill.values()),
+        fill_share=(Decimal(sum(fill.values())) / max(sum(needs.values()), 1)).quantize(
+            Decimal("0.0001")),
+        stock_depth=min((available[lines[i].sku] - fill[i] for i in stocked), default=0),
+        orders_today=orders_today,
+        daily_capacity=capacity or 0,
+        at_capacity=bool(capacity) and orders_today >= (capacity or 0),
+        shipping_cost=shipping_cost(distance, _weight_kg(fill, lines)),
+    )
+    if location is None:  # the empty candidate order rules are evaluated with
+        location = Location(code="", name="", kind="none", country="", latitude=0, longitude=0)
+    return Candidate(location, available, facts)
+
+
+def _merge_policy(plan: Plan, decisions: list[SourcingDecision], waived: frozenset[str]) -> None:
+    """Order rules act on the order, whichever candidate's evaluation fired them."""
+    plan.ship_complete = any(d.ship_complete for d in decisions)
+    caps = [d.max_splits for d in decisions if d.max_splits is not None]
+    plan.max_splits = min(caps) if caps else None
+    plan.prefer = next((d.prefer for d in decisions if d.prefer in STRATEGIES), DEFAULT_STRATEGY)
+    plan.partial_shipment = any(d.partial_shipment for d in decisions)
+    plan.hold = next(((d.remainder_queue, d.remainder_reason or "", d.remainder_rule)
+                      for d in decisions
+                      if d.remainder_queue and d.remainder_rule not in waived), None)
+
+
+def _rank_key(plan: Plan) -> Any:
+    def key(candidate: Candidate) -> tuple[Any, ...]:
+        facts = candidate.facts
+        by_strategy: dict[str, Any] = {
+            "nearest": facts.distance_km if facts.distance_known else Decimal(math.inf),
+            "cheapest": facts.shipping_cost,
+            "most_stock": -facts.units_fillable,
+        }
+        return (-candidate.decision.score, by_strategy[plan.prefer], candidate.code)
+    return key
+
+
+def _allocate(plan: Plan, lines: Mapping[int, OrderLine]) -> None:
+    """Split the order over the ranked candidates; what is left is the remainder."""
+    eligible = []
+    for candidate in plan.candidates:
+        reasons = [e.reason for e in candidate.decision.effects if e.kind == "exclude"]
+        if reasons:
+            candidate.why = "excluded: " + "; ".join(reasons)
+        else:
+            eligible.append(candidate)
+    eligible.sort(key=_rank_key(plan))
+    for rank, candidate in enumerate(eligible, start=1):
+        candidate.rank = rank
+    complete = next((c for c in eligible if c.facts.can_ship_complete), None)
+    need = dict(plan.needs)
+    if complete is not None:
+        plan.groups[complete.code] = dict(need)
+        plan.costs[complete.code] = shipping_cost(_distance(complete), _weight_kg(need, lines))
+        need = {}
+        complete.result = "won"
+        complete.why = (f"ranked {complete.rank} of {len(eligible)} and can ship the whole "
+                        "order" + (" (the better-ranked ones cannot)" if complete.rank != 1
+                                   else ""))
+        for other in eligible:
+            if other is not complete:
+                other.why = f"{complete.code} ships the whole order"
+    elif plan.ship_complete:
+        for other in eligible:
+            other.why = "cannot ship the whole order, and the rules require ship-complete"
+    else:
+        cap = plan.max_splits or len(eligible)
+        for candidate in eligible:
+            if not any(need.values()):
+                candidate.why = "not needed: the order is filled"
+                continue
+            if len(plan.groups) >= cap:
+                candidate.why = f"beyond the cap of {cap} location(s)"
+                continue
+            taken = {line_id: min(units, candidate.available.get(lines[line_id].sku, 0))
+                     for line_id, units in need.items() if units}
+            taken = {line_id: units for line_id, units in taken.items() if units}
+            if not taken:
+                candidate.why = "has nothing the order still needs"
+                continue
+            plan.groups[candidate.code] = taken
+            plan.costs[candidate.code] = shipping_cost(_distance(candidate),
+                                                       _weight_kg(taken, lines))
+            for line_id, units in taken.items():
+                need[line_id] -= units
+            candidate.result = "won"
+            candidate.why = (f"ranked {candidate.rank}: ships {sum(taken.values())} unit(s) "
+                             "of a split order")
+    plan.remainder = {line_id: units for line_id, units in need.items() if units}
+
+
+def _distance(candidate: Candidate) -> Decimal | None:
+    return candidate.facts.distance_km if candidate.facts.distance_known else None
+
+
+def _reserve(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
+             lines: Mapping[int, OrderLine], decision_id: int) -> None:
+    """Reserve each group's units at its location and record the groups."""
+    if not plan.groups:
+        return
+    levels = lock_levels(uow, {(lines[line_id].sku, code)
+                               for code, units in plan.groups.items() for line_id in units})
+    for code, units in plan.groups.items():
+        group = FulfilmentGroup(order_id=order.id, location_code=code, status="allocated",
+                                decision_id=decision_id, created_at=utcnow())
+        for line_id, quantity in units.items():
+            line = lines[line_id]
+            move(uow, actor, levels[(line.sku, code)], "reservation", 0, quantity,
+                 reason="allocated to an order", reference=f"order:{order.id}",
+                 order_id=order.id)
+            line.quantity_allocated += quantity
+            group.lines.append(FulfilmentLine(order_line_id=line_id, sku=line.sku,
+                                              quantity=quantity))
+        uow.session.add(group)
+
+
+def _apply(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
+           lines: Mapping[int, OrderLine], version: RuleSetVersion | None,
+           decision_id: int) -> None:
+    """Move the order as the plan says; one timeline event tells why."""
+    for line_id, line in lines.items():
+        line.quantity_backordered = 0 if plan.hold else plan.remainder.get(line_id, 0)
+    outcome = plan.outcome
+    if outcome == "on_hold":
+        target = OrderStatus.ON_HOLD
+    elif outcome == "allocated" or (outcome == "partially_allocated" and plan.partial_shipment):
+        target = OrderStatus.ALLOCATED
+    elif order.status is OrderStatus.ALLOCATED and plan.partial_shipment:
+        target = OrderStatus.ALLOCATED  # already shipping partially; the rest still waits
+    else:
+        target = OrderStatus.BACKORDERED
+    previous = order.status
+    reasons: list[dict[str, Any]] = []
+    if target is OrderStatus.ON_HOLD:
+        queue, reason, rule = ((RULE_ERROR_QUEUE, str(plan.error), plan.error.rule)
+                               if plan.error is not None else plan.hold or ("", "", None))
+        reasons.append({"code": queue, "message": reason, "rule": rule})
+        uow.session.add(Hold(order_id=order.id, stage="sourcing", queue=queue, reason=reason,
+                             rule=rule, rule_set_version_id=version.id if version else None,
+                             created_by=actor.label, created_at=utcnow()))
+    if target is not previous:
+        check_transition(previous, target)
+        if target is OrderStatus.ON_HOLD:
+            order.held_from = previous.value
+        order.status, order.updated_at = target, utcnow()
+    event = {OrderStatus.ALLOCATED: "order.allocated", OrderStatus.BACKORDERED:
+             "order.backordered", OrderStatus.ON_HOLD: "order.held"}[target]
+    record_event(uow, order, event, actor, previous_status=previous.value, status=target.value,
+                 stage="sourcing", reasons=reasons,
+                 groups=[{"location": code, "units": sum(units.values())}
+                         for code, units in plan.groups.items()],
+                 backordered_units=sum(plan.remainder.values()) if not plan.hold else 0,
+                 version=version.version if version else None, decision_id=decision_id)
+
+
+def fill_backorders(uow: UnitOfWork, actor: Actor, sku: str) -> list[int]:
+    """Allocate what orders wait for of a SKU, best customers first, then oldest first.
+
+    Returns the ids of the orders that received stock. Running it again when nothing
+    arrived changes nothing.
+    """
+    priority = case(TIER_PRIORITY, value=Customer.tier, else_=0)
+    waiting = list(uow.session.scalars(
+        select(Order.id).join(Customer, Customer.id == Order.customer_id)
+        .where(Order.status.in_((OrderStatus.BACKORDERED, OrderStatus.ALLOCATED)),
+               Order.id.in_(select(OrderLine.order_id).where(
+                   OrderLine.sku == sku, OrderLine.quantity_backordered > 0)))
+        .order_by(priority.desc(), Order.created_at, Order.id)))
+    filled = []
+    for order_id in waiting:
+        order = uow.session.get(Order, order_id, with_for_update=True,
+                                populate_existing=True)
+        if order is None or order.status not in (OrderStatus.BACKORDERED,
+                                                  OrderStatus.ALLOCATED):
+            continue
+        if source_order(uow, actor, order, for_backorder=True) is not None:
+            filled.append(order_id)
+    return filled
+
+
+def fulfilment_groups(uow: UnitOfWork, actor: Actor, order_id: int) -> list[FulfilmentGroup]:
+    """Return the order's fulfilment groups, oldest first (cancelled ones included)."""
+    order = get_order(uow, actor, order_id)
+    return list(uow.session.scalars(select(FulfilmentGroup).where(
+        FulfilmentGroup.order_id == order.id).order_by(FulfilmentGroup.id)))
