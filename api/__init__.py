@@ -12,10 +12,23 @@ from adapters.bootstrap import Services, build_services
 from adapters.migrations import check_schema_current
 from adapters.settings import Settings
 from adapters.sql import SqlUnitOfWork
-from api import access, health, holds, inventory, orders, problems, reference, rules, transactions
+from api import (
+    access,
+    carriers,
+    health,
+    holds,
+    inventory,
+    orders,
+    problems,
+    reference,
+    rules,
+    transactions,
+)
+from api.carriers import shipped_carriers
 from api.docs import init_api
 from engine.access import ensure_api_key
 from engine.actors import system_actor
+from engine.carriers import install_default_carriers
 from engine.errors import AlreadyExistsError
 from engine.rulesets import install_defaults
 
@@ -39,6 +52,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         if settings.admin_api_key:
             _ensure_admin_key(built, settings.admin_api_key)
         _retrying(built, lambda uow: install_defaults(uow, system_actor("rules-installer")))
+        _retrying(built, lambda uow: install_default_carriers(uow, shipped_carriers()))
     except Exception:
         built.close()
         raise
@@ -50,7 +64,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     transactions.register(app)
     for blueprint in (health.blp, orders.blp, holds.blp, rules.blp, reference.customers,
                       reference.products, reference.locations, inventory.blp,
-                      inventory.availability_blp):
+                      inventory.availability_blp, carriers.blp):
         api.register_blueprint(blueprint)
     return app
 

@@ -10,13 +10,16 @@ from typing import TextIO
 
 import click
 from alembic import command
+from marshmallow import ValidationError
 
 from adapters import migrations
 from adapters.bootstrap import Services, build_services
 from adapters.queue import run_worker
 from adapters.settings import PROJECT_ROOT, Settings
-from engine import access, rulesets
+from api.carriers import CarrierSchema, carriers_document, shipped_carriers
+from engine import access, carriers, rulesets
 from engine.actors import system_actor
+from engine.carriers import install_default_carriers
 from engine.errors import OmsError
 
 DEMO_KEY_NAME = "demo-admin"
@@ -165,6 +168,33 @@ def rules_import(stage: str, path: TextIO, comment: str, publish: bool) -> None:
         click.echo(f"{stage} version {draft.version} {'published' if publish else 'drafted'}")
 
 
+@main.group("carriers")
+def carriers_group() -> None:
+    """Carriers and rate cards: import from and export to JSON files."""
+
+
+@carriers_group.command("export")
+def carriers_export() -> None:
+    """Print every carrier with its services and rate cards as JSON."""
+    with _services() as built, built.uow() as uow:
+        click.echo(json.dumps(carriers_document(carriers.list_carriers(uow)), indent=1))
+
+
+@carriers_group.command("import")
+@click.argument("path", type=click.File("r"))
+def carriers_import(path: TextIO) -> None:
+    """Create or replace the carriers of a file ({"carriers": [...]}), checked like the API."""
+    try:
+        rows = CarrierSchema(many=True).load(json.load(path)["carriers"])
+    except (ValueError, KeyError, TypeError, ValidationError) as error:
+        raise click.ClickException(f"not a carriers file: {error}") from error
+    with _services() as built, built.uow() as uow:
+        for row in rows:
+            _, created = carriers.replace_carrier(uow, row)
+            click.echo(f"{row['code']}: {'created' if created else 'replaced'}")
+        uow.commit()
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -180,8 +210,9 @@ def demo(host: str, port: int, order_count: int, no_serve: bool) -> None:
     click.echo(f"database: {settings.database_url}")
     with _services() as built:
         migrations.upgrade(built.engine)
-        with built.uow() as uow:  # the shipped rules decide the demo orders too
+        with built.uow() as uow:  # the shipped rules and carriers decide the demo orders too
             rulesets.install_defaults(uow, system_actor("rules-installer"))
+            install_default_carriers(uow, shipped_carriers())
             uow.commit()
         click.echo("loading demo data (Olist public dataset, CC BY-NC-SA 4.0)...")
         load_demo_data(built, order_count, say=click.echo)

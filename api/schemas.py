@@ -254,6 +254,11 @@ class FulfilmentGroupOutSchema(Schema):
     status = fields.String(metadata={"enum": ["allocated", "released", "shipped", "cancelled"]})
     decision_id = fields.Integer()
     created_at = fields.AwareDateTime()
+    carrier = fields.String(attribute="carrier_code")
+    service = fields.String(attribute="service_code")
+    shipping_cost = Money()
+    promised_at = fields.AwareDateTime()
+    carrier_decision_id = fields.Integer()
     lines = fields.List(fields.Nested(FulfilmentLineOutSchema))
 
 

@@ -30,11 +30,13 @@ from adapters.bootstrap import build_services
 from adapters.migrations import upgrade
 from adapters.olist import OlistPack, OrderGenerator
 from adapters.settings import Settings
+from api.carriers import shipped_carriers
 from api.demo import seed_stock, upsert_all
 from api.schemas import CustomerSchema, LocationSchema, ProductSchema
 from bench.capture import drive, drop_database, pgbench, scratch_database, start_gunicorn
 from engine import access, geo, inventory, rulesets
 from engine.actors import system_actor
+from engine.carriers import install_default_carriers
 from engine.models import Order, OrderLine, StockLevel
 from engine.reference import CUSTOMERS, LOCATIONS, PRODUCTS
 
@@ -45,6 +47,7 @@ def prepare(url: str, pack: OlistPack, stock_per_sale: int) -> str:
     upgrade(services.engine)
     with services.uow() as uow:
         rulesets.install_defaults(uow, system_actor("bench"))
+        install_default_carriers(uow, shipped_carriers())
         uow.commit()
     upsert_all(services, PRODUCTS, ProductSchema(), pack.products)
     upsert_all(services, CUSTOMERS, CustomerSchema(), pack.customers)

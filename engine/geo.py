@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 
-from engine.models import PostalArea
+from engine.models import Customer, Order, PostalArea
 from engine.ports import UnitOfWork
 
 Point = tuple[float, float]
@@ -65,3 +65,14 @@ def replace_postal_areas(uow: UnitOfWork, country: str, rows: list[dict[str, Any
     if rows:
         uow.session.execute(insert(PostalArea), [{**row, "country": country} for row in rows])
     return len(rows)
+
+
+def destination_of(uow: UnitOfWork, order: Order) -> Point | None:
+    """Return where an order goes: its postal code's area, else its customer's coordinates."""
+    found = locate(uow, order.ship_to_country, order.ship_to_postal_code)
+    if found is not None:
+        return found
+    customer = uow.session.get(Customer, order.customer_id)
+    if customer is not None and customer.latitude is not None and customer.longitude is not None:
+        return float(customer.latitude), float(customer.longitude)
+    return None

@@ -538,6 +538,13 @@ class FulfilmentGroup(Base):
     decision_id: Mapped[int | None] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("order_decisions.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Chosen by the carrier stage (empty until then).
+    carrier_code: Mapped[str | None] = mapped_column(String(32))
+    service_code: Mapped[str | None] = mapped_column(String(32))
+    shipping_cost: Mapped[Decimal | None]
+    promised_at: Mapped[datetime | None]
+    carrier_decision_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"))
 
     lines: Mapped[list[FulfilmentLine]] = relationship(
         back_populates="group", order_by="FulfilmentLine.id", lazy="selectin",
@@ -557,3 +564,67 @@ class FulfilmentLine(Base):
 
     group: Mapped[FulfilmentGroup] = relationship(back_populates="lines")
     order_line: Mapped[OrderLine] = relationship(lazy="joined")
+
+
+class Carrier(Base):
+    """A carrier and, through its services, what it can ship, how fast and at what price."""
+
+    __tablename__ = "carriers"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    services: Mapped[list[CarrierService]] = relationship(
+        back_populates="carrier", order_by="CarrierService.code", lazy="selectin",
+        cascade="all, delete-orphan")
+
+
+class CarrierService(Base):
+    """One service of a carrier: its level, limits, surcharges and rate card."""
+
+    __tablename__ = "carrier_services"
+    __table_args__ = (
+        UniqueConstraint("carrier_code", "code", name="uq_carrier_services_carrier_code_code"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    carrier_code: Mapped[str] = mapped_column(
+        ForeignKey("carriers.code", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    service_level: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(16))  # ground, air
+    max_weight_kg: Mapped[Decimal]
+    insured: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_insured_value: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    hazmat_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    cutoff_hour: Mapped[int] = mapped_column(Integer, default=16)  # UTC; later ships next day
+    dim_divisor: Mapped[int] = mapped_column(Integer, default=6000)  # cm3 per billable kg
+    fuel_surcharge_pct: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    hazmat_fee: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    insurance_pct: Mapped[Decimal] = mapped_column(default=Decimal(0))  # of declared value
+
+    carrier: Mapped[Carrier] = relationship(back_populates="services")
+    rates: Mapped[list[CarrierRate]] = relationship(
+        order_by="(CarrierRate.max_km, CarrierRate.max_kg)", lazy="selectin",
+        cascade="all, delete-orphan")
+
+
+class CarrierRate(Base):
+    """One cell of a rate card: up to a distance and a billable weight, a price and transit."""
+
+    __tablename__ = "carrier_rates"
+    __table_args__ = (
+        UniqueConstraint("service_id", "max_km", "max_kg",
+                         name="uq_carrier_rates_service_id_max_km_max_kg"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service_id: Mapped[int] = mapped_column(
+        ForeignKey("carrier_services.id", ondelete="CASCADE"))
+    max_km: Mapped[int] = mapped_column(Integer)
+    max_kg: Mapped[Decimal]
+    price: Mapped[Decimal]
+    transit_days: Mapped[int] = mapped_column(Integer)

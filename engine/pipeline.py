@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from engine.actors import Actor
+from engine.carriers import choose_carriers
 from engine.errors import NotFoundError, OmsError, StageNotRunnableError
 from engine.holds import RULE_ERROR_QUEUE
 from engine.iso import minor_units
@@ -42,7 +43,7 @@ from engine.rulesets import (
     published_version,
     stage_named,
 )
-from engine.sourcing import plan_sourcing, source_order
+from engine.sourcing import plan_sourcing, source_order, waiting_for
 from engine.status import OrderStatus, check_transition
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, compile_rule_set, evaluate
 from rules.stage import plain
@@ -131,7 +132,7 @@ def receive_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
 
 def advance(uow: UnitOfWork, actor: Actor, order: Order,
             waived: frozenset[str] = frozenset()) -> Order:
-    """Take the order through every stage it is ready for: validation, then sourcing.
+    """Take the order through every stage it is ready for: validation, sourcing, carrier.
 
     `waived`: rules whose holds a person released; they do not hold the order again.
     """
@@ -139,7 +140,28 @@ def advance(uow: UnitOfWork, actor: Actor, order: Order,
         validate_order(uow, actor, order, waived)
     if order.status is OrderStatus.VALIDATED:
         source_order(uow, actor, order, waived)
+    if order.status in (OrderStatus.ALLOCATED, OrderStatus.BACKORDERED):
+        choose_carriers(uow, actor, order)  # for the groups that have no carrier yet
     return order
+
+
+def fill_backorders(uow: UnitOfWork, actor: Actor, sku: str) -> list[int]:
+    """Allocate what orders wait for of a SKU, best customers first, then oldest first,
+    and choose carriers for what they received.
+
+    Returns the ids of the orders that received stock. Running it again when nothing
+    arrived changes nothing.
+    """
+    filled = []
+    for order_id in waiting_for(uow, sku):
+        order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+        if order is None or order.status not in (OrderStatus.BACKORDERED,
+                                                  OrderStatus.ALLOCATED):
+            continue
+        if source_order(uow, actor, order, for_backorder=True) is not None:
+            choose_carriers(uow, actor, order)
+            filled.append(order_id)
+    return filled
 
 
 def release_order(uow: UnitOfWork, actor: Actor, order_id: int, note: str | None) -> Order:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from engine.actors import Actor
-from engine.geo import Point, distance_km, locate, shipping_cost
+from engine.geo import Point, destination_of, distance_km, shipping_cost
 from engine.holds import RULE_ERROR_QUEUE
 from engine.inventory import lock_levels, move, waiting_backorders
 from engine.models import (
@@ -235,9 +235,7 @@ def _order_facts(uow: UnitOfWork, order: Order, needs: Mapping[int, int],
                  lines: Mapping[int, OrderLine], candidate_count: int) -> dict[str, Any]:
     customer = uow.session.get(Customer, order.customer_id)
     assert customer is not None  # a foreign key
-    destination = locate(uow, order.ship_to_country, order.ship_to_postal_code)
-    if destination is None and customer.latitude is not None and customer.longitude is not None:
-        destination = (float(customer.latitude), float(customer.longitude))
+    destination = destination_of(uow, order)
     products = [lines[line_id].product for line_id in needs]
     return {
         "channel": order.channel,
@@ -451,29 +449,16 @@ def _apply(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
                  version=version.version if version else None, decision_id=decision_id)
 
 
-def fill_backorders(uow: UnitOfWork, actor: Actor, sku: str) -> list[int]:
-    """Allocate what orders wait for of a SKU, best customers first, then oldest first.
-
-    Returns the ids of the orders that received stock. Running it again when nothing
-    arrived changes nothing.
-    """
+def waiting_for(uow: UnitOfWork, sku: str) -> list[int]:
+    """Return the orders waiting for a SKU, in the order they get it: best customers first
+    (tier), then oldest first."""
     priority = case(TIER_PRIORITY, value=Customer.tier, else_=0)
-    waiting = list(uow.session.scalars(
+    return list(uow.session.scalars(
         select(Order.id).join(Customer, Customer.id == Order.customer_id)
         .where(Order.status.in_((OrderStatus.BACKORDERED, OrderStatus.ALLOCATED)),
                Order.id.in_(select(OrderLine.order_id).where(
                    OrderLine.sku == sku, OrderLine.quantity_backordered > 0)))
         .order_by(priority.desc(), Order.created_at, Order.id)))
-    filled = []
-    for order_id in waiting:
-        order = uow.session.get(Order, order_id, with_for_update=True,
-                                populate_existing=True)
-        if order is None or order.status not in (OrderStatus.BACKORDERED,
-                                                  OrderStatus.ALLOCATED):
-            continue
-        if source_order(uow, actor, order, for_backorder=True) is not None:
-            filled.append(order_id)
-    return filled
 
 
 def fulfilment_groups(uow: UnitOfWork, actor: Actor, order_id: int) -> list[FulfilmentGroup]:

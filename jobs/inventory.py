@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapters.bootstrap import current_services
-from engine import sourcing
+from engine import pipeline
 from engine.actors import system_actor
 
 
@@ -13,6 +13,6 @@ def allocate_backorders(sku: str) -> list[int]:
     Returns the orders that received stock; running it again allocates nothing twice.
     """
     with current_services().uow() as uow:
-        filled = sourcing.fill_backorders(uow, system_actor("backorder-allocator"), sku)
+        filled = pipeline.fill_backorders(uow, system_actor("backorder-allocator"), sku)
         uow.commit()
         return filled

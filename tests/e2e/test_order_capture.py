@@ -45,10 +45,10 @@ def test_the_timeline_records_the_capture_and_who_did_it(client, make_key, catal
     created = client.post("/orders", json=order_body(channel="erp"), headers=erp).json
     events = client.get(f"/orders/{created['id']}/events", headers=erp).json["items"]
     assert [event["type"] for event in events] == [
-        "order.received", "order.validated", "order.allocated"]
+        "order.received", "order.validated", "order.allocated", "order.carrier_selected"]
     assert {event["actor"]["id"] for event in events} == {"erp-integration"}
-    validation, sourcing = client.get(f"/orders/{created['id']}/decisions",
-                                      headers=erp).json["items"]
+    validation, sourcing, carrier = client.get(f"/orders/{created['id']}/decisions",
+                                               headers=erp).json["items"]
     assert events[1]["data"] == {"previous_status": "received", "status": "validated",
                                  "reasons": [], "stage": "validation", "version": 1,
                                  "decision_id": validation["id"]}
@@ -56,6 +56,10 @@ def test_the_timeline_records_the_capture_and_who_did_it(client, make_key, catal
                                  "reasons": [], "stage": "sourcing", "version": 1,
                                  "groups": [{"location": "WH-SP", "units": 3}],
                                  "backordered_units": 0, "decision_id": sourcing["id"]}
+    [shipment] = events[3]["data"]["shipments"]
+    assert (events[3]["data"]["stage"], events[3]["data"]["decision_id"]) == (
+        "carrier", carrier["id"])
+    assert shipment["location"] == "WH-SP"
     assert events[0]["data"]["total"] == created["total"]
 
 

@@ -55,7 +55,8 @@ def test_releasing_a_hold_returns_the_order_to_where_it_was(client, make_key, ca
     events = client.get(f"/orders/{order_id}/events", headers=ops).json["items"]
     assert [(e["type"], e["actor"]["id"]) for e in events] == [
         ("order.received", "ops-desk"), ("order.validated", "ops-desk"),
-        ("order.allocated", "ops-desk"), ("order.held", "ops-desk"),
+        ("order.allocated", "ops-desk"), ("order.carrier_selected", "ops-desk"),
+        ("order.held", "ops-desk"),
         ("order.hold_released", "ops-desk")]
 
 

@@ -40,7 +40,7 @@ def test_the_decisions_show_the_version_the_facts_and_every_condition_seen(clien
                                                                           catalog):
     order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
     decisions = client.get(f"/orders/{order_id}/decisions", headers=admin).json["items"]
-    assert [d["stage"] for d in decisions] == ["validation", "sourcing"]
+    assert [d["stage"] for d in decisions] == ["validation", "sourcing", "carrier"]
     decision = decisions[0]
     assert (decision["stage"], decision["version"], decision["outcome"]) == (
         "validation", 1, "validated")
@@ -79,7 +79,8 @@ def test_releasing_a_hold_reruns_validation_without_the_released_hold(client, ma
     assert [(h["resolution"], h["resolved_by"]) for h in resolved] == [
         ("released", "api_key:ops-desk")]
     decisions = client.get(f"/orders/{order_id}/decisions", headers=ops).json["items"]
-    assert [d["outcome"] for d in decisions] == ["on_hold", "validated", "allocated"]
+    assert [d["outcome"] for d in decisions] == ["on_hold", "validated", "allocated",
+                                                 "selected"]
     assert decisions[1]["decision"]["waived_rules"] == ["first-order-over-value"]
 
 

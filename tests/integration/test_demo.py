@@ -29,7 +29,7 @@ def test_the_demo_loads_olist_data_and_the_shipped_rules_decide_its_orders(tmp_p
         versions = dict(uow.session.execute(
             select(OrderDecision.stage, func.count(func.distinct(
                 OrderDecision.rule_set_version_id))).group_by(OrderDecision.stage)).all())
-        assert versions == {"validation": 1, "sourcing": 1}
+        assert versions == {"validation": 1, "sourcing": 1, "carrier": 1}
         statuses = dict(uow.session.execute(
             select(Order.status, func.count()).group_by(Order.status)).all())
         assert statuses.get(OrderStatus.ALLOCATED, 0) >= 15, statuses

@@ -1,0 +1,386 @@
+"""Carriers: services with rate cards, rating a shipment, and choosing by the carrier rules.
+
+For each fulfilment group without a carrier, every active service is rated (billable
+weight, distance band, surcharges, promise date), the carrier rules run once per option,
+and the best remaining option by the rules' pick (cheapest that keeps the promise, or
+fastest) is recorded on the group with its cost and promised delivery. A group no service
+can take puts the order on hold for a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from engine.actors import Actor
+from engine.errors import NotFoundError
+from engine.geo import Point, destination_of, distance_km
+from engine.holds import RULE_ERROR_QUEUE
+from engine.models import (
+    Carrier,
+    CarrierRate,
+    CarrierService,
+    Customer,
+    FulfilmentGroup,
+    Hold,
+    Location,
+    Order,
+    OrderDecision,
+    OrderLine,
+    RuleSetVersion,
+    utcnow,
+)
+from engine.orders import record_event
+from engine.ports import UnitOfWork
+from engine.rulesets import compiled, published_version
+from engine.status import OrderStatus, check_transition
+from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate
+from rules.stage import plain
+from rules.stages.carrier import PICKS, CarrierDecision, CarrierOptionFacts
+from rules.stages.validation import SERVICE_LEVELS
+
+NO_CARRIER_QUEUE = "carrier-review"
+DELIVERY_HOUR = time(18)  # promises are "by the end of the day", UTC
+CENT = Decimal("0.01")
+SHIPMENT_FIELDS = ("channel", "customer_tier", "requested_service_level", "order_total",
+                   "shipment_value", "weight_kg", "billable_weight_kg", "contains_hazmat",
+                   "from_location", "ship_to_region", "distance_km", "created_at",
+                   "option_count")
+
+
+# ----- the carrier record -----
+
+def replace_carrier(uow: UnitOfWork, data: Mapping[str, Any]) -> tuple[Carrier, bool]:
+    """Create a carrier or replace it whole (services and rate cards); True if created."""
+    carrier = uow.session.get(Carrier, data["code"], with_for_update=True)
+    created = carrier is None
+    if carrier is None:
+        carrier = Carrier(code=data["code"])
+        uow.session.add(carrier)
+    carrier.name, carrier.active = data["name"], data.get("active", True)
+    carrier.updated_at = utcnow()
+    carrier.services.clear()
+    uow.session.flush()  # the old services go before their codes are used again
+    for service in data["services"]:
+        rates = [CarrierRate(**rate) for rate in service["rates"]]
+        carrier.services.append(CarrierService(
+            **{key: value for key, value in service.items() if key != "rates"}, rates=rates))
+    uow.session.flush()
+    return carrier, created
+
+
+def list_carriers(uow: UnitOfWork) -> list[Carrier]:
+    """Return every carrier with its services and rate cards, by code."""
+    return list(uow.session.scalars(select(Carrier).order_by(Carrier.code)))
+
+
+def get_carrier(uow: UnitOfWork, code: str) -> Carrier:
+    """Raises NotFoundError when there is no such carrier."""
+    carrier = uow.session.get(Carrier, code)
+    if carrier is None:
+        raise NotFoundError("carrier", code)
+    return carrier
+
+
+def install_default_carriers(uow: UnitOfWork, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Load the shipped carriers when there are none yet; return how many were loaded."""
+    if uow.session.scalar(select(Carrier.code).limit(1)) is not None:
+        return 0
+    for carrier in rows:
+        replace_carrier(uow, carrier)
+    return len(rows)
+
+
+# ----- rating -----
+
+@dataclass(frozen=True)
+class Shipment:
+    """What rating needs to know about one fulfilment group."""
+
+    weight_kg: Decimal
+    volume_cm3: Decimal
+    value: Decimal
+    contains_hazmat: bool
+    distance: Decimal | None
+
+
+@dataclass(frozen=True)
+class Quote:
+    service: CarrierService
+    billable_kg: Decimal
+    cost: Decimal
+    transit_days: int
+    promised_at: datetime
+
+
+def quote(service: CarrierService, shipment: Shipment, now: datetime) -> Quote | None:
+    """Rate one service for a shipment; None when its card does not reach that far."""
+    billable = max(shipment.weight_kg,
+                   (shipment.volume_cm3 / service.dim_divisor).quantize(Decimal("0.001")))
+    kilometres = shipment.distance if shipment.distance is not None else Decimal(1500)
+    cells = [rate for rate in service.rates if rate.max_km >= kilometres]
+    if not cells:
+        return None
+    band = min(rate.max_km for rate in cells)
+    in_band = [rate for rate in cells if rate.max_km == band]
+    # heavier than the card goes: the heaviest cell's price, and over_max_weight says so
+    cell = next((rate for rate in in_band if rate.max_kg >= billable), in_band[-1])
+    freight = cell.price * (1 + service.fuel_surcharge_pct / 100)
+    cost = freight + (service.hazmat_fee if shipment.contains_hazmat else 0)
+    if service.insured:
+        cost += min(shipment.value, service.max_insured_value) * service.insurance_pct / 100
+    ships = now.date() + timedelta(days=1 if now.hour >= service.cutoff_hour else 0)
+    promised = datetime.combine(ships + timedelta(days=cell.transit_days), DELIVERY_HOUR,
+                                tzinfo=now.tzinfo)
+    return Quote(service, billable, cost.quantize(CENT), cell.transit_days, promised)
+
+
+# ----- choosing -----
+
+@dataclass
+class Option:
+    quote: Quote
+    facts: CarrierOptionFacts
+    decision: CarrierDecision = field(default_factory=CarrierDecision)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    result: str = "lost"
+    why: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.quote.service.carrier_code}/{self.quote.service.code}"
+
+    @property
+    def compared_cost(self) -> Decimal:
+        return self.quote.cost + self.decision.penalty
+
+
+@dataclass
+class Choice:
+    group: FulfilmentGroup
+    shipment_facts: dict[str, Any]
+    options: list[Option]
+    unrated: list[str]
+    chosen: Option | None = None
+    pick: str = "cheapest_meeting_promise"
+    required_level: str | None = None
+    cost_cap: Decimal | None = None
+    error: RuleEvaluationError | None = None
+
+    def explained(self) -> dict[str, Any]:
+        chosen = self.chosen
+        return {
+            "group": self.group.id, "location": self.group.location_code,
+            "chosen": ({"carrier": chosen.quote.service.carrier_code,
+                        "service": chosen.quote.service.code, "cost": str(chosen.quote.cost),
+                        "promised_at": chosen.quote.promised_at.isoformat()}
+                       if chosen else None),
+            "policy": {"pick": self.pick, "required_level": self.required_level,
+                       "cost_cap": str(self.cost_cap) if self.cost_cap is not None else None},
+            "error": str(self.error) if self.error else None,
+            "not_rated": self.unrated,
+            "options": [{"option": o.label, "result": o.result, "why": o.why,
+                         "cost": str(o.quote.cost), "penalty": str(o.decision.penalty),
+                         "transit_days": o.quote.transit_days,
+                         "promised_at": o.quote.promised_at.isoformat(),
+                         "excluded_because": [e.reason for e in o.decision.effects
+                                              if e.kind == "exclude"],
+                         "rules": o.trace} for o in self.options],
+        }
+
+
+def choose_carriers(uow: UnitOfWork, actor: Actor, order: Order) -> OrderDecision | None:
+    """Choose a carrier service for each of the order's groups that has none yet."""
+    groups = list(uow.session.scalars(select(FulfilmentGroup).where(
+        FulfilmentGroup.order_id == order.id, FulfilmentGroup.status == "allocated",
+        FulfilmentGroup.carrier_code.is_(None)).order_by(FulfilmentGroup.id)))
+    if not groups:
+        return None
+    version = published_version(uow, "carrier")
+    now = utcnow()
+    choices = plan_carriers(uow, order, groups, compiled(version) if version else None, now)
+    stuck = [choice for choice in choices if choice.chosen is None]
+    recorded = OrderDecision(
+        order_id=order.id, stage="carrier", rule_set_version_id=version.id if version else None,
+        outcome="on_hold" if stuck else "selected",
+        decision={"groups": [{key: value for key, value in c.explained().items()
+                              if key != "options"} for c in choices]},
+        facts={"shipments": [plain(c.shipment_facts) for c in choices]},
+        trace=[c.explained() for c in choices], evaluated_at=now)
+    uow.session.add(recorded)
+    uow.session.flush()
+    for choice in choices:
+        if choice.chosen is not None:
+            group, chosen = choice.group, choice.chosen.quote
+            group.carrier_code, group.service_code = chosen.service.carrier_code, \
+                chosen.service.code
+            group.shipping_cost, group.promised_at = chosen.cost, chosen.promised_at
+            group.carrier_decision_id = recorded.id
+    _apply(uow, actor, order, choices, version, recorded.id)
+    return recorded
+
+
+def plan_carriers(uow: UnitOfWork, order: Order, groups: Sequence[FulfilmentGroup],
+                  rule_set: CompiledRuleSet | None, now: datetime) -> list[Choice]:
+    """Rate every service for each group and let the rules choose; nothing is written."""
+    services = list(uow.session.scalars(
+        select(CarrierService).join(Carrier).where(Carrier.active.is_(True))
+        .order_by(CarrierService.carrier_code, CarrierService.code)))
+    customer = uow.session.get(Customer, order.customer_id)
+    destination = destination_of(uow, order)
+    lines = {line.id: line for line in order.lines}
+    return [_choose(uow, order, group, services, customer, destination, lines, rule_set, now)
+            for group in groups]
+
+
+def _choose(uow: UnitOfWork, order: Order, group: FulfilmentGroup,
+            services: Sequence[CarrierService], customer: Customer | None,
+            destination: Point | None, lines: Mapping[int, OrderLine],
+            rule_set: CompiledRuleSet | None, now: datetime) -> Choice:
+    location = uow.session.get(Location, group.location_code)
+    assert location is not None  # a foreign key
+    shipment = _shipment(group, lines, location, destination)
+    quotes = [(service, quote(service, shipment, now)) for service in services]
+    side = {
+        "channel": order.channel,
+        "customer_tier": customer.tier if customer else "standard",
+        "requested_service_level": order.service_level,
+        "order_total": order.total,
+        "shipment_value": shipment.value,
+        "weight_kg": shipment.weight_kg,
+        "contains_hazmat": shipment.contains_hazmat,
+        "from_location": group.location_code,
+        "ship_to_region": order.ship_to_region or "",
+        "distance_km": shipment.distance if shipment.distance is not None else Decimal(0),
+        "created_at": order.created_at,
+        "option_count": sum(1 for _, found in quotes if found is not None),
+    }
+    options = [Option(found, _facts(side, found, order.service_level))
+               for _, found in quotes if found is not None]
+    choice = Choice(group, side, options,
+                    [f"{s.carrier_code}/{s.code}: beyond its rate card"
+                     for s, found in quotes if found is None])
+    if rule_set is not None:
+        try:
+            for option in options:
+                evaluation = evaluate(rule_set, option.facts, at=now)
+                assert isinstance(evaluation.decision, CarrierDecision)
+                option.decision, option.trace = evaluation.decision, evaluation.trace
+        except RuleEvaluationError as error:
+            choice.error = error
+            return choice
+    _pick(choice)
+    return choice
+
+
+def _shipment(group: FulfilmentGroup, lines: Mapping[int, OrderLine], location: Location,
+              destination: Point | None) -> Shipment:
+    weight = volume = value = Decimal(0)
+    hazmat = False
+    for item in group.lines:
+        line = lines[item.order_line_id]
+        product = line.product
+        weight += Decimal(product.weight_g * item.quantity) / 1000
+        volume += product.length_cm * product.width_cm * product.height_cm * item.quantity
+        value += line.unit_price * item.quantity
+        hazmat = hazmat or product.hazmat
+    distance = (distance_km((float(location.latitude), float(location.longitude)), destination)
+                if destination is not None else None)
+    return Shipment(weight.quantize(Decimal("0.001")), volume, value.quantize(CENT), hazmat,
+                    distance)
+
+
+def _facts(side: Mapping[str, Any], found: Quote, requested: str) -> CarrierOptionFacts:
+    service = found.service
+    return CarrierOptionFacts(
+        **side,
+        billable_weight_kg=found.billable_kg,
+        carrier=service.carrier_code, service=service.code,
+        service_level=service.service_level, mode=service.mode, cost=found.cost,
+        transit_days=found.transit_days, promised_at=found.promised_at,
+        meets_service_level=_level(service.service_level) >= _level(requested),
+        max_weight_kg=service.max_weight_kg,
+        over_max_weight=found.billable_kg > service.max_weight_kg,
+        insured=service.insured, max_insured_value=service.max_insured_value,
+        hazmat_allowed=service.hazmat_allowed,
+    )
+
+
+def _level(name: str) -> int:
+    return SERVICE_LEVELS.index(name) if name in SERVICE_LEVELS else 0
+
+
+def _pick(choice: Choice) -> None:
+    """Apply the shipment rules and choose the best remaining option."""
+    decisions = [option.decision for option in choice.options]
+    choice.pick = next((d.pick for d in decisions if d.pick in PICKS), PICKS[0])
+    levels = [d.required_level for d in decisions if d.required_level]
+    choice.required_level = max(levels, key=_level) if levels else None
+    caps = [d.cost_cap for d in decisions if d.cost_cap is not None]
+    choice.cost_cap = min(caps) if caps else None
+    eligible = []
+    for option in choice.options:
+        excluded = [e.reason for e in option.decision.effects if e.kind == "exclude"]
+        if excluded:
+            option.why = "excluded: " + "; ".join(excluded)
+        elif choice.required_level and (_level(option.facts.service_level)
+                                        < _level(choice.required_level)):
+            option.why = f"below the required {choice.required_level} service"
+        elif choice.cost_cap is not None and option.quote.cost > choice.cost_cap:
+            option.why = f"costs {option.quote.cost}, over the cap of {choice.cost_cap}"
+        else:
+            eligible.append(option)
+    if not eligible:
+        return
+    fastest = sorted(eligible, key=lambda o: (o.quote.promised_at, o.compared_cost, o.label))
+    keeping = sorted((o for o in eligible if o.facts.meets_service_level),
+                     key=lambda o: (o.compared_cost, o.quote.promised_at, o.label))
+    if choice.pick == "cheapest_meeting_promise" and keeping:
+        chosen, reason = keeping[0], "the cheapest that keeps the promise"
+    else:
+        chosen = fastest[0]
+        reason = ("the fastest" if choice.pick == "fastest"
+                  else "the fastest, as none keeps the promised service level")
+    chosen.result, chosen.why = "won", reason
+    choice.chosen = chosen
+    for option in eligible:
+        if option is not chosen:
+            option.why = (f"{chosen.label} is {reason} ({chosen.compared_cost} with penalties,"
+                          f" {chosen.quote.transit_days} days; this one {option.compared_cost},"
+                          f" {option.quote.transit_days} days)")
+
+
+def _apply(uow: UnitOfWork, actor: Actor, order: Order, choices: list[Choice],
+           version: RuleSetVersion | None, decision_id: int) -> None:
+    stuck = [choice for choice in choices if choice.chosen is None]
+    reasons = []
+    for choice in stuck:
+        if choice.error is not None:
+            queue, reason, rule = RULE_ERROR_QUEUE, str(choice.error), choice.error.rule
+        else:
+            queue, rule = NO_CARRIER_QUEUE, None
+            reason = f"No carrier service can ship the group from {choice.group.location_code}."
+        reasons.append({"code": queue, "message": reason, "rule": rule})
+        uow.session.add(Hold(order_id=order.id, stage="carrier", queue=queue, reason=reason,
+                             rule=rule, rule_set_version_id=version.id if version else None,
+                             created_by=actor.label, created_at=utcnow()))
+    previous = order.status
+    if stuck and previous is not OrderStatus.ON_HOLD:
+        check_transition(previous, OrderStatus.ON_HOLD)
+        order.status, order.held_from, order.updated_at = (OrderStatus.ON_HOLD, previous.value,
+                                                           utcnow())
+    record_event(uow, order, "order.held" if stuck else "order.carrier_selected", actor,
+                 previous_status=previous.value, status=order.status.value, stage="carrier",
+                 reasons=reasons,
+                 shipments=[{"location": c.group.location_code,
+                             "carrier": c.chosen.quote.service.carrier_code,
+                             "service": c.chosen.quote.service.code,
+                             "cost": str(c.chosen.quote.cost),
+                             "promised_at": c.chosen.quote.promised_at.isoformat()}
+                            for c in choices if c.chosen is not None],
+                 version=version.version if version else None, decision_id=decision_id)
