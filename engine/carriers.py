@@ -127,7 +127,9 @@ def quote(service: CarrierService, shipment: Shipment, now: datetime) -> Quote |
     if not cells:
         return None
     band = min(rate.max_km for rate in cells)
-    in_band = [rate for rate in cells if rate.max_km == band]
+    # by weight here, not by the rows' order: SQLite keeps max_kg as text ("100" < "50")
+    in_band = sorted((rate for rate in cells if rate.max_km == band),
+                     key=lambda rate: rate.max_kg)
     # heavier than the card goes: the heaviest cell's price, and over_max_weight says so
     cell = next((rate for rate in in_band if rate.max_kg >= billable), in_band[-1])
     freight = cell.price * (1 + service.fuel_surcharge_pct / 100)

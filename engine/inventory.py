@@ -28,6 +28,7 @@ from engine.models import (
     ExpectedSupply,
     FulfilmentGroup,
     Location,
+    Order,
     OrderLine,
     Product,
     StockLevel,
@@ -36,8 +37,11 @@ from engine.models import (
 )
 from engine.paging import fetch_page
 from engine.ports import UnitOfWork
+from engine.status import OrderStatus
 
 Key = tuple[str, str]  # (sku, location code)
+# Orders whose backordered units wait for stock (a held order waits for a person first).
+WAITING_STATUSES = (OrderStatus.BACKORDERED, OrderStatus.ALLOCATED)
 BACKORDER_JOB = "jobs.inventory.allocate_backorders"
 # Levels are INTEGER columns: refuse a change that would take one past this, not overflow.
 MAX_ON_HAND = 10_000_000
@@ -239,9 +243,11 @@ def expect_supply(uow: UnitOfWork, actor: Actor, sku: str, location_code: str,
 
 def waiting_backorders(uow: UnitOfWork, skus: Iterable[str],
                        excluding_order: int | None = None) -> dict[str, int]:
-    """Return, per SKU, the units orders are waiting for (their backorders)."""
+    """Return, per SKU, the units orders are waiting for (backordered, not held)."""
     statement = (select(OrderLine.sku, func.sum(OrderLine.quantity_backordered))
-                 .where(OrderLine.sku.in_(set(skus)), OrderLine.quantity_backordered > 0)
+                 .join(Order, Order.id == OrderLine.order_id)
+                 .where(OrderLine.sku.in_(set(skus)), OrderLine.quantity_backordered > 0,
+                        Order.status.in_(WAITING_STATUSES))
                  .group_by(OrderLine.sku))
     if excluding_order is not None:
         statement = statement.where(OrderLine.order_id != excluding_order)

@@ -153,13 +153,16 @@ def capture_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
     return order
 
 
-def get_order(uow: UnitOfWork, actor: Actor, order_id: int) -> Order:
+def get_order(uow: UnitOfWork, actor: Actor, order_id: int, lock: bool = False) -> Order:
     """Return the order if it exists and this actor may see it.
+
+    With `lock`, the order's row is locked until the transaction ends, and read afresh.
 
     Raises:
         NotFoundError: also for another channel's order, so that its existence does not leak.
     """
-    order = uow.session.get(Order, order_id)
+    order = (uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+             if lock else uow.session.get(Order, order_id))
     if order is None or not _may_see(actor, order):
         raise NotFoundError("order", order_id)
     return order
@@ -270,10 +273,7 @@ def _move(order: Order, target: OrderStatus) -> None:
 
 
 def _lock_order(uow: UnitOfWork, actor: Actor, order_id: int) -> Order:
-    order = uow.session.get(Order, order_id, with_for_update=True)
-    if order is None or not _may_see(actor, order):
-        raise NotFoundError("order", order_id)
-    return order
+    return get_order(uow, actor, order_id, lock=True)
 
 
 def _may_see(actor: Actor, order: Order) -> bool:

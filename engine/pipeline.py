@@ -17,6 +17,7 @@ from engine.actors import Actor
 from engine.carriers import choose_carriers
 from engine.errors import NotFoundError, OmsError, StageNotRunnableError
 from engine.holds import RULE_ERROR_QUEUE
+from engine.inventory import WAITING_STATUSES
 from engine.iso import minor_units
 from engine.models import (
     Customer,
@@ -43,7 +44,7 @@ from engine.rulesets import (
     published_version,
     stage_named,
 )
-from engine.sourcing import plan_sourcing, source_order, waiting_for
+from engine.sourcing import plan_sourcing, source_order, unsourced_units
 from engine.status import OrderStatus, check_transition
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, compile_rule_set, evaluate
 from rules.stage import plain
@@ -131,37 +132,39 @@ def receive_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
 
 
 def advance(uow: UnitOfWork, actor: Actor, order: Order,
-            waived: frozenset[str] = frozenset()) -> Order:
+            waived: frozenset[str] = frozenset(), resumed: bool = False) -> Order:
     """Take the order through every stage it is ready for: validation, sourcing, carrier.
 
     `waived`: rules whose holds a person released; they do not hold the order again.
+    `resumed`: the order comes back from a hold, so units it was waiting for (or that a
+    hold kept from being sourced) are sourced again now.
     """
     if order.status is OrderStatus.RECEIVED:
         validate_order(uow, actor, order, waived)
     if order.status is OrderStatus.VALIDATED:
         source_order(uow, actor, order, waived)
-    if order.status in (OrderStatus.ALLOCATED, OrderStatus.BACKORDERED):
+    elif resumed and order.status in WAITING_STATUSES:
+        unsourced, not_waiting = unsourced_units(order)
+        if unsourced:
+            source_order(uow, actor, order, waived, for_backorder=not not_waiting)
+    if order.status in WAITING_STATUSES:
         choose_carriers(uow, actor, order)  # for the groups that have no carrier yet
     return order
 
 
-def fill_backorders(uow: UnitOfWork, actor: Actor, sku: str) -> list[int]:
-    """Allocate what orders wait for of a SKU, best customers first, then oldest first,
-    and choose carriers for what they received.
-
-    Returns the ids of the orders that received stock. Running it again when nothing
-    arrived changes nothing.
+def fill_backorder(uow: UnitOfWork, actor: Actor, order_id: int, sku: str) -> bool:
+    """Give a waiting order what stock there is, as the head of the SKU's queue, and choose
+    carriers for what it received. Returns whether it received any; running it again when
+    nothing arrived changes nothing.
     """
-    filled = []
-    for order_id in waiting_for(uow, sku):
-        order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
-        if order is None or order.status not in (OrderStatus.BACKORDERED,
-                                                  OrderStatus.ALLOCATED):
-            continue
-        if source_order(uow, actor, order, for_backorder=True) is not None:
-            choose_carriers(uow, actor, order)
-            filled.append(order_id)
-    return filled
+    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    if order is None or order.status not in WAITING_STATUSES:
+        return False
+    if source_order(uow, actor, order, waived_rules(uow, order), for_backorder=True,
+                    front_of=sku) is None:
+        return False
+    choose_carriers(uow, actor, order)
+    return True
 
 
 def release_order(uow: UnitOfWork, actor: Actor, order_id: int, note: str | None) -> Order:
@@ -171,10 +174,14 @@ def release_order(uow: UnitOfWork, actor: Actor, order_id: int, note: str | None
     hold the order a second time. Anything else (a rejection, a new hold) still applies.
     """
     order = release_hold(uow, actor, order_id, note)
-    waived = frozenset(hold.rule for hold in uow.session.scalars(
+    return advance(uow, actor, order, waived_rules(uow, order), resumed=True)
+
+
+def waived_rules(uow: UnitOfWork, order: Order) -> frozenset[str]:
+    """Return the rules whose holds on this order a person released."""
+    return frozenset(hold.rule for hold in uow.session.scalars(
         select(Hold).where(Hold.order_id == order.id, Hold.resolution == "released"))
         if hold.rule)
-    return advance(uow, actor, order, waived)
 
 
 def release_one_hold(uow: UnitOfWork, actor: Actor, hold_id: int, note: str | None) -> Hold:
@@ -184,7 +191,11 @@ def release_one_hold(uow: UnitOfWork, actor: Actor, hold_id: int, note: str | No
         NotFoundError: no such open hold (or not this actor's channel).
     """
     hold = uow.session.get(Hold, hold_id)
-    order = get_order(uow, actor, hold.order_id) if hold is not None else None
+    # the order first (locked), then its holds afresh: two releases of its last two holds,
+    # or a release racing a cancel, are decided one after the other
+    order = get_order(uow, actor, hold.order_id, lock=True) if hold is not None else None
+    if hold is not None:
+        uow.session.refresh(hold)
     if hold is None or order is None or hold.resolved_at is not None:
         raise NotFoundError("open hold", hold_id)
     others = [other for other in open_holds(uow, order) if other.id != hold.id]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +23,7 @@ from sqlalchemy import case, func, select
 from engine.actors import Actor
 from engine.geo import Point, destination_of, distance_km, shipping_cost
 from engine.holds import RULE_ERROR_QUEUE
-from engine.inventory import lock_levels, move, waiting_backorders
+from engine.inventory import WAITING_STATUSES, lock_levels, move, waiting_backorders
 from engine.models import (
     Customer,
     FulfilmentGroup,
@@ -87,6 +87,8 @@ class Plan:
     partial_shipment: bool = False
     hold: tuple[str, str, str | None] | None = None  # (queue, reason, rule)
     error: RuleEvaluationError | None = None
+    held_back: dict[str, int] = field(default_factory=dict)  # location -> units kept back
+    shipping_from: frozenset[str] = frozenset()  # locations already shipping for the order
 
     @property
     def estimated_cost(self) -> Decimal:
@@ -117,27 +119,35 @@ class Plan:
                            "partial_shipment": self.partial_shipment}}
 
     def trace(self) -> list[dict[str, Any]]:
-        return [{"location": c.code, "result": c.result, "why": c.why, "rank": c.rank,
-                 "score": str(c.decision.score),
-                 "excluded_because": [e.reason for e in c.decision.effects
-                                      if e.kind == "exclude"],
-                 "facts": {name: plain(getattr(c.facts, name)) for name in CANDIDATE_FIELDS},
-                 "rules": c.trace}
-                for c in self.candidates]
+        considered = [{"location": c.code, "result": c.result, "why": c.why, "rank": c.rank,
+                       "score": str(c.decision.score),
+                       "excluded_because": [e.reason for e in c.decision.effects
+                                            if e.kind == "exclude"],
+                       "facts": {name: plain(getattr(c.facts, name))
+                                 for name in CANDIDATE_FIELDS},
+                       "rules": c.trace}
+                      for c in self.candidates]
+        kept = [{"location": code, "result": "lost", "rank": None,
+                 "why": f"its {units} available unit(s) are kept for orders waiting for them"}
+                for code, units in sorted(self.held_back.items())
+                if code not in {c.code for c in self.candidates}]
+        return considered + kept
 
 
 def source_order(uow: UnitOfWork, actor: Actor, order: Order,
-                 waived: frozenset[str] = frozenset(),
-                 for_backorder: bool = False) -> OrderDecision | None:
+                 waived: frozenset[str] = frozenset(), for_backorder: bool = False,
+                 front_of: str | None = None) -> OrderDecision | None:
     """Decide where the order ships from, reserve it, and move the order on.
 
-    `for_backorder`: the backorder job fills what the order waits for; nothing is written
-    when no unit can be allocated. Returns the recorded decision (None when nothing moved).
+    `for_backorder`: fill what the order waits for; nothing is written when no unit can be
+    allocated. `front_of`: the SKU whose waiting queue this order heads (the backorder job),
+    so units of it are not kept back from it. Returns the recorded decision (None when
+    nothing moved).
     """
     version = published_version(uow, "sourcing")
     now = utcnow()
     rule_set = compiled(version) if version is not None else None
-    plan = plan_sourcing(uow, order, rule_set, now, waived, for_backorder=for_backorder)
+    plan = plan_sourcing(uow, order, rule_set, now, waived, front_of=front_of)
     if for_backorder and not plan.groups:
         return None
     lines = {line.id: line for line in order.lines}
@@ -154,14 +164,15 @@ def source_order(uow: UnitOfWork, actor: Actor, order: Order,
 
 def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | None,
                   now: datetime, waived: frozenset[str] = frozenset(),
-                  for_backorder: bool = False, lock: bool = True,
+                  front_of: str | None = None, lock: bool = True,
                   as_new: bool = False) -> Plan:
     """Build the candidates, run the rules over each, rank them and split the order.
 
     With `lock` (a live allocation) the stock of the order's SKUs stays locked until the
     transaction ends, so what the plan saw is what gets reserved. Without it (dry runs,
     simulations) stock is only read. `as_new`: source the whole order as if it had just
-    arrived (simulations of orders already sourced).
+    arrived (dry runs and simulations of orders already sourced: their own reservations
+    count as available).
     """
     lines = {line.id: line for line in order.lines}
     needs = {line.id: line.quantity_ordered if as_new else _unsourced(line)
@@ -169,16 +180,20 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
     needs = {line_id: units for line_id, units in needs.items() if units > 0}
     skus = {lines[line_id].sku for line_id in needs}
     stock = _stock(uow, skus, lock)
-    held_back = {} if for_backorder else waiting_backorders(uow, skus, excluding_order=order.id)
+    owed = waiting_backorders(uow, skus, excluding_order=order.id)
+    owed.pop(front_of or "", None)
+    own = _own_reservations(uow, order) if as_new else {}
     available: dict[str, dict[str, int]] = {}
     locations: dict[str, Location] = {}
+    held_back: dict[str, int] = {}
     for level, location in stock:
-        units = level.available
-        owed = held_back.get(level.sku, 0)  # backorders come first, wherever they fill
-        taken = min(owed, units)
-        held_back[level.sku] = owed - taken
-        if units - taken > 0:
-            available.setdefault(location.code, {})[level.sku] = units - taken
+        units = level.available + own.get((level.sku, location.code), 0)
+        kept = min(owed.get(level.sku, 0), units)  # backorders first, wherever they fill
+        owed[level.sku] = owed.get(level.sku, 0) - kept
+        if kept:
+            held_back[location.code] = held_back.get(location.code, 0) + kept
+        if units - kept > 0:
+            available.setdefault(location.code, {})[level.sku] = units - kept
             locations[location.code] = location
     order_side = _order_facts(uow, order, needs, lines, len(available))
     destination = order_side.pop("destination")
@@ -189,7 +204,8 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
         for code, units in sorted(available.items())
     ]
     plan = Plan(needs=needs, candidates=candidates,
-                order_facts={**order_side, "destination_known": destination is not None})
+                order_facts={**order_side, "destination_known": destination is not None},
+                held_back=held_back, shipping_from=_shipping_from(uow, order))
     if rule_set is not None:
         # With no candidate the rules still run once, so order rules decide the remainder.
         evaluated = candidates or [_candidate(None, {}, order_side, destination, needs, lines, 0)]
@@ -201,10 +217,18 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
         except RuleEvaluationError as error:
             plan.error = error
             plan.remainder = dict(needs)
+            for candidate in candidates:
+                candidate.why = f"not decided: rule {error.rule!r} failed"
             return plan
         _merge_policy(plan, [c.decision for c in evaluated], waived)
     _allocate(plan, lines)
     return plan
+
+
+def unsourced_units(order: Order) -> tuple[int, int]:
+    """Return the order's units not yet sourced: (all of them, those not waiting as backorders)."""
+    unsourced = sum(_unsourced(line) for line in order.lines)
+    return unsourced, unsourced - sum(line.quantity_backordered for line in order.lines)
 
 
 def _unsourced(line: OrderLine) -> int:
@@ -214,14 +238,17 @@ def _unsourced(line: OrderLine) -> int:
 
 def _stock(uow: UnitOfWork, skus: set[str],
            lock: bool) -> list[tuple[StockLevel, Location]]:
-    """Return (locked, in key order) the levels of these SKUs with stock at active locations."""
+    """Return (locked, in key order) the levels of these SKUs at active locations.
+
+    Every level of the SKUs is locked, with stock or not: a receipt of one of them then
+    waits for this order's backorder to commit, and sees it.
+    """
     if not skus:
         return []
     codes = uow.session.execute(
         select(StockLevel.sku, StockLevel.location_code)
         .join(Location, Location.code == StockLevel.location_code)
-        .where(StockLevel.sku.in_(skus), Location.active.is_(True),
-               StockLevel.on_hand > StockLevel.reserved + StockLevel.safety_stock)).all()
+        .where(StockLevel.sku.in_(skus), Location.active.is_(True))).all()
     keys = [(sku, code) for sku, code in codes]
     levels = (lock_levels(uow, keys) if lock else
               {key: level for key in keys
@@ -229,6 +256,25 @@ def _stock(uow: UnitOfWork, skus: set[str],
     active = {location.code: location for location in uow.session.scalars(
         select(Location).where(Location.code.in_({code for _, code in codes})))}
     return [(level, active[code]) for (_, code), level in sorted(levels.items())]
+
+
+def _own_reservations(uow: UnitOfWork, order: Order) -> dict[tuple[str, str], int]:
+    """Return what the order's live groups reserve, per (sku, location)."""
+    own: dict[tuple[str, str], int] = {}
+    for group in _live_groups(uow, order):
+        for line in group.lines:
+            key = (line.sku, group.location_code)
+            own[key] = own.get(key, 0) + line.quantity
+    return own
+
+
+def _live_groups(uow: UnitOfWork, order: Order) -> list[FulfilmentGroup]:
+    return list(uow.session.scalars(select(FulfilmentGroup).where(
+        FulfilmentGroup.order_id == order.id, FulfilmentGroup.status != "cancelled")))
+
+
+def _shipping_from(uow: UnitOfWork, order: Order) -> frozenset[str]:
+    return frozenset(group.location_code for group in _live_groups(uow, order))
 
 
 def _order_facts(uow: UnitOfWork, order: Order, needs: Mapping[int, int],
@@ -268,7 +314,8 @@ def _orders_today(uow: UnitOfWork, codes: list[str], now: datetime) -> dict[str,
     midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
     return {code: count for code, count in uow.session.execute(
         select(FulfilmentGroup.location_code, func.count(FulfilmentGroup.id))
-        .where(FulfilmentGroup.location_code.in_(codes), FulfilmentGroup.created_at >= midnight)
+        .where(FulfilmentGroup.location_code.in_(codes), FulfilmentGroup.created_at >= midnight,
+               FulfilmentGroup.created_at < midnight + timedelta(days=1))
         .group_by(FulfilmentGroup.location_code))}
 
 
@@ -276,9 +323,11 @@ def _candidate(location: Location | None, available: dict[str, int],
                order_side: Mapping[str, Any], destination: Point | None,
                needs: Mapping[int, int], lines: Mapping[int, OrderLine],
                orders_today: int) -> Candidate:
-    fill = {line_id: min(available.get(lines[line_id].sku, 0), units)
-            for line_id, units in needs.items()}
-    stocked = [line_id for line_id in needs if lines[line_id].sku in available]
+    fill = fill_lines(needs, lines, available)
+    left = dict(available)
+    for line_id, units in fill.items():
+        if units:
+            left[lines[line_id].sku] -= units
     distance = (distance_km(destination, (float(location.latitude), float(location.longitude)))
                 if location is not None and destination is not None else None)
     capacity = location.daily_capacity if location is not None else None
@@ -296,7 +345,7 @@ def _candidate(location: Location | None, available: dict[str, int],
         units_fillable=sum(fill.values()),
         fill_share=(Decimal(sum(fill.values())) / max(sum(needs.values()), 1)).quantize(
             Decimal("0.0001")),
-        stock_depth=min((available[lines[i].sku] - fill[i] for i in stocked), default=0),
+        stock_depth=min(left.values(), default=0),
         orders_today=orders_today,
         daily_capacity=capacity or 0,
         at_capacity=bool(capacity) and orders_today >= (capacity or 0),
@@ -305,6 +354,19 @@ def _candidate(location: Location | None, available: dict[str, int],
     if location is None:  # the empty candidate order rules are evaluated with
         location = Location(code="", name="", kind="none", country="", latitude=0, longitude=0)
     return Candidate(location, available, facts)
+
+
+def fill_lines(needs: Mapping[int, int], lines: Mapping[int, OrderLine],
+               available: Mapping[str, int]) -> dict[int, int]:
+    """Return what a location can give each line; lines of one SKU share its units."""
+    left = dict(available)
+    fill = {}
+    for line_id, units in needs.items():
+        sku = lines[line_id].sku
+        fill[line_id] = min(left.get(sku, 0), units)
+        if fill[line_id]:
+            left[sku] -= fill[line_id]
+    return fill
 
 
 def _merge_policy(plan: Plan, decisions: list[SourcingDecision], waived: frozenset[str]) -> None:
@@ -343,7 +405,14 @@ def _allocate(plan: Plan, lines: Mapping[int, OrderLine]) -> None:
     eligible.sort(key=_rank_key(plan))
     for rank, candidate in enumerate(eligible, start=1):
         candidate.rank = rank
-    complete = next((c for c in eligible if c.facts.can_ship_complete), None)
+    # the cap counts every location shipping for the order, earlier rounds included
+    cap = plan.max_splits or len(eligible) + len(plan.shipping_from)
+
+    def within_cap(candidate: Candidate) -> bool:
+        shipping = plan.shipping_from | set(plan.groups)
+        return candidate.code in shipping or len(shipping) < cap
+
+    complete = next((c for c in eligible if c.facts.can_ship_complete and within_cap(c)), None)
     need = dict(plan.needs)
     if complete is not None:
         plan.groups[complete.code] = dict(need)
@@ -360,16 +429,14 @@ def _allocate(plan: Plan, lines: Mapping[int, OrderLine]) -> None:
         for other in eligible:
             other.why = "cannot ship the whole order, and the rules require ship-complete"
     else:
-        cap = plan.max_splits or len(eligible)
         for candidate in eligible:
             if not any(need.values()):
                 candidate.why = "not needed: the order is filled"
                 continue
-            if len(plan.groups) >= cap:
+            if not within_cap(candidate):
                 candidate.why = f"beyond the cap of {cap} location(s)"
                 continue
-            taken = {line_id: min(units, candidate.available.get(lines[line_id].sku, 0))
-                     for line_id, units in need.items() if units}
+            taken = fill_lines(need, lines, candidate.available)
             taken = {line_id: units for line_id, units in taken.items() if units}
             if not taken:
                 candidate.why = "has nothing the order still needs"
@@ -380,9 +447,13 @@ def _allocate(plan: Plan, lines: Mapping[int, OrderLine]) -> None:
             for line_id, units in taken.items():
                 need[line_id] -= units
             candidate.result = "won"
-            candidate.why = (f"ranked {candidate.rank}: ships {sum(taken.values())} unit(s) "
-                             "of a split order")
+            candidate.why = f"ranked {candidate.rank}: ships {sum(taken.values())} unit(s)"
     plan.remainder = {line_id: units for line_id, units in need.items() if units}
+    if len(plan.groups) > 1 or plan.remainder:
+        for candidate in eligible:
+            if candidate.result == "won" and complete is None:
+                candidate.why += (" of a split order" if len(plan.groups) > 1
+                                  else "; no location has the rest")
 
 
 def _distance(candidate: Candidate) -> Decimal | None:
@@ -414,15 +485,14 @@ def _apply(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
            lines: Mapping[int, OrderLine], version: RuleSetVersion | None,
            decision_id: int) -> None:
     """Move the order as the plan says; one timeline event tells why."""
+    held = plan.outcome == "on_hold"
     for line_id, line in lines.items():
-        line.quantity_backordered = 0 if plan.hold else plan.remainder.get(line_id, 0)
-    outcome = plan.outcome
-    if outcome == "on_hold":
+        line.quantity_backordered = 0 if held else plan.remainder.get(line_id, 0)
+    if held:
         target = OrderStatus.ON_HOLD
-    elif outcome == "allocated" or (outcome == "partially_allocated" and plan.partial_shipment):
-        target = OrderStatus.ALLOCATED
-    elif order.status is OrderStatus.ALLOCATED and plan.partial_shipment:
-        target = OrderStatus.ALLOCATED  # already shipping partially; the rest still waits
+    elif not plan.remainder or (plan.partial_shipment and any(
+            line.quantity_allocated for line in lines.values())):
+        target = OrderStatus.ALLOCATED  # what is allocated may ship; the rest waits
     else:
         target = OrderStatus.BACKORDERED
     previous = order.status
@@ -445,7 +515,7 @@ def _apply(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
                  stage="sourcing", reasons=reasons,
                  groups=[{"location": code, "units": sum(units.values())}
                          for code, units in plan.groups.items()],
-                 backordered_units=sum(plan.remainder.values()) if not plan.hold else 0,
+                 backordered_units=0 if held else sum(plan.remainder.values()),
                  version=version.version if version else None, decision_id=decision_id)
 
 
@@ -455,7 +525,7 @@ def waiting_for(uow: UnitOfWork, sku: str) -> list[int]:
     priority = case(TIER_PRIORITY, value=Customer.tier, else_=0)
     return list(uow.session.scalars(
         select(Order.id).join(Customer, Customer.id == Order.customer_id)
-        .where(Order.status.in_((OrderStatus.BACKORDERED, OrderStatus.ALLOCATED)),
+        .where(Order.status.in_(WAITING_STATUSES),
                Order.id.in_(select(OrderLine.order_id).where(
                    OrderLine.sku == sku, OrderLine.quantity_backordered > 0)))
         .order_by(priority.desc(), Order.created_at, Order.id)))

@@ -181,7 +181,7 @@ def test_a_large_order_short_of_stock_waits_for_a_planner(client, make_key, cata
     [hold] = client.get("/holds", headers=ops).json["items"]
     assert (hold["queue"], hold["stage"], hold["rule"]) == (
         "inventory-review", "sourcing", "big-orders-short-to-review")
-    # the planner lets it split: what there is now ships first... or rather waits
+    # the planner releases it: the ten lamps are reserved, fifty wait as a backorder
     released = client.post(f"/holds/{hold['id']}/release", json={"note": "backorder it"},
                            headers=ops)
     assert released.status_code == 200
@@ -189,6 +189,13 @@ def test_a_large_order_short_of_stock_waits_for_a_planner(client, make_key, cata
     assert order["status"] == "backordered"
     assert order["lines"][0]["quantities"]["allocated"] == 10
     assert order["lines"][0]["quantities"]["backordered"] == 50
+    # twenty more arrive: the backorder job fills them without holding the order again
+    stock(services, {("LAMP-1", "WH-SP"): 30})
+    order = client.get(f"/orders/{order['id']}", headers=ops).json
+    assert order["status"] == "backordered"
+    assert (order["lines"][0]["quantities"]["allocated"],
+            order["lines"][0]["quantities"]["backordered"]) == (30, 30)
+    assert client.get("/holds", headers=ops).json["items"] == []
 
 
 def test_racing_clients_never_reserve_more_than_there_is(live_server, client, admin, catalog,
@@ -240,3 +247,66 @@ def test_a_dry_run_of_a_sourcing_draft_shows_where_orders_would_go_and_reserves_
                          json={"document": document}).json
     assert result["changed"] == 1
     assert result["by_location"] == {"WH-SP->WH-RJ": 1}
+
+
+def test_two_lines_of_one_sku_share_its_units_and_never_eat_safety_stock(client, admin,
+                                                                          catalog, services):
+    # 10 on hand, 7 of them safety stock: 3 may be sold
+    with services.uow() as uow:
+        from engine import inventory
+        from engine.actors import system_actor
+
+        inventory.apply_change(uow, system_actor("test-wms"), inventory.StockChange(
+            "count", "MUG-2", "WH-SP", 10, safety_stock=7))
+        uow.commit()
+    mugs = [{"sku": "MUG-2", "quantity": 2, "unit_price": "24.50"},
+            {"sku": "MUG-2", "quantity": 2, "unit_price": "24.50"}]
+    order = client.post("/orders", json=order_body(customer_id="C-BEN", lines=mugs),
+                        headers=admin).json
+    assert order["status"] == "backordered"
+    assert [line["quantities"]["allocated"] for line in order["lines"]] == [2, 1]
+    assert [line["quantities"]["backordered"] for line in order["lines"]] == [0, 1]
+    assert level(services, "MUG-2", "WH-SP") == (10, 3)
+
+
+def test_a_released_manual_hold_lets_a_backorder_take_stock_that_arrived_meanwhile(
+        client, admin, catalog, services):
+    stock(services, {("LAMP-1", "WH-SP"): 0})
+    order = client.post("/orders", json=order_body(customer_id="C-BEN", lines=LAMPS),
+                        headers=admin).json
+    client.post(f"/orders/{order['id']}/hold", json={"reason": "customer called"},
+                headers=admin)
+    # while it is held, stock arrives: a held order does not wait for stock, so nothing
+    # is kept back for it and a new order may take it
+    stock(services, {("LAMP-1", "WH-SP"): 2})
+    assert level(services, "LAMP-1", "WH-SP") == (2, 0)
+    # released, it goes back to waiting and takes what is there
+    released = client.post(f"/orders/{order['id']}/release-hold", json={}, headers=admin)
+    assert released.json["status"] == "allocated"
+    assert level(services, "LAMP-1", "WH-SP") == (2, 2)
+
+
+def test_the_split_cap_counts_locations_from_earlier_rounds(client, admin, catalog, services):
+    # a gold customer paying by card: partial shipments allowed, at most two locations
+    assert client.post("/customers", json={"id": "C-GOLD", "name": "Gia", "tier": "gold",
+                                           "payment_terms": "card", "country": "BR"},
+                       headers=admin).status_code == 201
+    add_locations(client, admin, RIO, CAMPINAS_STORE)
+    stock(services, {("MUG-2", "WH-SP"): 4, ("MUG-2", "WH-RJ"): 3})
+    mugs = [{"sku": "MUG-2", "quantity": 10, "unit_price": "24.50"}]
+    order = client.post("/orders", json=order_body(customer_id="C-GOLD", lines=mugs),
+                        headers=admin).json
+    assert order["status"] == "allocated"  # seven ship now, three wait
+    assert order["lines"][0]["quantities"] == {
+        "ordered": 10, "allocated": 7, "shipped": 0, "delivered": 0, "cancelled": 0,
+        "returned": 0, "backordered": 3}
+    # three arrive at a third location: the order may not split a third time
+    stock(services, {("MUG-2", "ST-CAMPINAS"): 3})
+    order = client.get(f"/orders/{order['id']}", headers=admin).json
+    assert order["lines"][0]["quantities"]["backordered"] == 3
+    # three arrive where it already ships from: they join the order
+    stock(services, {("MUG-2", "WH-SP"): 7})
+    order = client.get(f"/orders/{order['id']}", headers=admin).json
+    assert order["lines"][0]["quantities"]["allocated"] == 10
+    assert sorted(location for location, _ in groups_of(client, admin, order["id"])) == [
+        "WH-RJ", "WH-SP", "WH-SP"]
