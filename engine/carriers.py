@@ -262,7 +262,7 @@ def _choose(uow: UnitOfWork, order: Order, group: FulfilmentGroup,
         "created_at": order.created_at,
         "option_count": sum(1 for _, found in quotes if found is not None),
     }
-    options = [Option(found, _facts(side, found, order.service_level))
+    options = [Option(found, option_facts(side, found, order.service_level))
                for _, found in quotes if found is not None]
     choice = Choice(group, side, options,
                     [f"{s.carrier_code}/{s.code}: beyond its rate card"
@@ -297,7 +297,8 @@ def _shipment(group: FulfilmentGroup, lines: Mapping[int, OrderLine], location: 
                     distance)
 
 
-def _facts(side: Mapping[str, Any], found: Quote, requested: str) -> CarrierOptionFacts:
+def option_facts(side: Mapping[str, Any], found: Quote, requested: str) -> CarrierOptionFacts:
+    """Return the facts of one rated option: the shipment's side and the quote's."""
     service = found.service
     return CarrierOptionFacts(
         **side,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from business_rules.fields import FIELD_NO_INPUT
@@ -104,19 +105,63 @@ class Evaluation:
 
 
 class _Facts:
-    """The facts of one evaluation, each converted to its rule type on first use."""
+    """The facts of one evaluation, each converted (as its rule type does) on first use."""
 
-    __slots__ = ("facts", "types", "typed")
+    __slots__ = ("facts", "types", "values", "typed")
 
     def __init__(self, facts: Any, types: Mapping[str, type[BaseType]]) -> None:
         self.facts, self.types = facts, types
+        self.values: dict[str, Any] = {}
         self.typed: dict[str, BaseType] = {}
 
+    def value(self, name: str) -> Any:
+        """Return the fact as its rule type holds it (e.g. a number as a Decimal)."""
+        found = self.values.get(name, _MISSING)
+        if found is _MISSING:
+            found = self.values[name] = _caster(self.types[name])(getattr(self.facts, name))
+        return found
+
     def get(self, name: str) -> BaseType:
+        """Return the fact wrapped in its rule type, for operators without a fast form."""
         typed = self.typed.get(name)
         if typed is None:
-            typed = self.typed[name] = self.types[name](getattr(self.facts, name))
+            typed = object.__new__(self.types[name])
+            typed.value = self.value(name)  # what BaseType.__init__ does
+            self.typed[name] = typed
         return typed
+
+
+_MISSING = object()
+_CASTERS: dict[type[BaseType], Callable[[Any], Any]] = {}
+
+
+def _caster(kind: type[BaseType]) -> Callable[[Any], Any]:
+    found = _CASTERS.get(kind)
+    if found is None:
+        found = _CASTERS[kind] = object.__new__(kind)._assert_valid_value_and_cast
+    return found
+
+
+# The commonest operators, on converted values, with business-rules' own semantics (its
+# numeric comparisons allow an epsilon): no wrapper object per fact and no call through
+# the type's operator method.
+_EPSILON = Decimal("0.000001")
+_FAST: dict[tuple[str, str], Callable[[Any], Callable[[Any], Any]]] = {
+    ("numeric", "equal_to"): lambda arg: lambda v: abs(v - arg) <= _EPSILON,
+    ("numeric", "not_equal_to"): lambda arg: lambda v: not abs(v - arg) <= _EPSILON,
+    ("numeric", "greater_than"): lambda arg: lambda v: (v - arg) > _EPSILON,
+    ("numeric", "less_than"): lambda arg: lambda v: (arg - v) > _EPSILON,
+    ("numeric", "greater_than_or_equal_to"): lambda arg: lambda v: (v - arg) > _EPSILON
+    or abs(v - arg) <= _EPSILON,
+    ("numeric", "less_than_or_equal_to"): lambda arg: lambda v: (arg - v) > _EPSILON
+    or abs(v - arg) <= _EPSILON,
+    ("boolean", "is_true"): lambda arg: lambda v: v,
+    ("boolean", "is_false"): lambda arg: lambda v: not v,
+    ("string", "equal_to"): lambda arg: lambda v: v == arg,
+    ("string", "not_equal_to"): lambda arg: lambda v: v != arg,
+    ("string", "is_in"): lambda arg: lambda v: v in arg,
+    ("string", "is_not_in"): lambda arg: lambda v: v not in arg,
+}
 
 
 def compile_rule_set(stage: Stage[Any], document: Any) -> CompiledRuleSet:
@@ -182,11 +227,29 @@ def _compile_condition(node: Mapping[str, Any], path: str, types: Mapping[str, s
             return _all(members) if kind == "all" else _any(members)
     name, operator, value = node["name"], node["operator"], node["value"]
     leaf = _Leaf(path, name, operator, value)
-    test = _comparison(TYPES[types[name]], types[name], operator, value)
+    rule_type = TYPES[types[name]]
+    fast = _FAST.get((types[name], operator))
+    if fast is not None:
+        quick = fast(_argument(rule_type, operator, value))
+        cast = _caster(rule_type)
+
+        def check_fast(known: _Facts, seen: Seen) -> bool:
+            try:
+                fact = known.values.get(name, _MISSING)
+                if fact is _MISSING:
+                    fact = known.values[name] = cast(getattr(known.facts, name))
+                held = bool(quick(fact))
+            except Exception as error:  # business-rules raises AssertionError, among others
+                raise _LeafFailed(path, error) from error
+            seen.append((leaf, fact, held))
+            return held
+
+        return check_fast
+    test = _comparison(rule_type, types[name], operator, value)
 
     def check(known: _Facts, seen: Seen) -> bool:
         try:
-            typed = known.typed.get(name) or known.get(name)
+            typed = known.get(name)
             held = bool(test(typed, known))
         except Exception as error:  # business-rules raises AssertionError, among others
             raise _LeafFailed(path, error) from error
@@ -231,9 +294,15 @@ def _comparison(kind: type[BaseType], type_name: str, operator: str,
     operate = method.__wrapped__
     if method.input_type == FIELD_NO_INPUT:
         return lambda typed, known: operate(typed)
-    argument = value
-    if method.input_type in _CAST_INPUTS and not getattr(method, "raw_argument", False):
-        argument = object.__new__(kind)._assert_valid_value_and_cast(value)
+    argument = _argument(kind, operator, value)
     return lambda typed, known: operate(typed, argument)
+
+
+def _argument(kind: type[BaseType], operator: str, value: Any) -> Any:
+    """Return an operator's argument converted once, as business-rules converts it per call."""
+    method = getattr(kind, operator)
+    if method.input_type in _CAST_INPUTS and not getattr(method, "raw_argument", False):
+        return _caster(kind)(value)
+    return value
 
 
