@@ -10,11 +10,11 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from adapters import carriers as adapters_carriers
 from api.access import allow
-from api.problems import document_errors
+from api.problems import ApiProblem, document_errors, field_errors
 from api.schemas import Measure, Money, StrictSchema, _one_of, text
 from api.transactions import command, request_uow
 from engine import carriers
-from engine.errors import FieldProblem, InputValidationError
+from engine.errors import FieldProblem
 from engine.models import SERVICE_LEVELS, Carrier
 
 READERS = ("system", "ops", "analyst")
@@ -61,9 +61,10 @@ class ServiceSchema(StrictSchema):
     rates = fields.List(fields.Nested(RateSchema), required=True,
                         validate=validate.Length(min=1, max=2000))
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)  # listed with the other bad fields
     def unique_cells(self, data: dict[str, Any], **kwargs: Any) -> None:
-        cells = [(rate["max_km"], rate["max_kg"]) for rate in data.get("rates", [])]
+        cells = [(rate["max_km"], rate["max_kg"]) for rate in data.get("rates", [])
+                 if "max_km" in rate and "max_kg" in rate]
         if len(cells) != len(set(cells)):
             raise ValidationError("two rates for the same distance and weight", "rates")
 
@@ -76,9 +77,9 @@ class CarrierSchema(StrictSchema):
                            validate=validate.Length(min=1, max=50))
     updated_at = fields.AwareDateTime(dump_only=True)
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def unique_services(self, data: dict[str, Any], **kwargs: Any) -> None:
-        codes = [service["code"] for service in data.get("services", [])]
+        codes = [service["code"] for service in data.get("services", []) if "code" in service]
         if len(codes) != len(set(codes)):
             raise ValidationError("two services with the same code", "services")
 
@@ -121,7 +122,9 @@ def replace_carrier(data: dict[str, Any], code: str) -> tuple[Carrier, int]:
     try:
         CODE(code)
     except ValidationError as error:
-        raise InputValidationError([FieldProblem("code", str(error.messages[0]))]) from error
+        problems = field_errors([FieldProblem("code", str(error.messages[0]))], "path")
+        raise ApiProblem(422, "validation_failed", "1 field(s) are invalid",
+                         errors=problems) from error
     carrier, created = carriers.replace_carrier(request_uow(), {**data, "code": code})
     return carrier, 201 if created else 200
 

@@ -49,7 +49,7 @@ from rules.stages import STAGES
 from rules.stages.carrier import CARRIER, CarrierDecision
 from rules.stages.exceptions import EVENTS, EXCEPTIONS
 from rules.stages.sourcing import SOURCING
-from rules.stages.validation import VALIDATION, OrderFacts
+from rules.stages.validation import OrderFacts
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from engine.actors import Actor
 from engine.errors import NotFoundError
-from engine.geo import Point, destination_of, distance_km
+from engine.geo import UNKNOWN_DISTANCE_KM, Point, destination_of, distance_km
 from engine.holds import RULE_ERROR_QUEUE
 from engine.models import (
     Carrier,
@@ -122,7 +122,7 @@ def quote(service: CarrierService, shipment: Shipment, now: datetime) -> Quote |
     """Rate one service for a shipment; None when its card does not reach that far."""
     billable = max(shipment.weight_kg,
                    (shipment.volume_cm3 / service.dim_divisor).quantize(Decimal("0.001")))
-    kilometres = shipment.distance if shipment.distance is not None else Decimal(1500)
+    kilometres = shipment.distance if shipment.distance is not None else UNKNOWN_DISTANCE_KM
     cells = [rate for rate in service.rates if rate.max_km >= kilometres]
     if not cells:
         return None
@@ -258,7 +258,9 @@ def _choose(uow: UnitOfWork, order: Order, group: FulfilmentGroup,
         "contains_hazmat": shipment.contains_hazmat,
         "from_location": group.location_code,
         "ship_to_region": order.ship_to_region or "",
-        "distance_km": shipment.distance if shipment.distance is not None else Decimal(0),
+        # unknown distances are rated as a national parcel: the facts say what was rated
+        "distance_km": (shipment.distance if shipment.distance is not None
+                        else UNKNOWN_DISTANCE_KM),
         "created_at": order.created_at,
         "option_count": sum(1 for _, found in quotes if found is not None),
     }

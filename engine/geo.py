@@ -16,6 +16,8 @@ Point = tuple[float, float]
 EARTH_RADIUS_KM = 6371.0088
 # Road distance is longer than the great circle; trucks cover about 500 km a day.
 KM_PER_TRANSIT_DAY = 500
+# Where a distance cannot be known (no geocode), rate and promise as for a national parcel.
+UNKNOWN_DISTANCE_KM = Decimal(1500)
 HANDLING_DAYS = 1
 # A parcel costs a base plus a rate per kg per 100 km (BRL, from Olist's median freight).
 BASE_COST = Decimal("8.00")
@@ -40,7 +42,7 @@ def transit_days(distance: Decimal | None) -> int:
 
 def shipping_cost(distance: Decimal | None, weight_kg: Decimal) -> Decimal:
     """Return the estimated cost of shipping a weight over a distance."""
-    kilometres = distance if distance is not None else Decimal(1000)
+    kilometres = distance if distance is not None else UNKNOWN_DISTANCE_KM
     billable = max(weight_kg, Decimal("0.5"))
     return (BASE_COST + COST_PER_KG_PER_100_KM * billable * kilometres / 100).quantize(
         Decimal("0.01"))
