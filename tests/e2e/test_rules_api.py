@@ -327,3 +327,81 @@ def test_a_customer_whose_only_earlier_order_was_rejected_is_still_new(client, a
     assert held["status"] == "on_hold"
     decision = client.get(f"/orders/{held['id']}/decisions", headers=admin).json["items"][0]
     assert decision["facts"]["customer_is_new"] is True
+
+
+def test_an_analyst_keeps_business_orders_out_of_stores_through_the_api_alone(
+        client, make_key, admin, catalog, services):
+    from tests.conftest import stock
+
+    analyst = make_key("analyst", name="ana-analyst")
+    # before: a sourcing set without the store rule is live, and a business order (C-ANA
+    # buys on net 30) is shipped from the only place with lamps, a store
+    without = copy.deepcopy(default_rule_set("sourcing"))
+    without["rules"] = [r for r in without["rules"] if r["name"] != "business-orders-skip-stores"]
+    without["tests"] = [t for t in without["tests"] if "store" not in t["name"]]
+    assert client.post("/rules/sourcing/versions", headers=analyst, json={
+        "document": without, "comment": "stores for everyone"}).status_code == 201
+    assert client.post("/rules/sourcing/versions/2/publish", headers=analyst,
+                       json={"comment": "trial"}).status_code == 200
+    client.post("/locations", headers=admin, json={
+        "code": "ST-PINHEIROS", "name": "Pinheiros store", "kind": "store", "region": "SP",
+        "country": "BR", "latitude": -23.566, "longitude": -46.692})
+    stock(services, {("LAMP-1", "WH-SP"): 0, ("LAMP-1", "ST-PINHEIROS"): 10})
+    lamps = [{"sku": "LAMP-1", "quantity": 2, "unit_price": "89.90"}]
+    existing = client.post("/orders", json=order_body(lines=lamps), headers=admin).json
+    assert existing["status"] == "allocated"
+    assert [g["location"] for g in client.get(f"/orders/{existing['id']}/fulfilment",
+                                              headers=admin).json["items"]] == ["ST-PINHEIROS"]
+
+    # the analyst drafts the rule with a misspelled variable: one precise 422
+    rule = {"name": "b2b-no-stores",
+            "conditions": {"all": [
+                {"name": "is_busines_order", "operator": "is_true", "value": None},
+                {"name": "location_kind", "operator": "equal_to", "value": "store"}]},
+            "actions": [{"name": "exclude_location",
+                         "params": {"reason": "Business orders ship from warehouses."}}]}
+    draft = copy.deepcopy(without)
+    draft["rules"].insert(0, rule)
+    refused = client.post("/rules/sourcing/versions", headers=analyst,
+                          json={"document": draft, "comment": "b2b"})
+    assert (refused.status_code, refused.json["code"]) == (422, "rule_set_invalid")
+    assert refused.json["errors"] == [{
+        "field": "document/rules/0/conditions/all/0/name", "in": "body",
+        "message": "unknown variable 'is_busines_order'; did you mean 'is_business_order'?"}]
+
+    # fixed, it is stored as version 3
+    rule["conditions"]["all"][0]["name"] = "is_business_order"
+    stored = client.post("/rules/sourcing/versions", headers=analyst,
+                         json={"document": draft, "comment": "b2b from warehouses only"})
+    assert (stored.status_code, stored.json["version"]) == (201, 3)
+
+    # a dry run on the existing order shows the store excluded by the new rule; no change
+    trial = client.post("/rules/sourcing/dry-run", headers=analyst,
+                        json={"version": 3, "order_id": existing["id"]})
+    assert trial.status_code == 200
+    assert (trial.json["outcome"], trial.json["decision"]["groups"]) == ("backordered", [])
+    [store] = [c for c in trial.json["trace"] if c["location"] == "ST-PINHEIROS"]
+    assert store["excluded_because"] == ["Business orders ship from warehouses."]
+    fired = next(r for r in store["rules"] if r["rule"] == "b2b-no-stores")
+    assert [(c["variable"], c["fact"], c["held"]) for c in fired["conditions"]] == [
+        ("is_business_order", True, True), ("location_kind", "store", True)]
+    assert client.get(f"/orders/{existing['id']}", headers=admin).json["status"] == "allocated"
+
+    # simulated over the last 1,000 orders: this one order would move
+    simulation = client.post("/rules/sourcing/simulate", headers=analyst,
+                             json={"version": 3, "last": 1000}).json
+    assert (simulation["orders"], simulation["changed"]) == (1, 1)
+    assert simulation["by_change"] == {"allocated->backordered": 1}
+    assert simulation["by_location"] == {"ST-PINHEIROS->none": 1}
+
+    # published, it decides the next order, and the decision names version 3
+    assert client.post("/rules/sourcing/versions/3/publish", headers=analyst,
+                       json={"comment": "approved"}).json["state"] == "published"
+    following = client.post("/orders", json=order_body(lines=lamps), headers=admin).json
+    assert following["status"] == "backordered"
+    sourcing = [d for d in client.get(f"/orders/{following['id']}/decisions",
+                                      headers=admin).json["items"] if d["stage"] == "sourcing"]
+    assert [(d["version"], d["outcome"]) for d in sourcing] == [(3, "backordered")]
+    history = client.get("/rules/sourcing/history", headers=analyst).json["items"]
+    assert [(h["version"], h["action"]) for h in history][-2:] == [(3, "drafted"),
+                                                                  (3, "published")]
