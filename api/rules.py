@@ -13,7 +13,7 @@ from marshmallow import ValidationError as SchemaError
 from api.access import allow, current_actor
 from api.orders import draft_from
 from api.problems import document_errors
-from api.schemas import OrderInSchema, StrictSchema, text
+from api.schemas import OrderInSchema, StrictSchema, reasonable_time, text
 from api.transactions import command, request_uow
 from api.wiring import services
 from engine import pipeline, rulesets
@@ -326,18 +326,31 @@ class SimulationSchema(StrictSchema):
                              metadata={"description": "the candidate: a stored version"})
     document = fields.Dict(metadata={"description": "or a rule set not stored yet"})
     last = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=2000),
-                          metadata={"description": "how many of the latest orders"})
+                          metadata={"description": "how many of the latest orders (in the "
+                                                   "window, when one is given)"})
+    created_from = fields.AwareDateTime(validate=reasonable_time, metadata={
+        "description": "only orders received at or after this time"})
+    created_to = fields.AwareDateTime(validate=reasonable_time, metadata={
+        "description": "only orders received before this time"})
 
     @validates_schema
     def one_candidate(self, data: dict[str, Any], **kwargs: Any) -> None:
         if ("version" in data) == ("document" in data):
             raise SchemaError("give exactly one of version and document", "version")
 
+    @validates_schema
+    def window_in_order(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("created_from") and data.get("created_to") and (
+                data["created_from"] >= data["created_to"]):
+            raise SchemaError("must be after created_from", "created_to")
+
 
 class SimulationResultSchema(Schema):
     stage = fields.String()
     baseline_version = fields.Integer()
     candidate_version = fields.Integer(allow_none=True)
+    window = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True),
+                         metadata={"description": "the time window asked for, if any"})
     orders = fields.Integer()
     changed = fields.Integer()
     by_change = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
@@ -363,7 +376,8 @@ def simulate(data: dict[str, Any], stage: str) -> dict[str, Any]:
     """
     result: dict[str, Any] = pipeline.simulate(
         request_uow(), current_actor(), stage, version=data.get("version"),
-        document=data.get("document"), last=data["last"])
+        document=data.get("document"), last=data["last"],
+        window=(data.get("created_from"), data.get("created_to")))
     return result
 
 
@@ -378,6 +392,8 @@ class SimulationJobSchema(Schema):
     state = fields.String(metadata={"enum": ["queued", "done", "failed"]})
     candidate_version = fields.Integer(allow_none=True)
     last = fields.Integer()
+    created_from = fields.AwareDateTime(allow_none=True)
+    created_to = fields.AwareDateTime(allow_none=True)
     requested_by = fields.String()
     created_at = fields.AwareDateTime()
     finished_at = fields.AwareDateTime(allow_none=True)
@@ -399,7 +415,8 @@ def start_simulation(data: dict[str, Any],
     """Simulate over up to 50,000 orders as a background job (RQ, or inline without Redis)."""
     simulation = pipeline.request_simulation(
         request_uow(), current_actor(), stage, version=data.get("version"),
-        document=data.get("document"), last=data["last"])
+        document=data.get("document"), last=data["last"],
+        window=(data.get("created_from"), data.get("created_to")))
     return simulation, 202, {"Location": url_for("rules.get_simulation", stage=stage,
                                                  simulation_id=simulation.id)}
 

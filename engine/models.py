@@ -419,6 +419,8 @@ class Simulation(Base):
     candidate_version: Mapped[int | None] = mapped_column(Integer)
     candidate_document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     last: Mapped[int] = mapped_column(Integer)
+    created_from: Mapped[datetime | None]  # the window of orders, when one was asked for
+    created_to: Mapped[datetime | None]
     channel: Mapped[str | None] = mapped_column(String(64))  # the requester's, if bound
     state: Mapped[str] = mapped_column(String(16))  # queued, done, failed
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -299,10 +299,14 @@ JOB_SIMULATION_LIMIT = 50_000
 EXAMPLES = 10
 
 
+Window = tuple[datetime | None, datetime | None]  # orders received from, before
+
+
 def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = None,
-             document: Any = None, last: int = 1000,
+             document: Any = None, last: int = 1000, window: Window = (None, None),
              limit: int = SIMULATION_LIMIT) -> dict[str, Any]:
-    """Compare a candidate rule set with the published one over the latest orders.
+    """Compare a candidate rule set with the published one over the latest orders (of a
+    time window, when one is given).
 
     Each order is decided twice, once by each rule set, and nothing is written.
     Validation uses the facts recorded at the order's capture (or, for orders captured
@@ -319,6 +323,11 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
     statement = select(Order).order_by(Order.id.desc()).limit(min(last, limit))
     if actor.channel is not None:
         statement = statement.where(Order.channel == actor.channel)
+    since, until = window
+    if since is not None:
+        statement = statement.where(Order.created_at >= since)
+    if until is not None:
+        statement = statement.where(Order.created_at < until)
     orders = list(uow.session.scalars(statement))
     compare = (_SourcingComparison(uow) if stage == "sourcing"
                else _ValidationComparison(uow, [order.id for order in orders]))
@@ -336,6 +345,8 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
                              "after": after.outcome, "before_reasons": list(before.reasons),
                              "after_reasons": list(after.reasons)})
     return {"stage": stage, "baseline_version": current.version, "candidate_version": number,
+            "window": {"from": since.isoformat() if since else None,
+                       "to": until.isoformat() if until else None},
             "orders": len(orders), "changed": sum(changes.values()),
             "by_change": dict(sorted(changes.items())), **compare.breakdown(),
             "examples": examples}
@@ -400,11 +411,12 @@ class _SourcingComparison:
 
 def request_simulation(uow: UnitOfWork, actor: Actor, stage: str, *,
                        version: int | None = None, document: Any = None,
-                       last: int) -> Simulation:
+                       last: int, window: Window = (None, None)) -> Simulation:
     """Queue a simulation over up to 50,000 orders; a job runs it after this commit."""
     _rule_set(uow, stage, version, document)  # refuse a bad candidate now, not in the job
     simulation = Simulation(stage=stage, candidate_version=version,
                             candidate_document=document, last=min(last, JOB_SIMULATION_LIMIT),
+                            created_from=window[0], created_to=window[1],
                             channel=actor.channel, state="queued",
                             requested_by=actor.label, created_at=utcnow())
     uow.session.add(simulation)
@@ -424,7 +436,7 @@ def run_simulation(uow: UnitOfWork, simulation_id: int) -> Simulation | None:
         simulation.result = simulate(
             uow, requester, simulation.stage, version=simulation.candidate_version,
             document=simulation.candidate_document, last=simulation.last,
-            limit=JOB_SIMULATION_LIMIT)
+            window=(simulation.created_from, simulation.created_to), limit=JOB_SIMULATION_LIMIT)
         simulation.state = "done"
     except OmsError as error:  # the candidate or the published set changed meanwhile
         simulation.state, simulation.error = "failed", error.detail[:1000]

@@ -405,3 +405,32 @@ def test_an_analyst_keeps_business_orders_out_of_stores_through_the_api_alone(
     history = client.get("/rules/sourcing/history", headers=analyst).json["items"]
     assert [(h["version"], h["action"]) for h in history][-2:] == [(3, "drafted"),
                                                                   (3, "published")]
+
+
+def test_a_simulation_can_cover_a_time_window_of_orders(client, make_key, admin, catalog):
+    from datetime import UTC, datetime, timedelta
+
+    analyst = make_key("analyst")
+    for _ in range(3):
+        client.post("/orders", json=order_body(), headers=admin)
+    now = datetime.now(UTC)
+    fixed = {**HIGH_VALUE, "conditions": {**HIGH_VALUE["conditions"], "name": "order_total"}}
+
+    def simulate(**window):
+        return client.post("/rules/validation/simulate", headers=analyst, json={
+            "document": with_rule(fixed), **{k: v.isoformat() for k, v in window.items()}})
+
+    covering = simulate(created_from=now - timedelta(hours=1), created_to=now + timedelta(hours=1))
+    assert (covering.json["orders"], covering.json["changed"]) == (3, 3)
+    assert covering.json["window"]["from"] == (now - timedelta(hours=1)).isoformat()
+    earlier = simulate(created_to=now - timedelta(hours=1)).json
+    assert (earlier["orders"], earlier["changed"]) == (0, 0)
+    backwards = simulate(created_from=now, created_to=now - timedelta(days=1))
+    assert backwards.status_code == 422
+    assert [e["field"] for e in backwards.json["errors"]] == ["created_to"]
+    # the same window as a background job
+    job = client.post("/rules/validation/simulations", headers=analyst, json={
+        "document": with_rule(fixed), "created_from": (now - timedelta(hours=1)).isoformat()})
+    assert job.status_code == 202
+    done = client.get(job.headers["Location"], headers=analyst).json
+    assert (done["state"], done["result"]["orders"]) == ("done", 3)
