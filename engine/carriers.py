@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from engine.actors import Actor
 from engine.errors import NotFoundError
+from engine.exceptions import handle_rule_error
 from engine.geo import UNKNOWN_DISTANCE_KM, Point, destination_of, distance_km
 from engine.holds import RULE_ERROR_QUEUE
 from engine.models import (
@@ -224,6 +225,9 @@ def choose_carriers(uow: UnitOfWork, actor: Actor, order: Order) -> OrderDecisio
             group.shipping_cost, group.promised_at = chosen.cost, chosen.promised_at
             group.carrier_decision_id = recorded.id
     _apply(uow, actor, order, choices, version, recorded.id)
+    failed = next((choice.error for choice in choices if choice.error is not None), None)
+    if failed is not None:
+        handle_rule_error(uow, actor, order, "carrier", failed)
     return recorded
 
 

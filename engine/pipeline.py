@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from engine.actors import Actor
 from engine.carriers import choose_carriers
 from engine.errors import NotFoundError, OmsError, StageNotRunnableError
+from engine.exceptions import handle_rule_error
 from engine.holds import RULE_ERROR_QUEUE
 from engine.inventory import WAITING_STATUSES
 from engine.iso import minor_units
@@ -232,6 +233,8 @@ def validate_order(uow: UnitOfWork, actor: Actor, order: Order,
     uow.session.add(recorded)
     uow.session.flush()  # the timeline event names the decision that explains it
     _apply(uow, actor, order, outcome, findings, version, recorded.id)
+    if verdict.error is not None:
+        handle_rule_error(uow, actor, order, "validation", verdict.error)
     return recorded
 
 
@@ -241,6 +244,7 @@ class Verdict:
     decision: dict[str, Any]
     trace: list[dict[str, Any]]
     findings: list[tuple[str, str, str | None]]  # (code or queue, message, rule)
+    error: RuleEvaluationError | None = None  # a rule failed: the exceptions rules follow
 
 
 def decide_validation(rule_set: CompiledRuleSet, facts: OrderFacts, now: datetime,
@@ -250,7 +254,7 @@ def decide_validation(rule_set: CompiledRuleSet, facts: OrderFacts, now: datetim
         evaluation = evaluate(rule_set, facts, at=now)
     except RuleEvaluationError as error:
         return Verdict("on_hold", {"error": str(error)}, error.trace,
-                       [(RULE_ERROR_QUEUE, str(error), error.rule)])
+                       [(RULE_ERROR_QUEUE, str(error), error.rule)], error)
     result = evaluation.decision
     if not isinstance(result, ValidationDecision):
         raise TypeError(f"{rule_set.stage.name} rules do not decide validation")

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from engine.actors import Actor
+from engine.exceptions import handle_rule_error
 from engine.geo import Point, destination_of, distance_km, shipping_cost
 from engine.holds import RULE_ERROR_QUEUE
 from engine.inventory import WAITING_STATUSES, lock_levels, move, waiting_backorders
@@ -159,6 +160,8 @@ def source_order(uow: UnitOfWork, actor: Actor, order: Order,
     uow.session.flush()
     _reserve(uow, actor, order, plan, lines, recorded.id)
     _apply(uow, actor, order, plan, lines, version, recorded.id)
+    if plan.error is not None:
+        handle_rule_error(uow, actor, order, "sourcing", plan.error)
     return recorded
 
 

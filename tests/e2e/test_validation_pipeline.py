@@ -148,3 +148,45 @@ def test_releasing_one_of_two_holds_keeps_the_order_waiting_for_the_other(client
                                                     "first-order-over-value"]
     again = client.post(f"/holds/{holds['payment']['id']}/release", json={}, headers=ops)
     assert again.status_code == 404
+
+
+def test_a_failing_rule_holds_the_order_and_the_exceptions_rules_say_where(
+        client, admin, make_key, catalog, monkeypatch):
+    from dataclasses import replace
+
+    from engine import pipeline
+    from rules.defaults import default_rule_set
+
+    # a fact the engine failed to compute makes a validation rule fail while running
+    computed = pipeline.validation_facts
+    monkeypatch.setattr(pipeline, "validation_facts", lambda *args, **kwargs: replace(
+        computed(*args, **kwargs), order_total=None))
+    body = order_body(customer_id="C-BEN")
+    first = client.post("/orders", json=body, headers=admin)
+    assert (first.status_code, first.json["status"]) == (201, "on_hold")
+    # the shipped exceptions rules keep it in rule-error and ask to tell the analysts
+    [hold] = client.get("/holds", headers=admin).json["items"]
+    assert (hold["queue"], hold["stage"]) == ("rule-error", "validation")
+    decisions = client.get(f"/orders/{first.json['id']}/decisions", headers=admin).json["items"]
+    assert [(d["stage"], d["outcome"]) for d in decisions] == [
+        ("validation", "on_hold"), ("exceptions", "hold")]
+    assert decisions[1]["facts"]["event_type"] == "rule_error"
+    assert decisions[1]["facts"]["failed_stage"] == "validation"
+    events = client.get(f"/orders/{first.json['id']}/events", headers=admin).json["items"]
+    notice = next(e for e in events if e["type"] == "notification.requested")
+    assert notice["data"]["recipient"] == "analysts"
+
+    # an analyst routes rule errors of web orders to their own desk instead
+    analyst = make_key("analyst")
+    document = default_rule_set("exceptions")
+    document["rules"][0]["actions"][0]["params"]["queue"] = "analyst-desk"
+    document["tests"] = [t for t in document["tests"] if "rule" not in t["name"]]
+    assert client.post("/rules/exceptions/versions", headers=analyst, json={
+        "document": document, "comment": "our desk"}).status_code == 201
+    published = client.post("/rules/exceptions/versions/2/publish", headers=analyst,
+                            json={"comment": "go"})
+    assert published.status_code == 200, published.json
+    second = client.post("/orders", json=order_body(), headers=admin).json  # C-ANA's first
+    queues = {h["order_id"]: h["queue"] for h in client.get("/holds", headers=admin).json["items"]}
+    assert queues[second["id"]] == "analyst-desk"
+    assert queues[first.json["id"]] == "rule-error"
