@@ -358,7 +358,12 @@ def _pick(choice: Choice) -> None:
     chosen.result, chosen.why = "won", reason
     choice.chosen = chosen
     for option in eligible:
-        if option is not chosen:
+        if option is chosen:
+            continue
+        if keeping and chosen in keeping and not option.facts.meets_service_level:
+            option.why = (f"its {option.facts.service_level} service is below the requested "
+                          f"{option.facts.requested_service_level}")
+        else:
             option.why = (f"{chosen.label} is {reason} ({chosen.compared_cost} with penalties,"
                           f" {chosen.quote.transit_days} days; this one {option.compared_cost},"
                           f" {option.quote.transit_days} days)")

@@ -105,8 +105,10 @@ def test_an_ordinary_order_goes_by_the_cheapest_service_that_keeps_the_promise(c
     cheaper = [option for option in options if compared(option) < compared(won)]
     assert cheaper
     assert all(option not in keeping for option in cheaper)
+    assert all(option["why"] == f"its {services[option['option']]['service_level']} service "
+               "is below the requested express" for option in cheaper)
     assert all(option["why"].startswith(f"{won['option']} is the cheapest that keeps the promise")
-               for option in options if option is not won)
+               for option in keeping if option is not won)
     assert any(rule["rule"] == "otherwise-cheapest" and rule["fired"] for rule in won["rules"])
 
 
