@@ -70,7 +70,17 @@ def replace_postal_areas(uow: UnitOfWork, country: str, rows: list[dict[str, Any
 
 
 def destination_of(uow: UnitOfWork, order: Order) -> Point | None:
-    """Return where an order goes: its postal code's area, else its customer's coordinates."""
+    """Return where an order goes: its postal code's area, else its customer's coordinates.
+
+    Looked up once per order and transaction (sourcing and carrier selection both ask).
+    """
+    known: dict[int, Point | None] = uow.session.info.setdefault("destinations", {})
+    if order.id not in known:
+        known[order.id] = _destination(uow, order)
+    return known[order.id]
+
+
+def _destination(uow: UnitOfWork, order: Order) -> Point | None:
     found = locate(uow, order.ship_to_country, order.ship_to_postal_code)
     if found is not None:
         return found

@@ -89,6 +89,7 @@ class Plan:
     hold: tuple[str, str, str | None] | None = None  # (queue, reason, rule)
     error: RuleEvaluationError | None = None
     held_back: dict[str, int] = field(default_factory=dict)  # location -> units kept back
+    levels: dict[tuple[str, str], StockLevel] = field(default_factory=dict)  # as locked
     shipping_from: frozenset[str] = frozenset()  # locations already shipping for the order
 
     @property
@@ -200,7 +201,8 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
             locations[location.code] = location
     order_side = _order_facts(uow, order, needs, lines, len(available))
     destination = order_side.pop("destination")
-    orders_today = _orders_today(uow, list(available), now)
+    orders_today = _orders_today(uow, [code for code in available
+                                       if locations[code].daily_capacity], now)
     candidates = [
         _candidate(locations[code], units, order_side, destination, needs, lines,
                    orders_today.get(code, 0))
@@ -208,7 +210,8 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
     ]
     plan = Plan(needs=needs, candidates=candidates,
                 order_facts={**order_side, "destination_known": destination is not None},
-                held_back=held_back, shipping_from=_shipping_from(uow, order))
+                held_back=held_back, shipping_from=_shipping_from(uow, order),
+                levels={(level.sku, location.code): level for level, location in stock})
     if rule_set is not None:
         # With no candidate the rules still run once, so order rules decide the remainder.
         evaluated = candidates or [_candidate(None, {}, order_side, destination, needs, lines, 0)]
@@ -277,6 +280,8 @@ def _live_groups(uow: UnitOfWork, order: Order) -> list[FulfilmentGroup]:
 
 
 def _shipping_from(uow: UnitOfWork, order: Order) -> frozenset[str]:
+    if not any(line.quantity_allocated or line.quantity_shipped for line in order.lines):
+        return frozenset()  # nothing sourced yet: no group to look for
     return frozenset(group.location_code for group in _live_groups(uow, order))
 
 
@@ -468,8 +473,10 @@ def _reserve(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
     """Reserve each group's units at its location and record the groups."""
     if not plan.groups:
         return
-    levels = lock_levels(uow, {(lines[line_id].sku, code)
-                               for code, units in plan.groups.items() for line_id in units})
+    wanted = {(lines[line_id].sku, code) for code, units in plan.groups.items()
+              for line_id in units}
+    # the plan locked them already (a dry run's plan did not, and never reserves)
+    levels = plan.levels if wanted <= set(plan.levels) else lock_levels(uow, wanted)
     for code, units in plan.groups.items():
         group = FulfilmentGroup(order_id=order.id, location_code=code, status="allocated",
                                 decision_id=decision_id, created_at=utcnow())
