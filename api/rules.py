@@ -361,6 +361,11 @@ class SimulationResultSchema(Schema):
     estimated_shipping_cost = fields.Dict(keys=fields.String(), values=fields.String(),
                                           metadata={"description": "sourcing: before, after "
                                                     "and change over the changed orders"})
+    by_carrier = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "carrier: counts per change of service, e.g. CORREIOS/PAC->TOTAL/"
+                       "STANDARD (the 20 most frequent)"})
+    shipping_cost = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "carrier: before, after and change over the changed orders"})
     examples = fields.List(fields.Dict())
 
 

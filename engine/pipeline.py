@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from engine.actors import Actor
-from engine.carriers import choose_carriers
+from engine.carriers import Choice, choose_carriers, plan_carriers
 from engine.errors import NotFoundError, OmsError, StageNotRunnableError
 from engine.exceptions import handle_rule_error
 from engine.holds import RULE_ERROR_QUEUE
@@ -22,6 +22,8 @@ from engine.inventory import WAITING_STATUSES
 from engine.iso import minor_units
 from engine.models import (
     Customer,
+    FulfilmentGroup,
+    FulfilmentLine,
     Hold,
     Order,
     OrderDecision,
@@ -288,6 +290,14 @@ def dry_run(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = 
             lines = {line.id: line for line in order.lines}
             result = {"outcome": plan.outcome, "decision": plan.decision(lines),
                       "facts": plain(plan.order_facts), "trace": plan.trace()}
+        elif stage == "carrier":
+            choices = plan_carriers(uow, order, shipments_of(uow, order), rule_set, utcnow())
+            explained = [choice.explained() for choice in choices]
+            result = {"outcome": _carrier_outcome(choices),
+                      "decision": {"groups": [{k: v for k, v in e.items() if k != "options"}
+                                              for e in explained]},
+                      "facts": {"shipments": [plain(c.shipment_facts) for c in choices]},
+                      "trace": explained}
         else:
             facts = validation_facts(uow, order)
             verdict = decide_validation(rule_set, facts, utcnow())
@@ -333,8 +343,13 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
     if until is not None:
         statement = statement.where(Order.created_at < until)
     orders = list(uow.session.scalars(statement))
-    compare = (_SourcingComparison(uow) if stage == "sourcing"
-               else _ValidationComparison(uow, [order.id for order in orders]))
+    compare: _ValidationComparison | _SourcingComparison | _CarrierComparison
+    if stage == "sourcing":
+        compare = _SourcingComparison(uow)
+    elif stage == "carrier":
+        compare = _CarrierComparison(uow)
+    else:
+        compare = _ValidationComparison(uow, [order.id for order in orders])
     changes: dict[str, int] = {}
     examples: list[dict[str, Any]] = []
     for order in orders:
@@ -383,6 +398,66 @@ class _ValidationComparison:
 
     def breakdown(self) -> dict[str, Any]:
         return {}
+
+
+def shipments_of(uow: UnitOfWork, order: Order) -> list[FulfilmentGroup]:
+    """Return what the order ships as: its live groups, or, for an order not sourced yet
+    (a posted one in a dry run), the groups the published sourcing rules would make now
+    (never stored)."""
+    live = list(uow.session.scalars(select(FulfilmentGroup).where(
+        FulfilmentGroup.order_id == order.id, FulfilmentGroup.status == "allocated")
+        .order_by(FulfilmentGroup.id)))
+    if live:
+        return live
+    version = published_version(uow, "sourcing")
+    plan = plan_sourcing(uow, order, compiled(version) if version else None, utcnow(),
+                         lock=False, as_new=True)
+    lines = {line.id: line for line in order.lines}
+    return [FulfilmentGroup(order_id=order.id, location_code=code, status="planned",
+                            lines=[FulfilmentLine(order_line_id=line_id, sku=lines[line_id].sku,
+                                                  quantity=units)
+                                   for line_id, units in units_by_line.items()])
+            for code, units_by_line in plan.groups.items()]
+
+
+def _carrier_outcome(choices: list[Choice]) -> str:
+    if not choices:
+        return "nothing_to_ship"
+    return "on_hold" if any(choice.chosen is None for choice in choices) else "selected"
+
+
+class _CarrierComparison:
+    """Choose again for each order's live shipments, at the time of its capture."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.carriers: dict[str, int] = {}
+        self.cost_before = self.cost_after = Decimal(0)
+
+    def decide(self, order: Order, rule_set: CompiledRuleSet) -> _Outcome:
+        groups = list(self.uow.session.scalars(select(FulfilmentGroup).where(
+            FulfilmentGroup.order_id == order.id, FulfilmentGroup.status == "allocated")
+            .order_by(FulfilmentGroup.id)))
+        choices = plan_carriers(self.uow, order, groups, rule_set, order.created_at)
+        chosen = tuple(f"{c.group.location_code}:{c.chosen.label}" if c.chosen
+                       else f"{c.group.location_code}:none" for c in choices)
+        cost = sum((c.chosen.quote.cost for c in choices if c.chosen), Decimal(0))
+        return _Outcome(_carrier_outcome(choices), chosen, cost)
+
+    def count(self, before: _Outcome, after: _Outcome) -> None:
+        for old, new in zip(before.reasons, after.reasons, strict=True):
+            if old != new:
+                move = f"{old.split(':', 1)[1]}->{new.split(':', 1)[1]}"
+                self.carriers[move] = self.carriers.get(move, 0) + 1
+        self.cost_before += before.cost
+        self.cost_after += after.cost
+
+    def breakdown(self) -> dict[str, Any]:
+        top = sorted(self.carriers.items(), key=lambda item: (-item[1], item[0]))[:20]
+        return {"by_carrier": dict(top),
+                "shipping_cost": {"before": str(self.cost_before),
+                                  "after": str(self.cost_after),
+                                  "change": str(self.cost_after - self.cost_before)}}
 
 
 class _SourcingComparison:
@@ -471,7 +546,7 @@ def _codes(verdict: Verdict) -> list[str]:
 
 
 # The stages whose facts the pipeline can build for an order today.
-RUNNABLE_STAGES = frozenset({"validation", "sourcing"})
+RUNNABLE_STAGES = frozenset({"validation", "sourcing", "carrier"})
 
 
 def _rule_set(uow: UnitOfWork, stage: str, version: int | None,

@@ -402,3 +402,38 @@ def test_carriers_round_trip_through_files(client, admin, database_url, monkeypa
     refused = runner.invoke(cli, ["carriers", "import", str(path)])
     assert refused.exit_code != 0
     assert "not a carriers file" in refused.output
+
+
+def test_a_carrier_draft_is_dry_run_and_simulated_before_it_is_published(client, admin,
+                                                                         make_key, catalog):
+    analyst = make_key("analyst")
+    placed = [client.post("/orders", json=order_body(customer_id="C-BEN"), headers=admin).json
+              for _ in range(2)]
+    before = {only_group(client, admin, o["id"])["carrier"] for o in placed}
+    assert len(before) == 1
+    [carrier] = before
+    document = client.get("/rules/carrier/versions/1", headers=analyst).json["document"]
+    document["rules"].insert(0, {
+        "name": "avoid-one-carrier",
+        "conditions": {"name": "carrier", "operator": "equal_to", "value": carrier},
+        "actions": [{"name": "exclude_option", "params": {"reason": "Under review."}}]})
+    document["tests"] = []
+    # a dry run on an existing order shows another carrier, and nothing changes
+    trial = client.post("/rules/carrier/dry-run", headers=analyst,
+                        json={"document": document, "order_id": placed[0]["id"]})
+    assert trial.status_code == 200, trial.json
+    [group] = trial.json["decision"]["groups"]
+    assert group["chosen"]["carrier"] != carrier
+    assert only_group(client, admin, placed[0]["id"])["carrier"] == carrier
+    # a posted order that was never sourced is sourced in the trial, then rated
+    posted = client.post("/rules/carrier/dry-run", headers=analyst,
+                         json={"document": document, "order": order_body(customer_id="C-BEN")})
+    assert posted.json["outcome"] == "selected"
+    assert posted.json["decision"]["groups"][0]["location"] == "WH-SP"
+    # the simulation counts both orders moving away from that carrier, with the cost
+    result = client.post("/rules/carrier/simulate", headers=analyst,
+                         json={"document": document}).json
+    assert (result["orders"], result["changed"]) == (2, 2)
+    [(move, count)] = result["by_carrier"].items()
+    assert move.startswith(f"{carrier}/") and count == 2
+    assert set(result["shipping_cost"]) == {"before", "after", "change"}
