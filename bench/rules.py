@@ -39,7 +39,7 @@ from business_rules.engine import run_all
 
 from adapters.olist import OlistPack, OrderGenerator
 from api.carriers import shipped_carriers
-from engine.carriers import Shipment, option_facts, quote
+from engine.carriers import ServiceCard, Shipment, option_facts, quote
 from engine.geo import distance_km
 from engine.models import CarrierRate, CarrierService
 from rules.defaults import default_rule_set
@@ -174,9 +174,10 @@ def _with_carrier(carrier: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**service, "carrier_code": carrier["code"]} for service in carrier["services"]]
 
 
-def _service(row: dict[str, Any]) -> CarrierService:
+def _service(row: dict[str, Any]) -> ServiceCard:
     rates = [CarrierRate(**rate) for rate in row["rates"]]
-    return CarrierService(**{k: v for k, v in row.items() if k != "rates"}, rates=rates)
+    return ServiceCard.of(CarrierService(**{k: v for k, v in row.items() if k != "rates"},
+                                         rates=rates))
 
 
 # ----- GoRules ZEN: the carrier rules as a JDM decision table -----

@@ -15,7 +15,7 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.actors import Actor
 from engine.errors import NotFoundError
@@ -111,15 +111,70 @@ class Shipment:
 
 
 @dataclass(frozen=True)
+class RateCell:
+    max_km: int
+    max_kg: Decimal
+    price: Decimal
+    transit_days: int
+
+
+@dataclass(frozen=True)
+class ServiceCard:
+    """A service and its rate card as rating reads them: a snapshot, shared across requests."""
+
+    carrier_code: str
+    code: str
+    service_level: str
+    mode: str
+    max_weight_kg: Decimal
+    insured: bool
+    max_insured_value: Decimal
+    hazmat_allowed: bool
+    cutoff_hour: int
+    dim_divisor: int
+    fuel_surcharge_pct: Decimal
+    hazmat_fee: Decimal
+    insurance_pct: Decimal
+    rates: tuple[RateCell, ...]  # by distance, then weight
+
+    @classmethod
+    def of(cls, service: CarrierService) -> ServiceCard:
+        return cls(
+            service.carrier_code, service.code, service.service_level, service.mode,
+            service.max_weight_kg, service.insured, service.max_insured_value,
+            service.hazmat_allowed, service.cutoff_hour, service.dim_divisor,
+            service.fuel_surcharge_pct, service.hazmat_fee, service.insurance_pct,
+            tuple(sorted((RateCell(r.max_km, r.max_kg, r.price, r.transit_days)
+                          for r in service.rates), key=lambda r: (r.max_km, r.max_kg))))
+
+
+_CARDS: dict[str, Any] = {"version": None, "cards": ()}
+
+
+def rate_cards(uow: UnitOfWork) -> tuple[ServiceCard, ...]:
+    """Return the active services with their rate cards, read again only after a change."""
+    version = tuple(uow.session.execute(
+        select(func.max(Carrier.updated_at), func.count(Carrier.code))).one())
+    if _CARDS["version"] != version:
+        services = uow.session.scalars(
+            select(CarrierService).join(Carrier).where(Carrier.active.is_(True))
+            .order_by(CarrierService.carrier_code, CarrierService.code))
+        _CARDS["cards"] = tuple(ServiceCard.of(service) for service in services)
+        _CARDS["version"] = version
+    cards: tuple[ServiceCard, ...] = _CARDS["cards"]
+    return cards
+
+
+@dataclass(frozen=True)
 class Quote:
-    service: CarrierService
+    service: ServiceCard
     billable_kg: Decimal
     cost: Decimal
     transit_days: int
     promised_at: datetime
 
 
-def quote(service: CarrierService, shipment: Shipment, now: datetime) -> Quote | None:
+def quote(service: ServiceCard, shipment: Shipment, now: datetime) -> Quote | None:
     """Rate one service for a shipment; None when its card does not reach that far."""
     billable = max(shipment.weight_kg,
                    (shipment.volume_cm3 / service.dim_divisor).quantize(Decimal("0.001")))
@@ -127,10 +182,8 @@ def quote(service: CarrierService, shipment: Shipment, now: datetime) -> Quote |
     cells = [rate for rate in service.rates if rate.max_km >= kilometres]
     if not cells:
         return None
-    band = min(rate.max_km for rate in cells)
-    # by weight here, not by the rows' order: SQLite keeps max_kg as text ("100" < "50")
-    in_band = sorted((rate for rate in cells if rate.max_km == band),
-                     key=lambda rate: rate.max_kg)
+    band = cells[0].max_km  # the card is sorted by distance, then weight
+    in_band = [rate for rate in cells if rate.max_km == band]
     # heavier than the card goes: the heaviest cell's price, and over_max_weight says so
     cell = next((rate for rate in in_band if rate.max_kg >= billable), in_band[-1])
     freight = cell.price * (1 + service.fuel_surcharge_pct / 100)
@@ -234,9 +287,7 @@ def choose_carriers(uow: UnitOfWork, actor: Actor, order: Order) -> OrderDecisio
 def plan_carriers(uow: UnitOfWork, order: Order, groups: Sequence[FulfilmentGroup],
                   rule_set: CompiledRuleSet | None, now: datetime) -> list[Choice]:
     """Rate every service for each group and let the rules choose; nothing is written."""
-    services = list(uow.session.scalars(
-        select(CarrierService).join(Carrier).where(Carrier.active.is_(True))
-        .order_by(CarrierService.carrier_code, CarrierService.code)))
+    services = rate_cards(uow)
     customer = uow.session.get(Customer, order.customer_id)
     destination = destination_of(uow, order)
     lines = {line.id: line for line in order.lines}
@@ -245,7 +296,7 @@ def plan_carriers(uow: UnitOfWork, order: Order, groups: Sequence[FulfilmentGrou
 
 
 def _choose(uow: UnitOfWork, order: Order, group: FulfilmentGroup,
-            services: Sequence[CarrierService], customer: Customer | None,
+            services: Sequence[ServiceCard], customer: Customer | None,
             destination: Point | None, lines: Mapping[int, OrderLine],
             rule_set: CompiledRuleSet | None, now: datetime) -> Choice:
     location = uow.session.get(Location, group.location_code)
