@@ -38,7 +38,7 @@ from engine.models import (
 )
 from engine.orders import record_event
 from engine.ports import UnitOfWork
-from engine.rulesets import compiled, published_version
+from engine.rulesets import compiled, deciding_version
 from engine.status import OrderStatus, check_transition
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate
 from rules.stage import plain
@@ -252,12 +252,11 @@ class Choice:
 
 def choose_carriers(uow: UnitOfWork, actor: Actor, order: Order) -> OrderDecision | None:
     """Choose a carrier service for each of the order's groups that has none yet."""
-    groups = list(uow.session.scalars(select(FulfilmentGroup).where(
-        FulfilmentGroup.order_id == order.id, FulfilmentGroup.status == "allocated",
-        FulfilmentGroup.carrier_code.is_(None)).order_by(FulfilmentGroup.id)))
+    groups = [group for group in order.fulfilment_groups
+              if group.status == "allocated" and group.carrier_code is None]
     if not groups:
         return None
-    version = published_version(uow, "carrier")
+    version = deciding_version(uow, "carrier")
     now = utcnow()
     choices = plan_carriers(uow, order, groups, compiled(version) if version else None, now)
     stuck = [choice for choice in choices if choice.chosen is None]
@@ -299,7 +298,7 @@ def _choose(uow: UnitOfWork, order: Order, group: FulfilmentGroup,
             services: Sequence[ServiceCard], customer: Customer | None,
             destination: Point | None, lines: Mapping[int, OrderLine],
             rule_set: CompiledRuleSet | None, now: datetime) -> Choice:
-    location = uow.session.get(Location, group.location_code)
+    location = group.location or uow.session.get(Location, group.location_code)
     assert location is not None  # a foreign key
     shipment = _shipment(group, lines, location, destination)
     quotes = [(service, quote(service, shipment, now)) for service in services]

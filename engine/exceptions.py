@@ -21,7 +21,7 @@ from engine.holds import RULE_ERROR_QUEUE
 from engine.models import Customer, Hold, Order, OrderDecision, utcnow
 from engine.orders import cancel_order, record_event
 from engine.ports import UnitOfWork
-from engine.rulesets import compiled, published_version
+from engine.rulesets import compiled, deciding_version
 from engine.status import OrderStatus
 from rules.evaluation import RuleEvaluationError, evaluate
 from rules.stage import plain
@@ -38,7 +38,7 @@ def handle_rule_error(uow: UnitOfWork, actor: Actor, order: Order, stage: str,
     The rule-error hold stays unless the rules hold it elsewhere or cancel the order;
     nothing the rules say can release an order whose decision failed.
     """
-    version = published_version(uow, "exceptions")
+    version = deciding_version(uow, "exceptions")
     if version is None:
         return None
     now = utcnow()

@@ -212,6 +212,8 @@ class Order(Timestamped, Base):
         back_populates="order", order_by="OrderLine.line_no", lazy="selectin",
         cascade="all, delete-orphan",
     )
+    fulfilment_groups: Mapped[list[FulfilmentGroup]] = relationship(
+        back_populates="order", order_by="FulfilmentGroup.id")
 
 
 QUANTITY_CHECKS = (
@@ -551,6 +553,8 @@ class FulfilmentGroup(Base):
     lines: Mapped[list[FulfilmentLine]] = relationship(
         back_populates="group", order_by="FulfilmentLine.id", lazy="selectin",
         cascade="all, delete-orphan")
+    order: Mapped[Order] = relationship(back_populates="fulfilment_groups")
+    location: Mapped[Location] = relationship()
 
 
 class FulfilmentLine(Base):

@@ -145,7 +145,9 @@ def capture_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
         tax_amount=draft.tax_amount,
         total=subtotal + draft.shipping_amount + draft.tax_amount,
         created_by=actor.label, created_at=now, updated_at=now, lines=lines,
+        fulfilment_groups=[],
     )
+    order.customer = customer  # the stages that follow read it, without asking again
     _insert_once(uow, order)
     record_event(uow, order, "order.received", actor, status=OrderStatus.RECEIVED.value,
                  channel=channel, channel_order_ref=draft.channel_order_ref,

@@ -43,6 +43,7 @@ from engine.ports import UnitOfWork
 from engine.rulesets import (
     check_document,
     compiled,
+    deciding_version,
     get_version,
     published_version,
     stage_named,
@@ -219,7 +220,7 @@ def validate_order(uow: UnitOfWork, actor: Actor, order: Order,
     the rule-error queue with the failure as its reason. Holds from `waived` rules (released
     by a person) are recorded in the trace but do not hold the order again.
     """
-    version = published_version(uow, "validation")
+    version = deciding_version(uow, "validation")
     facts = validation_facts(uow, order, lock=True)
     now = utcnow()
     if version is None:

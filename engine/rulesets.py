@@ -106,6 +106,23 @@ def published_version(uow: UnitOfWork, stage: str) -> RuleSetVersion | None:
         RuleSetVersion.stage == stage, RuleSetVersion.state == PUBLISHED))
 
 
+def deciding_version(uow: UnitOfWork, stage: str) -> RuleSetVersion | None:
+    """Return the published version of a stage, as this transaction first saw them all.
+
+    One query per transaction for every stage an order goes through; a publish in the
+    same transaction forgets them.
+    """
+    published: dict[str, RuleSetVersion] | None = uow.session.info.get(_PUBLISHED)
+    if published is None:
+        published = uow.session.info[_PUBLISHED] = {
+            version.stage: version for version in uow.session.scalars(
+                select(RuleSetVersion).where(RuleSetVersion.state == PUBLISHED))}
+    return published.get(stage)
+
+
+_PUBLISHED = "published_rule_sets"
+
+
 def create_draft(uow: UnitOfWork, actor: Actor, stage: str, document: Any,
                  comment: str) -> RuleSetVersion:
     """Store a checked rule set as the stage's next version, in draft."""
@@ -237,6 +254,7 @@ def _make_published(uow: UnitOfWork, actor: Actor, stage: str, version: int, req
     if failures:
         raise RuleSetTestsFailedError(failures, f"{len(failures)} test case(s) of {stage} "
                                                 f"version {version} fail; it stays {target.state}")
+    uow.session.info.pop(_PUBLISHED, None)
     current = published_version(uow, stage)
     if current is not None:
         current.state = RETIRED

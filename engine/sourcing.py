@@ -40,7 +40,7 @@ from engine.models import (
 )
 from engine.orders import get_order, record_event
 from engine.ports import UnitOfWork
-from engine.rulesets import compiled, published_version
+from engine.rulesets import compiled, deciding_version
 from engine.status import OrderStatus, check_transition
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate
 from rules.stage import plain
@@ -89,6 +89,7 @@ class Plan:
     hold: tuple[str, str, str | None] | None = None  # (queue, reason, rule)
     error: RuleEvaluationError | None = None
     held_back: dict[str, int] = field(default_factory=dict)  # location -> units kept back
+    locations: dict[str, Location] = field(default_factory=dict)  # the candidates'
     levels: dict[tuple[str, str], StockLevel] = field(default_factory=dict)  # as locked
     shipping_from: frozenset[str] = frozenset()  # locations already shipping for the order
 
@@ -146,7 +147,7 @@ def source_order(uow: UnitOfWork, actor: Actor, order: Order,
     so units of it are not kept back from it. Returns the recorded decision (None when
     nothing moved).
     """
-    version = published_version(uow, "sourcing")
+    version = deciding_version(uow, "sourcing")
     now = utcnow()
     rule_set = compiled(version) if version is not None else None
     plan = plan_sourcing(uow, order, rule_set, now, waived, front_of=front_of)
@@ -211,7 +212,8 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
     plan = Plan(needs=needs, candidates=candidates,
                 order_facts={**order_side, "destination_known": destination is not None},
                 held_back=held_back, shipping_from=_shipping_from(uow, order),
-                levels={(level.sku, location.code): level for level, location in stock})
+                levels={(level.sku, location.code): level for level, location in stock},
+                locations=locations)
     if rule_set is not None:
         # With no candidate the rules still run once, so order rules decide the remainder.
         evaluated = candidates or [_candidate(None, {}, order_side, destination, needs, lines, 0)]
@@ -251,17 +253,15 @@ def _stock(uow: UnitOfWork, skus: set[str],
     """
     if not skus:
         return []
-    codes = uow.session.execute(
-        select(StockLevel.sku, StockLevel.location_code)
-        .join(Location, Location.code == StockLevel.location_code)
-        .where(StockLevel.sku.in_(skus), Location.active.is_(True))).all()
-    keys = [(sku, code) for sku, code in codes]
-    levels = (lock_levels(uow, keys) if lock else
-              {key: level for key in keys
-               if (level := uow.session.get(StockLevel, key)) is not None})
-    active = {location.code: location for location in uow.session.scalars(
-        select(Location).where(Location.code.in_({code for _, code in codes})))}
-    return [(level, active[code]) for (_, code), level in sorted(levels.items())]
+    statement = (select(StockLevel, Location)
+                 .join(Location, Location.code == StockLevel.location_code)
+                 .where(StockLevel.sku.in_(skus), Location.active.is_(True))
+                 .order_by(StockLevel.sku, StockLevel.location_code))
+    if lock:
+        statement = statement.with_for_update(of=StockLevel)
+    # read afresh: a level this session saw before the lock may have moved since
+    found = uow.session.execute(statement.execution_options(populate_existing=True))
+    return [(level, location) for level, location in found]
 
 
 def _own_reservations(uow: UnitOfWork, order: Order) -> dict[tuple[str, str], int]:
@@ -473,13 +473,17 @@ def _reserve(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
     """Reserve each group's units at its location and record the groups."""
     if not plan.groups:
         return
+    # load the order's groups now: a lazy load below would flush lines half-updated (their
+    # allocated units raised before their backordered ones are lowered)
+    groups = order.fulfilment_groups
     wanted = {(lines[line_id].sku, code) for code, units in plan.groups.items()
               for line_id in units}
     # the plan locked them already (a dry run's plan did not, and never reserves)
     levels = plan.levels if wanted <= set(plan.levels) else lock_levels(uow, wanted)
     for code, units in plan.groups.items():
         group = FulfilmentGroup(order_id=order.id, location_code=code, status="allocated",
-                                decision_id=decision_id, created_at=utcnow())
+                                decision_id=decision_id, created_at=utcnow(),
+                                location=plan.locations[code])
         for line_id, quantity in units.items():
             line = lines[line_id]
             move(uow, actor, levels[(line.sku, code)], "reservation", 0, quantity,
@@ -488,7 +492,7 @@ def _reserve(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
             line.quantity_allocated += quantity
             group.lines.append(FulfilmentLine(order_line_id=line_id, sku=line.sku,
                                               quantity=quantity))
-        uow.session.add(group)
+        groups.append(group)
 
 
 def _apply(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,

@@ -37,3 +37,19 @@ def test_the_demo_loads_olist_data_and_the_shipped_rules_decide_its_orders(tmp_p
         assert levels > 5000
         assert uow.session.scalar(select(func.count()).select_from(PostalArea)) > 19000
     services.close()
+
+
+def test_a_replay_posts_orders_over_http_and_can_run_again(live_server, client, admin,
+                                                           catalog):
+    from adapters.replay import post_orders
+    from tests.conftest import order_body
+
+    bodies = [order_body(channel_order_ref=f"REPLAY-{n}") for n in range(3)]
+    key = admin["Authorization"].removeprefix("Bearer ")
+    first = post_orders(live_server.url, key, bodies)
+    assert first.statuses == {201: 3}
+    assert first.order_statuses == {"allocated": 3}
+    # the same replay again: each request replays its first answer, nothing is added
+    again = post_orders(live_server.url, key, bodies)
+    assert again.statuses == {201: 3}
+    assert len(client.get("/orders", headers=admin).json["items"]) == 3
