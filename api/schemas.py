@@ -309,13 +309,7 @@ class Cursor(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
                      **kwargs: Any) -> int | str:
-        if not isinstance(value, str) or len(value) > 200:
-            raise self.make_error("invalid")
-        try:
-            decoded = json.loads(base64.urlsafe_b64decode(value.encode() + b"=="))
-        except (ValueError, binascii.Error, RecursionError) as error:
-            raise self.make_error("invalid") from error
-        found = decoded.get(self.position) if isinstance(decoded, dict) else None
+        found = self._position(value, 200)
         if type(found) is not self.kind:  # noqa: E721 - bool must not pass for int
             raise self.make_error("invalid")
         if isinstance(found, int) and not 1 <= found < 2**63:
@@ -323,6 +317,16 @@ class Cursor(fields.Field):
         if isinstance(found, str) and not (0 < len(found) <= 64 and is_clean_text(found)):
             raise self.make_error("invalid")
         return found
+
+    def _position(self, value: Any, longest: int) -> Any:
+        """Return what the cursor names at its position (None if nothing), or refuse it."""
+        if not isinstance(value, str) or len(value) > longest:
+            raise self.make_error("invalid")
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(value.encode() + b"=="))
+        except (ValueError, binascii.Error, RecursionError) as error:
+            raise self.make_error("invalid") from error
+        return decoded.get(self.position) if isinstance(decoded, dict) else None
 
 
 def page_schema(items: type[Schema], name: str) -> type[Schema]:
@@ -503,13 +507,7 @@ class KeyCursor(Cursor):
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
                      **kwargs: Any) -> Any:
-        if not isinstance(value, str) or len(value) > 400:
-            raise self.make_error("invalid")
-        try:
-            decoded = json.loads(base64.urlsafe_b64decode(value.encode() + b"=="))
-        except (ValueError, binascii.Error, RecursionError) as error:
-            raise self.make_error("invalid") from error
-        found = decoded.get(self.position) if isinstance(decoded, dict) else None
+        found = self._position(value, 400)
         if not (isinstance(found, list) and len(found) == self.size
                 and all(isinstance(part, str) and 0 < len(part) <= 64 and is_clean_text(part)
                         for part in found)):

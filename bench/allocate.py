@@ -33,7 +33,14 @@ from adapters.settings import Settings
 from api.carriers import shipped_carriers
 from api.demo import seed_stock, upsert_all
 from api.schemas import CustomerSchema, LocationSchema, ProductSchema
-from bench.capture import drive, drop_database, pgbench, scratch_database, start_gunicorn
+from bench.capture import (
+    drive,
+    drop_database,
+    pgbench,
+    scratch_database,
+    server_arguments,
+    start_gunicorn,
+)
 from engine import access, geo, inventory, rulesets
 from engine.actors import system_actor
 from engine.carriers import install_default_carriers
@@ -109,13 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=3000)
     parser.add_argument("--hot-orders", type=int, default=1500)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--port", type=int, default=18082)
-    parser.add_argument("--pgbench-seconds", type=int, default=20)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
-    args = parser.parse_args()
+    args = server_arguments(parser, port=18082).parse_args()
 
     name = f"oms_bench_allocate_{uuid.uuid4().hex[:6]}"
     print(f"preparing {name}: Olist catalogue, customers, locations, stock ...", flush=True)

@@ -169,16 +169,21 @@ def pgbench(clients: int, seconds: int, scale: int) -> float:
     return float(match.group(1))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orders", type=int, default=4000)
+def server_arguments(parser: argparse.ArgumentParser, port: int) -> argparse.ArgumentParser:
+    """Add the options every HTTP benchmark takes: load, server shape, pgbench, keep."""
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--port", type=int, default=18081)
+    parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--pgbench-seconds", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=4000)
+    args = server_arguments(parser, port=18081).parse_args()
 
     name = f"oms_bench_capture_{uuid.uuid4().hex[:6]}"
     print(f"preparing {name}: Olist catalogue and customers ...", flush=True)

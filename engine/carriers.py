@@ -40,7 +40,7 @@ from engine.orders import record_event
 from engine.ports import UnitOfWork
 from engine.rulesets import compiled, deciding_version
 from engine.status import OrderStatus, check_transition
-from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate
+from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate_each
 from rules.stage import plain
 from rules.stages.carrier import PICKS, CarrierDecision, CarrierOptionFacts
 from rules.stages.validation import SERVICE_LEVELS
@@ -325,13 +325,13 @@ def _choose(uow: UnitOfWork, order: Order, group: FulfilmentGroup,
                      for s, found in quotes if found is None])
     if rule_set is not None:
         try:
-            for option in options:
-                evaluation = evaluate(rule_set, option.facts, at=now)
-                assert isinstance(evaluation.decision, CarrierDecision)
-                option.decision, option.trace = evaluation.decision, evaluation.trace
+            evaluations = evaluate_each(rule_set, [option.facts for option in options], at=now)
         except RuleEvaluationError as error:
             choice.error = error
             return choice
+        for option, evaluation in zip(options, evaluations, strict=True):
+            assert isinstance(evaluation.decision, CarrierDecision)
+            option.decision, option.trace = evaluation.decision, evaluation.trace
     _pick(choice)
     return choice
 

@@ -42,7 +42,7 @@ from engine.orders import get_order, record_event
 from engine.ports import UnitOfWork
 from engine.rulesets import compiled, deciding_version
 from engine.status import OrderStatus, check_transition
-from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate
+from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate_each
 from rules.stage import plain
 from rules.stages.sourcing import STRATEGIES, CandidateFacts, SourcingDecision
 
@@ -218,16 +218,16 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
         # With no candidate the rules still run once, so order rules decide the remainder.
         evaluated = candidates or [_candidate(None, {}, order_side, destination, needs, lines, 0)]
         try:
-            for candidate in evaluated:
-                evaluation = evaluate(rule_set, candidate.facts, at=now)
-                assert isinstance(evaluation.decision, SourcingDecision)
-                candidate.decision, candidate.trace = evaluation.decision, evaluation.trace
+            evaluations = evaluate_each(rule_set, [c.facts for c in evaluated], at=now)
         except RuleEvaluationError as error:
             plan.error = error
             plan.remainder = dict(needs)
             for candidate in candidates:
                 candidate.why = f"not decided: rule {error.rule!r} failed"
             return plan
+        for candidate, evaluation in zip(evaluated, evaluations, strict=True):
+            assert isinstance(evaluation.decision, SourcingDecision)
+            candidate.decision, candidate.trace = evaluation.decision, evaluation.trace
         _merge_policy(plan, [c.decision for c in evaluated], waived)
     _allocate(plan, lines)
     return plan

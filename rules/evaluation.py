@@ -9,7 +9,7 @@ fires); a differential test holds the two together.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -217,6 +217,16 @@ def evaluate(compiled: CompiledRuleSet, facts: Any, at: datetime | None = None) 
     finally:
         EVALUATION_TIME.reset(token)
     return evaluation
+
+
+def evaluate_each(compiled: CompiledRuleSet, cases: Sequence[Any],
+                  at: datetime | None = None) -> list[Evaluation]:
+    """Evaluate the rules once per case (each candidate, each option), all at one time.
+
+    Raises:
+        RuleEvaluationError: a rule failed on one of the cases.
+    """
+    return [evaluate(compiled, facts, at) for facts in cases]
 
 
 def _compile_condition(node: Mapping[str, Any], path: str, types: Mapping[str, str]) -> Check:
