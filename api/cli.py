@@ -305,6 +305,14 @@ def jobs() -> None:
     """Start maintenance jobs (on the queue, or inline without Redis)."""
 
 
+@jobs.command("sweep-backorders")
+def sweep_backorders() -> None:
+    """Offer available stock to every waiting backorder (run it from cron as a safety net)."""
+    with _services() as built:
+        built.jobs.enqueue("jobs.inventory.sweep_backorders", ())
+    click.echo("backorder sweep started")
+
+
 @jobs.command("purge-idempotency-keys")
 def purge_idempotency_keys() -> None:
     """Forget Idempotency-Keys older than the retention period."""

@@ -254,6 +254,19 @@ def waiting_backorders(uow: UnitOfWork, skus: Iterable[str],
     return {sku: int(total) for sku, total in uow.session.execute(statement)}
 
 
+def skus_to_fill(uow: UnitOfWork) -> list[str]:
+    """Return the SKUs that orders wait for and that some active location has available:
+    what a sweep gives to the backorder job, should a wake-up have been missed."""
+    waiting = (select(OrderLine.sku).join(Order, Order.id == OrderLine.order_id)
+               .where(OrderLine.quantity_backordered > 0, Order.status.in_(WAITING_STATUSES)))
+    return list(uow.session.scalars(
+        select(StockLevel.sku).distinct()
+        .join(Location, Location.code == StockLevel.location_code)
+        .where(StockLevel.sku.in_(waiting), Location.active.is_(True),
+               StockLevel.on_hand > StockLevel.reserved + StockLevel.safety_stock)
+        .order_by(StockLevel.sku)))
+
+
 def offer_to_backorders(uow: UnitOfWork, skus: Iterable[str]) -> None:
     """Start the backorder job for each SKU that gained stock and has orders waiting for it."""
     for sku in sorted(waiting_backorders(uow, skus)):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapters.bootstrap import current_services
-from engine import pipeline, sourcing
+from engine import inventory, pipeline, sourcing
 from engine.actors import system_actor
 
 
@@ -24,3 +24,11 @@ def allocate_backorders(sku: str) -> list[int]:
                 filled.append(order_id)
             uow.commit()
     return filled
+
+
+def sweep_backorders() -> dict[str, list[int]]:
+    """Offer available stock to every waiting backorder (a scheduled safety net: stock
+    changes start the job per SKU themselves). Returns, per SKU, the orders filled."""
+    with current_services().uow() as uow:
+        skus = inventory.skus_to_fill(uow)
+    return {sku: filled for sku in skus if (filled := allocate_backorders(sku))}

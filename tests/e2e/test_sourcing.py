@@ -310,3 +310,28 @@ def test_the_split_cap_counts_locations_from_earlier_rounds(client, admin, catal
     assert order["lines"][0]["quantities"]["allocated"] == 10
     assert sorted(location for location, _ in groups_of(client, admin, order["id"])) == [
         "WH-RJ", "WH-SP", "WH-SP"]
+
+
+def test_a_sweep_fills_backorders_whose_job_never_ran(make_app, redis_url, admin, catalog,
+                                                      services):
+    # jobs go to a Redis queue that nobody works: the receipt's backorder job is lost
+    queue_name = f"oms-test-{uuid.uuid4().hex[:8]}"
+    app = make_app(REDIS_URL=redis_url, QUEUE_NAME=queue_name)
+    client = app.test_client()
+    stock(services, {("LAMP-1", "WH-SP"): 0})
+    waiting = client.post("/orders", json=order_body(customer_id="C-BEN", lines=LAMPS),
+                          headers=admin).json
+    assert waiting["status"] == "backordered"
+    client.post("/inventory/receipts", headers=admin,
+                json={"sku": "LAMP-1", "location": "WH-SP", "quantity": 2})
+    redis = Redis.from_url(redis_url)
+    redis.delete(f"rq:queue:{queue_name}")
+    redis.close()
+    assert client.get(f"/orders/{waiting['id']}", headers=admin).json["status"] == "backordered"
+    # the sweep finds the SKU with stock and waiting orders, and fills them
+    from jobs.inventory import sweep_backorders
+
+    with using(app.extensions["oms"]):
+        assert sweep_backorders() == {"LAMP-1": [waiting["id"]]}
+        assert sweep_backorders() == {}  # run again: nothing left to do
+    assert client.get(f"/orders/{waiting['id']}", headers=admin).json["status"] == "allocated"
