@@ -43,10 +43,11 @@ _document_errors = partial(document_errors, blp)
                "safely")
 @blp.response(201, OrderOutSchema, description="The order, recorded in status received")
 def create_order(data: dict[str, Any]) -> tuple[Order, int, dict[str, str]]:
-    """Capture an order and validate it by the published validation rules.
+    """Capture an order and take it through validation, sourcing and carrier selection.
 
-    The order comes back validated, on hold (see `GET /holds`) or rejected; why is in
-    `GET /orders/{id}/decisions`.
+    The order comes back allocated (its fulfilment groups reserved, each with a carrier:
+    `GET /orders/{id}/fulfilment`), backordered, on hold (see `GET /holds`) or rejected;
+    why is in `GET /orders/{id}/decisions`.
 
     Idempotent under an `Idempotency-Key` header (scoped to the API key): the same key
     with the same body replays the first response byte for byte; with another body it is

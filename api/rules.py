@@ -377,7 +377,9 @@ class SimulationResultSchema(Schema):
 def simulate(data: dict[str, Any], stage: str) -> dict[str, Any]:
     """Compare a candidate with the published rules over the latest orders: what would change.
 
-    Each order is decided by both with the facts and time of its capture; nothing is written.
+    Validation decides each order with the facts and time of its capture; sourcing sources
+    each afresh against today's stock; carrier selection rates each order's shipments again.
+    Optionally only orders received in a window. Nothing is written or reserved.
     """
     result: dict[str, Any] = pipeline.simulate(
         request_uow(), current_actor(), stage, version=data.get("version"),
