@@ -88,7 +88,7 @@ class SupplyInSchema(StrictSchema):
 
 
 class BulkRowsSchema(StrictSchema):
-    rows = fields.List(fields.Raw(), required=True,
+    rows = fields.List(fields.Raw(allow_none=True), required=True,
                        validate=validate.Length(min=1, max=MAX_BULK_ROWS,
                                                 error=f"send 1 to {MAX_BULK_ROWS} rows per call"))
 

@@ -31,7 +31,7 @@ WRITERS = ("system",)  # integrations (ERP, PIM) own reference data; admin may t
 
 
 class BulkSchema(StrictSchema):
-    rows = fields.List(fields.Raw(), required=True,
+    rows = fields.List(fields.Raw(allow_none=True), required=True,
                        validate=validate.Length(min=1, max=1000,
                                                 error="send 1 to 1000 rows per call"))
 

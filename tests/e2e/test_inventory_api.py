@@ -305,6 +305,13 @@ def test_bulk_counts_and_receipts_report_their_own_fields(client, admin, sites):
     assert [r["code"] for r in receipts["results"]] == [None, "validation_failed"]
     assert receipts["results"][1]["errors"][0]["field"] == "rows/1/quantity"
     assert level_of(client, admin, "T-LAMP", north)["on_hand"] == 10
+    # a row that is not an object at all (null, a number) fails on its own too
+    odd = client.post("/inventory/adjustments/bulk", json={"rows": [
+        None, 7, {"sku": "T-LAMP", "location": north, "quantity": 1, "reason": "found"},
+    ]}, headers=admin)
+    assert odd.status_code == 200
+    assert [r["outcome"] for r in odd.json["results"]] == ["error", "error", "applied"]
+    assert odd.json["results"][0]["errors"][0]["field"].startswith("rows/0")
 
 
 def test_a_refused_count_in_a_bulk_leaves_the_safety_stock_alone(client, admin, sites,
