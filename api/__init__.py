@@ -19,6 +19,7 @@ from api import (
     holds,
     inventory,
     orders,
+    postal_areas,
     problems,
     reference,
     rules,
@@ -64,7 +65,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     transactions.register(app)
     for blueprint in (health.blp, orders.blp, holds.blp, rules.blp, reference.customers,
                       reference.products, reference.locations, inventory.blp,
-                      inventory.availability_blp, carriers.blp):
+                      inventory.availability_blp, carriers.blp,
+                      postal_areas.blp):
         api.register_blueprint(blueprint)
     return app
 

@@ -7,7 +7,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, tuple_
 
 from engine.models import Customer, Order, PostalArea
 from engine.ports import UnitOfWork
@@ -50,15 +50,47 @@ def shipping_cost(distance: Decimal | None, weight_kg: Decimal) -> Decimal:
 
 def locate(uow: UnitOfWork, country: str, postal_code: str | None) -> Point | None:
     """Return the coordinates of a postal code: its longest known prefix, if any."""
-    digits = "".join(ch for ch in postal_code or "" if ch.isalnum()).upper()
+    area = area_of(uow, country, postal_code)
+    return (float(area.latitude), float(area.longitude)) if area is not None else None
+
+
+def area_of(uow: UnitOfWork, country: str, postal_code: str | None) -> PostalArea | None:
+    """Return the postal area a code falls in: the longest stored prefix of its letters and
+    digits (so "01310-100" finds "01310" when that is the finest area known)."""
+    digits = postal_prefix(postal_code or "")
     prefixes = [digits[:length] for length in range(len(digits), 1, -1)]
     if not prefixes:
         return None
-    area = uow.session.scalars(
+    return uow.session.scalars(
         select(PostalArea).where(PostalArea.country == country,
                                  PostalArea.prefix.in_(prefixes))
         .order_by(func.length(PostalArea.prefix).desc()).limit(1)).first()
-    return (float(area.latitude), float(area.longitude)) if area is not None else None
+
+
+def postal_prefix(postal_code: str) -> str:
+    """Return a postal code as areas are keyed: letters and digits only, upper case."""
+    return "".join(ch for ch in postal_code if ch.isalnum()).upper()
+
+
+def upsert_postal_areas(uow: UnitOfWork, rows: list[dict[str, Any]]) -> list[str]:
+    """Create or replace postal areas by (country, prefix); return created/updated per row."""
+    keys = {(row["country"], row["prefix"]) for row in rows}
+    existing = {(area.country, area.prefix): area for area in uow.session.scalars(
+        select(PostalArea).where(tuple_(PostalArea.country, PostalArea.prefix).in_(keys))
+        .with_for_update())}
+    outcomes = []
+    for row in rows:
+        area = existing.get((row["country"], row["prefix"]))
+        if area is None:
+            area = existing[(row["country"], row["prefix"])] = PostalArea(**row)
+            uow.session.add(area)
+            outcomes.append("created")
+        else:
+            for name, value in row.items():
+                setattr(area, name, value)
+            outcomes.append("updated")
+    uow.session.flush()
+    return outcomes
 
 
 def replace_postal_areas(uow: UnitOfWork, country: str, rows: list[dict[str, Any]]) -> int:
