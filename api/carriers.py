@@ -6,7 +6,7 @@ from functools import partial
 from typing import Any
 
 from flask_smorest import Blueprint
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
 from adapters import carriers as adapters_carriers
 from api.access import allow
@@ -89,8 +89,16 @@ class CarrierListSchema(StrictSchema):
 
 
 class CarrierPutSchema(CarrierSchema):
-    class Meta:
-        exclude = ("code",)
+    """A whole carrier, as GET returns it: `code` may be sent if it is the path's, and the
+    read-only `updated_at` is ignored, so a GET can be edited and PUT back."""
+
+    code = fields.String(validate=CODE)
+
+    @pre_load
+    def drop_read_only(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict):
+            data = {key: value for key, value in data.items() if key != "updated_at"}
+        return data
 
 
 @blp.route("", methods=["GET"])
@@ -125,6 +133,9 @@ def replace_carrier(data: dict[str, Any], code: str) -> tuple[Carrier, int]:
         problems = field_errors([FieldProblem("code", str(error.messages[0]))], "path")
         raise ApiProblem(422, "validation_failed", "1 field(s) are invalid",
                          errors=problems) from error
+    if data.get("code", code) != code:
+        raise ApiProblem(422, "validation_failed", "1 field(s) are invalid", errors=[
+            {"field": "code", "in": "body", "message": f"must be {code!r}, as in the path"}])
     carrier, created = carriers.replace_carrier(request_uow(), {**data, "code": code})
     return carrier, 201 if created else 200
 

@@ -327,6 +327,14 @@ def test_a_put_creates_a_carrier_and_a_second_put_replaces_it_whole(client, admi
     assert read["services"][0]["rates"] == [
         {"max_km": 5000, "max_kg": 30, "price": "9.00", "transit_days": 10}]
 
+    # what GET returns can be edited and PUT back as it is; another code is refused
+    read["services"][0]["rates"][0]["price"] = "8.50"
+    assert client.put("/carriers/NEWCO", json=read, headers=ops).status_code == 200
+    assert client.get("/carriers/NEWCO", headers=ops).json["services"][0]["rates"][0][
+        "price"] == "8.50"
+    other = client.put("/carriers/NEWCO", json={**read, "code": "OTHER"}, headers=ops)
+    assert (other.status_code, other.json["errors"][0]["field"]) == (422, "code")
+
     # the next order rates the new service alongside the others
     order = client.post("/orders", json=order_body(), headers=admin).json
     [shipment] = carrier_decision(client, admin, order["id"])["trace"]
