@@ -11,6 +11,7 @@ from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from adapters.outbox import Outbox
 from adapters.queue import InlineJobQueue, RqJobQueue
 from adapters.settings import Settings
 from adapters.sql import SqlUnitOfWork, make_engine, make_session_factory
@@ -25,9 +26,13 @@ class Services:
     jobs: JobQueue
     redis: Redis | None = None
 
+    @property
+    def outbox(self) -> Outbox:
+        return Outbox(self.session_factory, self.jobs, inline=self.redis is None)
+
     def uow(self) -> SqlUnitOfWork:
         """Return a new unit of work (use it as a context manager)."""
-        return SqlUnitOfWork(self.session_factory, self.jobs)
+        return SqlUnitOfWork(self.session_factory, self.outbox)
 
     def close(self) -> None:
         """Release connections to the database and Redis."""
@@ -43,7 +48,10 @@ _from_env: list[Services] = []
 def build_services(settings: Settings) -> Services:
     """Create the engine, the session factory and the job queue the settings ask for."""
     engine = make_engine(settings.database_url, settings.database_pool_size)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    # A short connect timeout: an unreachable Redis delays work (it waits in the outbox),
+    # not requests. No read timeout: RQ workers block on the queue for minutes.
+    redis = (Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+             if settings.redis_url else None)
     services = Services(settings, engine, make_session_factory(engine),
                         jobs=InlineJobQueue(lambda: using(services)), redis=redis)
     if redis is not None:

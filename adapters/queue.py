@@ -35,7 +35,7 @@ class InlineJobQueue:
     def __init__(self, context: Callable[[], AbstractContextManager[object]]) -> None:
         self._context = context
 
-    def enqueue(self, job: str, args: tuple[JobArg, ...]) -> None:
+    def enqueue(self, job: str, args: tuple[JobArg, ...], key: str | None = None) -> None:
         function = resolve(job)
         with self._context():
             try:
@@ -50,9 +50,9 @@ class RqJobQueue:
     def __init__(self, redis: Redis, queue_name: str) -> None:
         self.queue = Queue(queue_name, connection=redis)
 
-    def enqueue(self, job: str, args: tuple[JobArg, ...]) -> None:
+    def enqueue(self, job: str, args: tuple[JobArg, ...], key: str | None = None) -> None:
         resolve(job)  # fail here, in the caller, on a name no worker could run
-        self.queue.enqueue(job, *args, retry=RETRY)
+        self.queue.enqueue(job, *args, retry=RETRY, job_id=key)
 
 
 def run_worker(redis: Redis, queue_name: str, burst: bool = False,

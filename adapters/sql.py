@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.ports import JobArg, JobQueue
+from adapters.outbox import Outbox
+from adapters.queue import resolve
+from engine.models import OutboxMessage, utcnow
+from engine.ports import JobArg
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
@@ -44,12 +50,13 @@ def _sqlite_on_begin(connection: Any) -> None:
 
 
 class SqlUnitOfWork:
-    """One transaction in one session; jobs asked for are enqueued only after commit."""
+    """One transaction in one session; the jobs it asks for are written to the outbox in
+    that transaction, and handed to the queue once it has committed."""
 
-    def __init__(self, session_factory: Callable[[], Session], jobs: JobQueue) -> None:
+    def __init__(self, session_factory: Callable[[], Session], outbox: Outbox) -> None:
         self._session_factory = session_factory
-        self._jobs = jobs
-        self._pending: list[tuple[str, tuple[JobArg, ...]]] = []
+        self._outbox = outbox
+        self._pending: list[OutboxMessage] = []
 
     def __enter__(self) -> SqlUnitOfWork:
         self.session = self._session_factory()
@@ -65,15 +72,21 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         self.session.commit()
         pending, self._pending = self._pending, []
-        for job, args in pending:
-            self._jobs.enqueue(job, args)
+        if pending:
+            try:
+                self._outbox.dispatch([message.id for message in pending])
+            except Exception:  # committed: the outbox keeps them for the next dispatch
+                log.exception("dispatching %d outbox message(s) failed", len(pending))
 
     def rollback(self) -> None:
         self._pending = []
         self.session.rollback()
 
     def enqueue_after_commit(self, job: str, *args: JobArg) -> None:
-        self._pending.append((job, args))
+        resolve(job)  # a name no worker could run fails the caller, not the worker
+        message = OutboxMessage(job=job, args=list(args), created_at=utcnow(), attempts=0)
+        self.session.add(message)
+        self._pending.append(message)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -14,6 +14,7 @@ from marshmallow import ValidationError
 
 from adapters import migrations
 from adapters.bootstrap import Services, build_services
+from adapters.outbox import start_dispatcher
 from adapters.queue import run_worker
 from adapters.settings import PROJECT_ROOT, Settings
 from api.carriers import CarrierSchema, carriers_document, shipped_carriers
@@ -289,15 +290,30 @@ def serve(host: str, port: int) -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
-def worker(burst: bool) -> None:
-    """Run an RQ worker on OMS_REDIS_URL's queue."""
+@click.option("--dispatch-every", default=5.0, show_default=True, type=float,
+              help="Seconds between outbox dispatches (0: none from this worker).")
+def worker(burst: bool, dispatch_every: float) -> None:
+    """Run an RQ worker on OMS_REDIS_URL's queue, and dispatch the outbox meanwhile."""
     settings = Settings.from_env()
     if not settings.redis_url:
         raise click.ClickException("set OMS_REDIS_URL: without it, jobs run inline")
     with _services() as built:
         if built.redis is None:
             raise click.ClickException("OMS_REDIS_URL did not give a Redis connection")
+        built.outbox.dispatch()  # what waited while no worker ran
+        if dispatch_every > 0 and not burst:
+            start_dispatcher(built.outbox, dispatch_every)
         run_worker(built.redis, settings.queue_name, burst=burst)
+
+
+@main.command("dispatch-outbox")
+def dispatch_outbox() -> None:
+    """Hand every waiting outbox message to the job queue once (e.g. after Redis was down)."""
+    with _services() as built:
+        handed = built.outbox.dispatch(limit=100_000)
+        waiting, oldest = built.outbox.backlog()
+    click.echo(f"{handed} dispatched, {waiting} still waiting"
+               + (f" (oldest {oldest:.0f} s)" if oldest is not None else ""))
 
 
 @main.group()

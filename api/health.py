@@ -47,6 +47,13 @@ def readyz() -> Response:
             checks["redis"] = "ok"
         except Exception as error:
             checks["redis"] = f"unreachable: {type(error).__name__}"
+    outbox: dict[str, Any] = {}
+    if checks["database"] == "ok":
+        waiting, oldest = built.outbox.backlog()
+        outbox = {"waiting": waiting, "oldest_seconds": round(oldest, 1) if oldest else None}
+    if built.redis is not None and checks.get("redis") == "ok":
+        outbox["queue_depth"] = built.redis.llen(f"rq:queue:{built.settings.queue_name}")
     if all(value == "ok" for value in checks.values()):
-        return jsonify(status="ready", checks=checks)
-    return problem(503, "not_ready", "a dependency is not available", checks=checks)
+        return jsonify(status="ready", checks=checks, outbox=outbox)
+    return problem(503, "not_ready", "a dependency is not available", checks=checks,
+                   outbox=outbox)

@@ -634,3 +634,24 @@ class CarrierRate(Base):
     max_kg: Mapped[Decimal]
     price: Mapped[Decimal]
     transit_days: Mapped[int] = mapped_column(Integer)
+
+
+class OutboxMessage(Base):
+    """Work a committed change asked for, written in its transaction: a dispatcher hands it
+    to the job queue, so a queue that is down delays the work but loses none."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        Index("ix_outbox_messages_waiting", "id",
+              postgresql_where=text("dispatched_at IS NULL"),
+              sqlite_where=text("dispatched_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(100))
+    args: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))

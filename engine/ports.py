@@ -27,5 +27,5 @@ class UnitOfWork(Protocol):
 class JobQueue(Protocol):
     """Runs jobs by name, now (inline) or later (a worker)."""
 
-    def enqueue(self, job: str, args: tuple[JobArg, ...]) -> None:
-        """Hand one job over for running."""
+    def enqueue(self, job: str, args: tuple[JobArg, ...], key: str | None = None) -> None:
+        """Hand one job over for running (`key`: an id the queue may keep it under)."""

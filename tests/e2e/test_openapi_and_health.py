@@ -48,7 +48,8 @@ def test_healthz_answers_while_the_process_runs(client):
 def test_readyz_checks_the_database(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json == {"status": "ready", "checks": {"database": "ok"}}
+    assert response.json == {"status": "ready", "checks": {"database": "ok"},
+                             "outbox": {"waiting": 0, "oldest_seconds": None}}
 
 
 def test_readyz_checks_redis_when_it_is_configured(make_app, redis_url):

@@ -13,7 +13,7 @@ from adapters import idempotency
 from adapters.bootstrap import build_services, using
 from adapters.queue import RqJobQueue, run_worker
 from adapters.settings import Settings
-from engine.models import IdempotencyRecord, utcnow
+from engine.models import IdempotencyRecord, OutboxMessage, utcnow
 
 
 def _old_and_new_keys(services) -> None:
@@ -133,3 +133,42 @@ def test_without_redis_the_simulation_job_runs_right_after_the_request(client, a
     done = client.get(queued.headers["Location"], headers=admin).json
     assert (done["state"], done["result"]["orders"]) == ("done", 1)
     assert client.get("/rules/validation/simulations/999", headers=admin).status_code == 404
+
+
+def test_the_work_a_change_asks_for_is_kept_in_its_transaction_while_redis_is_down(
+        make_app, redis_url, admin, catalog, client, services):
+    """Redis unreachable when stock arrives: the receipt is accepted, the backorder job
+    waits in the outbox, and once Redis is back it runs exactly once."""
+    from jobs.inventory import allocate_backorders
+    from tests.conftest import order_body, stock
+
+    stock(services, {("LAMP-1", "WH-SP"): 0})
+    lamps = [{"sku": "LAMP-1", "quantity": 2, "unit_price": "89.90"}]
+    waiting = client.post("/orders", json=order_body(customer_id="C-BEN", lines=lamps),
+                          headers=admin).json
+    assert waiting["status"] == "backordered"
+    queue_name = f"oms-test-{uuid.uuid4().hex[:8]}"
+    down = make_app(REDIS_URL="redis://127.0.0.1:1/0", QUEUE_NAME=queue_name)
+    receipt = down.test_client().post("/inventory/receipts", headers=admin, json={
+        "sku": "LAMP-1", "location": "WH-SP", "quantity": 2, "reference": "PO-9"})
+    assert receipt.status_code == 200
+    up = make_app(REDIS_URL=redis_url, QUEUE_NAME=queue_name)
+    ready = up.test_client().get("/readyz").json
+    assert ready["outbox"]["waiting"] == 1 and ready["outbox"]["oldest_seconds"] >= 0
+    with services.uow() as uow:
+        [message] = uow.session.scalars(select(OutboxMessage))
+        assert (message.job, message.args, message.dispatched_at) == (
+            "jobs.inventory.allocate_backorders", ["LAMP-1"], None)
+        assert "ConnectionError" in message.last_error
+    # Redis is back: a dispatcher hands it over once, a worker runs it
+    built = up.extensions["oms"]
+    assert built.outbox.dispatch() == 1
+    assert built.outbox.dispatch() == 0  # handed once
+    redis = Redis.from_url(redis_url)
+    assert Queue(queue_name, connection=redis).count == 1
+    with using(built):
+        run_worker(redis, queue_name, burst=True, fork=False)
+        assert allocate_backorders("LAMP-1") == []  # a second run finds nothing to do
+    redis.close()
+    assert client.get(f"/orders/{waiting['id']}", headers=admin).json["status"] == "allocated"
+    assert up.test_client().get("/readyz").json["outbox"]["waiting"] == 0
