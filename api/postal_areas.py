@@ -6,11 +6,11 @@ from functools import partial
 from typing import Any
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from api.access import allow
 from api.problems import document_errors, flatten_messages
-from api.schemas import Measure, StrictSchema, country_field, text
+from api.schemas import BulkResultSchema, Measure, StrictSchema, country_field, text
 from api.transactions import command, request_uow
 from engine import geo
 from engine.errors import NotFoundError
@@ -42,20 +42,6 @@ class AreaRowsSchema(StrictSchema):
                                                 error=f"send 1 to {MAX_ROWS} rows per call"))
 
 
-class AreaResultSchema(Schema):
-    index = fields.Integer()
-    key = fields.String(allow_none=True)
-    outcome = fields.String(metadata={"enum": ["created", "updated", "error"]})
-    errors = fields.List(fields.Dict())
-
-
-class AreaBulkResultSchema(Schema):
-    created = fields.Integer()
-    updated = fields.Integer()
-    failed = fields.Integer()
-    results = fields.List(fields.Nested(AreaResultSchema))
-
-
 class LookupSchema(StrictSchema):
     country = country_field(load_default="BR")
     postal_code = text(32, required=True)
@@ -85,7 +71,7 @@ def lookup(query: dict[str, Any]) -> PostalArea:
 @_errors(400, 401, 403, 413, 415)
 @blp.arguments(AreaRowsSchema(), description=f"Up to {MAX_ROWS:,} areas; an existing "
                "(country, prefix) is replaced")
-@blp.response(200, AreaBulkResultSchema, description="One result per row, in order")
+@blp.response(200, BulkResultSchema, description="One result per row, in order")
 def upsert(data: dict[str, Any]) -> dict[str, Any]:
     """Create or replace postal areas; each row succeeds or fails on its own."""
     schema = PostalAreaSchema()
