@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import uuid
 from typing import Any
@@ -35,11 +34,11 @@ from api.demo import seed_stock, upsert_all
 from api.schemas import CustomerSchema, LocationSchema, ProductSchema
 from bench.capture import (
     drive,
-    drop_database,
-    pgbench,
+    reference,
     scratch_database,
     server_arguments,
     start_gunicorn,
+    stop,
 )
 from engine import access, geo, inventory, rulesets
 from engine.actors import system_actor
@@ -137,17 +136,9 @@ def main() -> None:
         check = oversell_check(url, sku)
         spread_statuses = _statuses(url)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        if not args.keep:
-            drop_database(name)
-
-    tps = pgbench(args.clients, args.pgbench_seconds, scale=max(args.clients, 10))
-    print()
-    print(f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} "
-          f"concurrent clients; {os.cpu_count()} CPUs; spread orders of "
-          f"{statistics.mean(lines):.2f} lines on average over {len(generator.skus):,} SKUs")
-    print(f"pgbench (TPC-B-like, {args.clients} clients, same server): {tps:,.0f} tps")
+        stop(server, args, name)
+    tps = reference(args, f"spread orders of {statistics.mean(lines):.2f} lines on average "
+                          f"over {len(generator.skus):,} SKUs")
     for run in (spread_run, hot_run):
         print(f"POST /orders {run.label:>8}: {run.rate:7.1f} orders/s   "
               f"p50 {run.percentile(0.5):6.1f} ms   p99 {run.percentile(0.99):6.1f} ms   "

@@ -169,6 +169,24 @@ def pgbench(clients: int, seconds: int, scale: int) -> float:
     return float(match.group(1))
 
 
+def stop(server: subprocess.Popen[bytes], args: argparse.Namespace, name: str) -> None:
+    """Stop gunicorn and drop the scratch database (unless asked to keep it)."""
+    server.terminate()
+    server.wait(timeout=30)
+    if not args.keep:
+        drop_database(name)
+
+
+def reference(args: argparse.Namespace, workload: str) -> float:
+    """Run pgbench with the run's client count, print the set-up, and return its tps."""
+    tps = pgbench(args.clients, args.pgbench_seconds, scale=max(args.clients, 10))
+    print()
+    print(f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} "
+          f"concurrent clients; {os.cpu_count()} CPUs; {workload}")
+    print(f"pgbench (TPC-B-like, {args.clients} clients, same server): {tps:,.0f} tps")
+    return tps
+
+
 def server_arguments(parser: argparse.ArgumentParser, port: int) -> argparse.ArgumentParser:
     """Add the options every HTTP benchmark takes: load, server shape, pgbench, keep."""
     parser.add_argument("--clients", type=int, default=16)
@@ -202,17 +220,8 @@ def main() -> None:
             drive(args.port, key, bodies[args.orders:], args.clients, "no-key", False),
         ]
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        if not args.keep:
-            drop_database(name)
-
-    tps = pgbench(args.clients, args.pgbench_seconds, scale=max(args.clients, 10))
-    print()
-    print(f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} "
-          f"concurrent clients; orders of {statistics.mean(lines):.2f} lines on average "
-          f"(1-3), {os.cpu_count()} CPUs")
-    print(f"pgbench (TPC-B-like, {args.clients} clients, same server): {tps:,.0f} tps")
+        stop(server, args, name)
+    tps = reference(args, f"orders of {statistics.mean(lines):.2f} lines on average (1-3)")
     for run in runs:
         print(f"POST /orders {run.label:>8}: {run.rate:7.1f} orders/s   "
               f"p50 {run.percentile(0.5):6.1f} ms   p99 {run.percentile(0.99):6.1f} ms   "
