@@ -214,9 +214,10 @@ def main() -> None:
 
     server = start_gunicorn(url, args.port, args.workers, args.threads)
     try:
-        drive(args.port, key, bodies[:200], args.clients, "warmup", False)  # warm the pools
+        warmup = min(200, args.orders // 4)
+        drive(args.port, key, bodies[:warmup], args.clients, "warmup", False)  # warm the pools
         runs = [
-            drive(args.port, key, bodies[200:args.orders], args.clients, "with-key", True),
+            drive(args.port, key, bodies[warmup:args.orders], args.clients, "with-key", True),
             drive(args.port, key, bodies[args.orders:], args.clients, "no-key", False),
         ]
     finally:
