@@ -32,10 +32,9 @@ def load_demo_data(services: Services, order_count: int,
                                (LOCATIONS, LocationSchema, pack.locations())):
         upsert_all(services, kind, schema(), rows)
         say(f"  {len(rows):>6} {kind.name}s")
-    with services.uow() as uow:
-        areas = geo.replace_postal_areas(uow, "BR", pack.postal_areas())
-        uow.commit()
-    say(f"  {areas:>6} postal areas")
+    areas = pack.postal_areas()
+    load_postal_areas(services, areas)
+    say(f"  {len(areas):>6} postal areas")
     seed_stock(services, pack.stock(), say)
     actor = system_actor("demo-loader")
     loader = OrderInSchema()
@@ -49,6 +48,14 @@ def load_demo_data(services: Services, order_count: int,
             except DuplicateOrderError:
                 continue  # loaded by an earlier run
     say(f"  {replayed:>6} orders replayed from the Olist sample")
+
+
+def load_postal_areas(services: Services, rows: Sequence[dict[str, Any]]) -> None:
+    """Create or replace postal areas, in batches (as `POST /postal-areas/bulk` does)."""
+    for start in range(0, len(rows), STOCK_BATCH):
+        with services.uow() as uow:
+            geo.upsert_postal_areas(uow, list(rows[start:start + STOCK_BATCH]))
+            uow.commit()
 
 
 def seed_stock(services: Services, rows: Sequence[dict[str, Any]],

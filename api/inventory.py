@@ -11,12 +11,13 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from api.access import allow, current_actor
-from api.problems import document_errors, flatten_messages
+from api.problems import document_errors
 from api.schemas import (
     Cursor,
     KeyCursor,
     Measure,
     StrictSchema,
+    check_rows,
     country_field,
     page,
     page_schema,
@@ -315,16 +316,9 @@ def _apply_one(kind: str, data: dict[str, Any]) -> StockLevel:
 
 def _apply_bulk(kind: str, schema: Schema, rows: list[Any]) -> dict[str, Any]:
     """Check every row, apply the good ones in one go, and report each row in order."""
-    results: dict[int, dict[str, Any]] = {}
-    good: list[tuple[int, dict[str, Any]]] = []
-    for index, row in enumerate(rows):
-        try:
-            good.append((index, schema.load(row)))
-        except ValidationError as error:
-            sku, location = (row.get("sku"), row.get("location")) if isinstance(row, dict) \
-                else (None, None)
-            results[index] = _failed(index, sku, location, "validation_failed",
-                                     flatten_messages(error.messages, "body", f"rows/{index}"))
+    good, bad = check_rows(schema, rows)
+    results = {row.index: _failed(row.index, row.sent("sku"), row.sent("location"),
+                                  "validation_failed", row.errors) for row in bad}
     changes = [_change(kind, data) for _, data in good]
     outcomes = inventory.apply_changes(request_uow(), current_actor(), changes) if changes else []
     amount = "on_hand" if kind == "count" else "quantity"

@@ -9,8 +9,15 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from api.access import allow
-from api.problems import document_errors, flatten_messages
-from api.schemas import BulkResultSchema, Measure, StrictSchema, country_field, text
+from api.problems import document_errors
+from api.schemas import (
+    BulkResultSchema,
+    Measure,
+    StrictSchema,
+    check_rows,
+    country_field,
+    text,
+)
 from api.transactions import command, request_uow
 from engine import geo
 from engine.errors import NotFoundError
@@ -74,26 +81,12 @@ def lookup(query: dict[str, Any]) -> PostalArea:
 @blp.response(200, BulkResultSchema, description="One result per row, in order")
 def upsert(data: dict[str, Any]) -> dict[str, Any]:
     """Create or replace postal areas; each row succeeds or fails on its own."""
-    schema = PostalAreaSchema()
-    results: dict[int, dict[str, Any]] = {}
-    good: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
-    for index, row in enumerate(data["rows"]):
-        try:
-            loaded = schema.load(row)
-        except ValidationError as error:
-            results[index] = {"index": index, "key": None, "outcome": "error",
-                              "errors": flatten_messages(error.messages, "body",
-                                                         f"rows/{index}")}
-            continue
-        key = (loaded["country"], loaded["prefix"])
-        if key in good:
-            results[index] = {"index": index, "key": " ".join(key), "outcome": "error",
-                              "errors": [{"field": f"rows/{index}/prefix", "in": "body",
-                                          "message": "appears twice in this request, first "
-                                                     f"at row {good[key][0]}"}]}
-            continue
-        good[key] = (index, loaded)
-    rows = list(good.values())
+    rows, bad = check_rows(PostalAreaSchema(), data["rows"], unique=("country", "prefix"))
+    results: dict[int, dict[str, Any]] = {
+        row.index: {"index": row.index, "key": row.sent("prefix"), "outcome": "error",
+                    "errors": row.errors}
+        for row in bad
+    }
     outcomes = geo.upsert_postal_areas(request_uow(), [row for _, row in rows]) if rows else []
     for (index, row), outcome in zip(rows, outcomes, strict=True):
         results[index] = {"index": index, "key": f"{row['country']} {row['prefix']}",

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from api.access import allow
-from api.problems import document_errors, flatten_messages
+from api.problems import document_errors
 from api.schemas import (
     BulkResultSchema,
     CustomerSchema,
@@ -18,7 +18,7 @@ from api.schemas import (
     PageQuerySchema,
     ProductSchema,
     StrictSchema,
-    load_rows,
+    check_rows,
     page,
     page_schema,
 )
@@ -96,23 +96,12 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema],
     @blp.response(200, BulkResultSchema, description="One result per row, in order")
     def bulk_upsert(data: dict[str, Any]) -> dict[str, Any]:
         """Create or update many records; each row succeeds or fails on its own."""
-        good, bad = load_rows(schema(), data["rows"])
+        unique, bad = check_rows(schema(), data["rows"], unique=(key,))
         results: dict[int, dict[str, Any]] = {
-            index: {"index": index, "key": row_key, "outcome": "error",
-                    "errors": flatten_messages(messages, "body", f"rows/{index}")}
-            for index, row_key, messages in bad
+            row.index: {"index": row.index, "key": row.sent(key), "outcome": "error",
+                        "errors": row.errors}
+            for row in bad
         }
-        first_seen: dict[str, int] = {}
-        unique = []
-        for index, row in good:
-            if row[key] in first_seen:
-                results[index] = {"index": index, "key": row[key], "outcome": "error",
-                                  "errors": [{"field": f"rows/{index}/{key}", "in": "body",
-                                              "message": "appears twice in this request, "
-                                              f"first at row {first_seen[row[key]]}"}]}
-            else:
-                first_seen[row[key]] = index
-                unique.append((index, row))
         if unique:
             outcomes = reference.upsert_records(request_uow(), kind, [row for _, row in unique])
             for (index, _), outcome in zip(unique, outcomes, strict=True):

@@ -7,6 +7,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,6 +22,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from api.problems import flatten_messages
 from engine.iso import country_codes, currency_codes, decimals, minor_units
 from engine.models import CUSTOMER_TIERS, LOCATION_KINDS, PAYMENT_TERMS, SERVICE_LEVELS
 from engine.status import OrderStatus
@@ -475,22 +477,45 @@ class ProblemSchema(Schema):
     order_id = fields.Integer(metadata={"description": "on duplicate_order"})
 
 
-def load_rows(schema: Schema, rows: Any) -> tuple[list[tuple[int, dict[str, Any]]],
-                                                   list[tuple[int, str | None, list[Any]]]]:
-    """Validate each row on its own: return the good rows and, per bad row, its errors."""
+@dataclass(frozen=True)
+class RowError:
+    """A bulk row that cannot be applied: where it was, what was sent, every bad field."""
+
+    index: int
+    row: Any
+    errors: list[dict[str, str]]
+
+    def sent(self, field: str) -> str | None:
+        """Return a text field of the row as sent, if there is one."""
+        value = self.row.get(field) if isinstance(self.row, Mapping) else None
+        return value if isinstance(value, str) else None
+
+
+def check_rows(schema: Schema, rows: list[Any], unique: tuple[str, ...] = ()
+               ) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
+    """Load each row of a bulk request on its own: the good rows, and per bad row every
+    offending field as `rows/<i>/...`. With `unique`, a row repeating an earlier row's
+    values of those fields is refused too (the last of them is named)."""
     good: list[tuple[int, dict[str, Any]]] = []
-    bad: list[tuple[int, str | None, list[Any]]] = []
+    bad: list[RowError] = []
+    first_seen: dict[tuple[Any, ...], int] = {}
     for index, row in enumerate(rows):
         try:
-            good.append((index, schema.load(row)))
+            loaded = schema.load(row)
         except ValidationError as error:
-            key = row.get(_key_field(schema)) if isinstance(row, Mapping) else None
-            bad.append((index, key if isinstance(key, str) else None, [error.messages]))
+            bad.append(RowError(index, row, flatten_messages(error.messages, "body",
+                                                             f"rows/{index}")))
+            continue
+        if unique:
+            key = tuple(loaded[name] for name in unique)
+            if key in first_seen:
+                bad.append(RowError(index, row, [{
+                    "field": f"rows/{index}/{unique[-1]}", "in": "body",
+                    "message": f"appears twice in this request, first at row {first_seen[key]}"}]))
+                continue
+            first_seen[key] = index
+        good.append((index, loaded))
     return good, bad
-
-
-def _key_field(schema: Schema) -> str:
-    return next(iter(schema.fields))
 
 
 OrderPageSchema = page_schema(OrderOutSchema, "OrderPage")

@@ -30,7 +30,7 @@ from adapters.migrations import upgrade
 from adapters.olist import OlistPack, OrderGenerator
 from adapters.settings import Settings
 from api.carriers import shipped_carriers
-from api.demo import seed_stock, upsert_all
+from api.demo import load_postal_areas, seed_stock, upsert_all
 from api.schemas import CustomerSchema, LocationSchema, ProductSchema
 from bench.capture import (
     drive,
@@ -40,7 +40,7 @@ from bench.capture import (
     start_gunicorn,
     stop,
 )
-from engine import access, geo, inventory, rulesets
+from engine import access, inventory, rulesets
 from engine.actors import system_actor
 from engine.carriers import install_default_carriers
 from engine.models import Order, OrderLine, StockLevel
@@ -58,8 +58,8 @@ def prepare(url: str, pack: OlistPack, stock_per_sale: int) -> str:
     upsert_all(services, PRODUCTS, ProductSchema(), pack.products)
     upsert_all(services, CUSTOMERS, CustomerSchema(), pack.customers)
     upsert_all(services, LOCATIONS, LocationSchema(), pack.locations())
+    load_postal_areas(services, pack.postal_areas())
     with services.uow() as uow:
-        geo.replace_postal_areas(uow, "BR", pack.postal_areas())
         _, plaintext = access.create_api_key(uow, "bench-olist", "system", "olist")
         uow.commit()
     seed_stock(services, pack.stock(per_sale=stock_per_sale), say=lambda _: None)

@@ -7,7 +7,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import func, select, tuple_
 
 from engine.models import Customer, Order, PostalArea
 from engine.ports import UnitOfWork
@@ -91,14 +91,6 @@ def upsert_postal_areas(uow: UnitOfWork, rows: list[dict[str, Any]]) -> list[str
             outcomes.append("updated")
     uow.session.flush()
     return outcomes
-
-
-def replace_postal_areas(uow: UnitOfWork, country: str, rows: list[dict[str, Any]]) -> int:
-    """Replace a country's postal areas with these rows; return how many were stored."""
-    uow.session.execute(delete(PostalArea).where(PostalArea.country == country))
-    if rows:
-        uow.session.execute(insert(PostalArea), [{**row, "country": country} for row in rows])
-    return len(rows)
 
 
 def destination_of(uow: UnitOfWork, order: Order) -> Point | None:

@@ -468,10 +468,6 @@ class StockLevel(Base):
         return max(self.on_hand - self.reserved - self.safety_stock, 0)
 
 
-MOVEMENT_KINDS = ("receipt", "adjustment", "count", "reservation", "release", "shipment",
-                  "return")
-
-
 class StockMovement(Base):
     """One change to a stock level: the ledger, which is never edited."""
 
