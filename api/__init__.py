@@ -53,7 +53,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         if settings.admin_api_key:
             _ensure_admin_key(built, settings.admin_api_key)
         _retrying(built, lambda uow: install_defaults(uow, system_actor("rules-installer")))
-        _retrying(built, lambda uow: install_default_carriers(uow, shipped_carriers()))
+        _retrying(built, lambda uow: install_default_carriers(uow, shipped_carriers))
     except Exception:
         built.close()
         raise

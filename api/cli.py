@@ -244,7 +244,7 @@ def demo(host: str, port: int, order_count: int, no_serve: bool) -> None:
         migrations.upgrade(built.engine)
         with built.uow() as uow:  # the shipped rules and carriers decide the demo orders too
             rulesets.install_defaults(uow, system_actor("rules-installer"))
-            install_default_carriers(uow, shipped_carriers())
+            install_default_carriers(uow, shipped_carriers)
             uow.commit()
         click.echo("loading demo data (Olist public dataset, CC BY-NC-SA 4.0)...")
         load_demo_data(built, order_count, say=click.echo)

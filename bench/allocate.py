@@ -53,7 +53,7 @@ def prepare(url: str, pack: OlistPack, stock_per_sale: int) -> str:
     upgrade(services.engine)
     with services.uow() as uow:
         rulesets.install_defaults(uow, system_actor("bench"))
-        install_default_carriers(uow, shipped_carriers())
+        install_default_carriers(uow, shipped_carriers)
         uow.commit()
     upsert_all(services, PRODUCTS, ProductSchema(), pack.products)
     upsert_all(services, CUSTOMERS, CustomerSchema(), pack.customers)

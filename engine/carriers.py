@@ -9,7 +9,7 @@ can take puts the order on hold for a person.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -88,10 +88,13 @@ def get_carrier(uow: UnitOfWork, code: str) -> Carrier:
     return carrier
 
 
-def install_default_carriers(uow: UnitOfWork, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Load the shipped carriers when there are none yet; return how many were loaded."""
+def install_default_carriers(uow: UnitOfWork,
+                             shipped: Callable[[], Sequence[Mapping[str, Any]]]) -> int:
+    """Load the shipped carriers (read only then) when there are none yet; return how many
+    were loaded."""
     if uow.session.scalar(select(Carrier.code).limit(1)) is not None:
         return 0
+    rows = shipped()
     for carrier in rows:
         replace_carrier(uow, carrier)
     return len(rows)

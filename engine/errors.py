@@ -138,7 +138,7 @@ class ApprovalError(OmsError):
 
 
 class StageNotRunnableError(OmsError):
-    """The stage's rules exist, but orders do not reach it yet (its events are not built)."""
+    """The stage decides events, not orders, so it cannot be dry-run or simulated on one."""
 
     code = "stage_not_runnable"
 

@@ -556,8 +556,9 @@ def _rule_set(uow: UnitOfWork, stage: str, version: int | None,
     stage_named(stage)
     if stage not in RUNNABLE_STAGES:
         raise StageNotRunnableError(
-            f"orders do not reach the {stage} stage yet, so it cannot be tried on one; "
-            "its test cases run with GET /rules/{stage}/versions/{n}/tests")
+            f"the {stage} stage decides events that happen to an order, not the order "
+            "itself, so it cannot be dry-run on one; its test cases (events and the "
+            "expected resolution) run with GET /rules/{stage}/versions/{n}/tests")
     if document is not None:
         check_document(stage, document)
         return compile_rule_set(stage_named(stage), document), None
