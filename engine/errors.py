@@ -155,3 +155,33 @@ class InsufficientStockError(OmsError):
             f"for orders; it cannot become {wanted}")
         self.sku, self.location_code = sku, location_code
         self.on_hand, self.reserved = on_hand, reserved
+
+
+class ExternalSystemError(OmsError):
+    """A system we do not control failed us; `retryable` says whether trying again may help."""
+
+    code = "external_system_error"
+    retryable = True
+
+    def __init__(self, system: str, detail: str) -> None:
+        super().__init__(f"{system}: {detail}")
+        self.system = system
+
+
+class ExternalTimeoutError(ExternalSystemError):
+    """The system did not answer in time: the call may or may not have taken effect."""
+
+    code = "external_timeout"
+
+
+class ExternalRejectedError(ExternalSystemError):
+    """The system refused the request itself (a 4xx): sending it again will not help."""
+
+    code = "external_rejected"
+    retryable = False
+
+
+class ExternalResponseError(ExternalSystemError):
+    """The system answered with something we cannot use (a 5xx, or a malformed body)."""
+
+    code = "external_bad_response"
