@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.outbox import Outbox
+from adapters.partners import Partners
 from adapters.queue import InlineJobQueue, RqJobQueue
 from adapters.settings import Settings
 from adapters.sql import SqlUnitOfWork, make_engine, make_session_factory
@@ -29,6 +30,11 @@ class Services:
     @property
     def outbox(self) -> Outbox:
         return Outbox(self.session_factory, self.jobs, inline=self.redis is None)
+
+    @property
+    def partners(self) -> Partners:
+        """The warehouse, carrier and finance systems, embedded or over HTTP."""
+        return Partners(self.settings.partners, self.session_factory)
 
     def uow(self) -> SqlUnitOfWork:
         """Return a new unit of work (use it as a context manager)."""
@@ -55,7 +61,7 @@ def build_services(settings: Settings) -> Services:
     services = Services(settings, engine, make_session_factory(engine),
                         jobs=InlineJobQueue(lambda: using(services)), redis=redis)
     if redis is not None:
-        services.jobs = RqJobQueue(redis, settings.queue_name)
+        services.jobs = RqJobQueue(redis, settings.queue_name, settings.retry_seconds)
     return services
 
 

@@ -9,15 +9,21 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Retry, SimpleWorker, Worker
+from rq import Queue, Retry, SimpleWorker, Worker, get_current_job
 
 from engine.ports import JobArg
 
 log = logging.getLogger(__name__)
 
 
-# Calls to systems we do not control fail now and then: retry with backoff.
-RETRY = Retry(max=3, interval=[10, 30, 120])
+# Calls to systems we do not control fail now and then: retry with backoff (seconds).
+DEFAULT_RETRY_SECONDS = (10, 30, 120)
+
+
+def final_attempt() -> bool:
+    """Tell whether the running job has no retry left (inline jobs run once: always)."""
+    job = get_current_job()
+    return job is None or not job.retries_left
 
 
 def resolve(job: str) -> Callable[..., Any]:
@@ -47,12 +53,14 @@ class InlineJobQueue:
 class RqJobQueue:
     """Enqueue jobs on Redis for RQ workers."""
 
-    def __init__(self, redis: Redis, queue_name: str) -> None:
+    def __init__(self, redis: Redis, queue_name: str,
+                 retry_seconds: tuple[int, ...] = DEFAULT_RETRY_SECONDS) -> None:
         self.queue = Queue(queue_name, connection=redis)
+        self.retry = Retry(max=len(retry_seconds), interval=list(retry_seconds))
 
     def enqueue(self, job: str, args: tuple[JobArg, ...], key: str | None = None) -> None:
         resolve(job)  # fail here, in the caller, on a name no worker could run
-        self.queue.enqueue(job, *args, retry=RETRY, job_id=key)
+        self.queue.enqueue(job, *args, retry=self.retry, job_id=key)
 
 
 def run_worker(redis: Redis, queue_name: str, burst: bool = False,

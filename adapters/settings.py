@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ class Settings:
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
     redis_url: str | None = None  # None: jobs run inline, right after the commit
     queue_name: str = "oms"
+    # A failed job is tried again after each of these delays, then given up.
+    job_retry_seconds: str = "10,30,120"
     admin_api_key: str | None = None
     max_content_length: int = 1024 * 1024
     idempotency_lease_seconds: int = 60
@@ -24,6 +27,18 @@ class Settings:
     database_pool_size: int = 10
     # Stages whose drafts need a second analyst's approval before publish: "validation,..."
     rules_approval_stages: str = ""
+    # Which partners are real systems over HTTP (the rest are embedded), as JSON:
+    # {"wms": {"<location>": {"url": ..., "secrets": [...], "timeout": 5}},
+    #  "carriers": {"<carrier>": {...}}, "finance": {"url": ..., "secrets": [...]}}
+    partners: str = ""
+    # Secrets partners sign their events with; two, comma-separated, during a rotation.
+    wms_event_secrets: str = ""
+    carrier_event_secrets: str = ""
+    event_tolerance_seconds: int = 300
+
+    @property
+    def retry_seconds(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.job_retry_seconds.split(",") if part.strip())
 
     def requires_approval(self, stage: str) -> bool:
         return stage in {name.strip() for name in self.rules_approval_stages.split(",")}
@@ -37,6 +52,9 @@ class Settings:
             if raw is None or raw == "":
                 continue
             # Flask's from_prefixed_env decodes JSON: "123" arrives as 123, also for keys.
+            # and a JSON object as a dict, which we keep as JSON text.
+            if isinstance(raw, dict | list):
+                raw = json.dumps(raw)
             given[name] = int(raw) if field.type == "int" else str(raw)
         return cls(**given)
 

@@ -15,6 +15,7 @@ from adapters.sql import SqlUnitOfWork
 from api import (
     access,
     carriers,
+    fulfilment,
     health,
     holds,
     inventory,
@@ -24,6 +25,7 @@ from api import (
     reference,
     rules,
     transactions,
+    webhooks,
 )
 from api.carriers import shipped_carriers
 from api.docs import init_api
@@ -66,7 +68,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (health.blp, orders.blp, holds.blp, rules.blp, reference.customers,
                       reference.products, reference.locations, inventory.blp,
                       inventory.availability_blp, carriers.blp,
-                      postal_areas.blp):
+                      postal_areas.blp, fulfilment.blp, webhooks.blp):
         api.register_blueprint(blueprint)
     return app
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
 
+from adapters.signing import SIGNATURE_HEADER, SignatureError, verify
 from api.problems import ApiProblem
 from api.wiring import services
 from engine import access
@@ -23,6 +24,7 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 PUBLIC = "public"
 ROLES_ATTRIBUTE = "oms_access"
+SIGNED_ATTRIBUTE = "oms_signed_by"
 # A revoked key stops working within this many seconds on every worker.
 KEY_CACHE_SECONDS = 10.0
 
@@ -35,6 +37,17 @@ def allow(*roles: str) -> Callable[[View], View]:
 
     def declare(view: View) -> View:
         setattr(view, ROLES_ATTRIBUTE, frozenset(roles) | {"admin"})
+        return view
+
+    return declare
+
+
+def signed_by(partner: str) -> Callable[[View], View]:
+    """Also accept the request when `partner` (wms, carrier) signed it with one of its
+    secrets (OMS_<PARTNER>_EVENT_SECRETS), instead of an API key."""
+
+    def declare(view: View) -> View:
+        setattr(view, SIGNED_ATTRIBUTE, partner)
         return view
 
     return declare
@@ -93,6 +106,10 @@ def register(app: Flask) -> None:
             return
         if roles is None:
             raise ApiProblem(403, "forbidden", "this route declares no access and is closed")
+        partner = getattr(view, SIGNED_ATTRIBUTE, None)
+        if partner is not None and SIGNATURE_HEADER in request.headers:
+            g.actor = _signed_partner(partner)
+            return
         presented = _presented_key()
         if presented is None:
             raise ApiProblem(401, "unauthenticated",
@@ -107,6 +124,27 @@ def register(app: Flask) -> None:
                              f"role {actor.role!r} may not call {request.method} "
                              f"{request.url_rule}; allowed: {', '.join(sorted(roles))}")
         g.actor = actor
+
+
+def _signed_partner(partner: str) -> Actor:
+    settings = services().settings
+    secrets = [secret.strip() for secret in
+               getattr(settings, f"{partner}_event_secrets").split(",") if secret.strip()]
+    if not secrets:
+        raise ApiProblem(401, "unauthenticated",
+                         f"signed {partner} events are not configured here; use an API key")
+    try:
+        verify(secrets, request.headers, request.get_data(cache=True),
+               settings.event_tolerance_seconds)
+    except SignatureError as error:
+        raise ApiProblem(401, error.reason, {
+            "missing_signature": "send X-OMS-Timestamp and X-OMS-Signature",
+            "malformed_timestamp": "X-OMS-Timestamp is Unix seconds",
+            "stale_timestamp": "the signature's timestamp is outside the tolerance "
+                               f"({settings.event_tolerance_seconds} s): replays are refused",
+            "bad_signature": "the signature does not match the body",
+        }[error.reason]) from None
+    return Actor(type="partner", id=partner, role="system")
 
 
 def _presented_key() -> str | None:

@@ -16,6 +16,7 @@ from adapters import migrations
 from adapters.bootstrap import Services, build_services
 from adapters.outbox import start_dispatcher
 from adapters.queue import run_worker
+from adapters.schedule import SCHEDULE, run_scheduler
 from adapters.settings import PROJECT_ROOT, Settings
 from api.carriers import CarrierSchema, carriers_document, shipped_carriers
 from engine import access, carriers, rulesets
@@ -304,6 +305,17 @@ def worker(burst: bool, dispatch_every: float) -> None:
         if dispatch_every > 0 and not burst:
             start_dispatcher(built.outbox, dispatch_every)
         run_worker(built.redis, settings.queue_name, burst=burst)
+
+
+@main.command(help="Start the periodic jobs on time (on the queue, or inline without "
+                   "Redis), and dispatch the outbox on every tick:\n\n\b\n"
+                   + "\n".join(f"every {p.every_seconds:>4} s  {p.job}" for p in SCHEDULE))
+@click.option("--tick", default=5.0, show_default=True, type=float,
+              help="Seconds between checks for due jobs (and outbox dispatches).")
+@click.option("--once", is_flag=True, help="Start what is due now, then stop.")
+def scheduler(tick: float, once: bool) -> None:
+    with _services() as built:
+        run_scheduler(built, tick, once)
 
 
 @main.command("dispatch-outbox")

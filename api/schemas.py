@@ -261,7 +261,10 @@ class FulfilmentGroupOutSchema(Schema):
     shipping_cost = Money()
     promised_at = fields.AwareDateTime()
     carrier_decision_id = fields.Integer()
-    lines = fields.List(fields.Nested(FulfilmentLineOutSchema))
+    wms_reference = fields.String()
+    released_at = fields.AwareDateTime()
+    lines = fields.List(fields.Nested(FulfilmentLineOutSchema),
+                        metadata={"description": "What the group still has to ship"})
 
 
 class EventOutSchema(Schema):

@@ -1,15 +1,16 @@
 """Exceptions: when something goes wrong with an order, the exceptions rules say what next.
 
-Today's event is a rule that fails while deciding an order (validation, sourcing or
-carrier): the stage has already put the order on hold in the rule-error queue, and the
-exceptions rules may send that hold to another queue with their reason, cancel the order,
-and ask for notifications. Payment, warehouse and carrier events join as their adapters
-are built; their facts are the same.
+Two kinds of event reach them. A rule that fails while deciding an order (validation,
+sourcing or carrier): the stage has already put the order on hold in the rule-error queue,
+and the exceptions rules may send that hold to another queue, cancel the order, and ask
+for notifications. A job that talks to a partner (warehouse, carrier, finance) and gives
+up after its retries: the rules may hold the order in a queue with the error, cancel it,
+or notify.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -20,12 +21,12 @@ from engine.actors import Actor
 from engine.holds import RULE_ERROR_QUEUE
 from engine.models import Customer, Hold, Order, OrderDecision, utcnow
 from engine.orders import cancel_order, record_event
-from engine.ports import UnitOfWork
+from engine.ports import JobArg, UnitOfWork
 from engine.rulesets import compiled, deciding_version
-from engine.status import OrderStatus
+from engine.status import OrderStatus, can_transition
 from rules.evaluation import RuleEvaluationError, evaluate
 from rules.stage import plain
-from rules.stages.exceptions import ExceptionDecision, ExceptionFacts
+from rules.stages.exceptions import ExceptionDecision, ExceptionFacts, Step
 
 # Resolutions a rule error can take today; the others need the jobs of later stages.
 APPLICABLE = ("hold", "cancel")
@@ -38,26 +39,16 @@ def handle_rule_error(uow: UnitOfWork, actor: Actor, order: Order, stage: str,
     The rule-error hold stays unless the rules hold it elsewhere or cancel the order;
     nothing the rules say can release an order whose decision failed.
     """
-    version = deciding_version(uow, "exceptions")
-    if version is None:
-        return None
     now = utcnow()
-    facts = _facts(uow, order, stage, error, now)
-    try:
-        evaluation = evaluate(compiled(version), facts, at=now)
-    except RuleEvaluationError as failed:  # the exceptions rules fail too: keep the hold
-        recorded = _record(uow, order, version.id, "error", {"error": str(failed)}, facts,
-                           failed.trace, now)
+    decided = _decide(uow, order, _facts(uow, order, "rule_error", error.rule or "", stage,
+                                         now), APPLICABLE, f"the order stays in "
+                                                           f"{RULE_ERROR_QUEUE}")
+    if decided is None:
+        return None
+    decision, recorded = decided
+    if decision is None:
         return recorded
-    decision = evaluation.decision
-    assert isinstance(decision, ExceptionDecision)
     resolution = decision.resolution
-    summary = decision.to_dict() | {"resolution": resolution}
-    if resolution not in APPLICABLE and resolution != "none":
-        summary["not_applied"] = (f"{resolution} is not available for rule errors; the order "
-                                  f"stays in {RULE_ERROR_QUEUE}")
-    recorded = _record(uow, order, version.id, resolution, summary, facts, evaluation.trace,
-                       now)
     hold = uow.session.scalars(select(Hold).where(
         Hold.order_id == order.id, Hold.stage == stage, Hold.queue == RULE_ERROR_QUEUE,
         Hold.resolved_at.is_(None)).order_by(Hold.id.desc())).first()
@@ -65,25 +56,120 @@ def handle_rule_error(uow: UnitOfWork, actor: Actor, order: Order, stage: str,
     if resolution == "hold" and step is not None and hold is not None:
         hold.queue = step.params["queue"]
         hold.reason = f"{step.params['reason']} ({error})"[:500]
-    for notice in (s for s in decision.steps if s.kind == "notify"):
-        record_event(uow, order, "notification.requested", actor, stage="exceptions",
-                     recipient=notice.params["recipient"], message=notice.params["message"],
-                     rule=notice.rule, decision_id=recorded.id)
+    _notify(uow, actor, order, decision, recorded)
     if resolution == "cancel" and step is not None:
         cancel_order(uow, actor, order.id, step.params["reason"])
     return recorded
 
 
-def _facts(uow: UnitOfWork, order: Order, stage: str, error: RuleEvaluationError,
-           now: datetime) -> ExceptionFacts:
+# However the rules are written, a job is sent round again at most this many times.
+MAX_RULE_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A job that talks to a partner gave up after its last retry."""
+
+    event_type: str  # wms_rejected, payment_failed, carrier_delay, label_failed, ...
+    code: str  # the error's code, e.g. external_timeout
+    stage: str  # wms, carrier, finance
+    detail: str
+    job: str | None = None  # the job to run again if the rules say retry
+    args: tuple[JobArg, ...] = ()
+    delay_hours: Decimal = Decimal(0)  # how late the order is (carrier delays)
+
+
+def handle_failure(uow: UnitOfWork, actor: Actor, order_id: int,
+                   failure: Failure) -> OrderDecision | None:
+    """Let the exceptions rules decide what happens to an order whose job gave up: run
+    the job again (a new round of retries), hold the order in a queue with the error,
+    cancel it, or notify. Returns the recorded decision.
+
+    "resource" is recorded but not applied: re-sourcing a released group needs the
+    warehouse to give it back first.
+    """
+    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    if order is None:
+        return None
+    now = utcnow()
+    decided = _decide(uow, order, _facts(uow, order, failure.event_type, failure.code,
+                                         failure.stage, now, failure.delay_hours),
+                      (*APPLICABLE, "retry"), "the job has given up; nothing else happens")
+    if decided is None:
+        return None
+    decision, recorded = decided
+    if decision is None:
+        return recorded
+    step = next((s for s in decision.steps if s.kind == decision.resolution), None)
+    _notify(uow, actor, order, decision, recorded)
+    if step is None:
+        return recorded
+    reason = f"{step.params.get('reason', '')} ({failure.detail})"[:500]
+    if step.kind == "retry" and failure.job is not None:
+        rounds = uow.session.scalar(select(func.count(OrderDecision.id)).where(
+            OrderDecision.order_id == order.id, OrderDecision.stage == "exceptions",
+            OrderDecision.outcome == "retry"))
+        if (rounds or 0) <= MAX_RULE_RETRIES:
+            uow.enqueue_after_commit(failure.job, *failure.args)
+            return recorded
+        step = Step(None, "hold", {"queue": "exceptions",
+                                   "reason": f"Retried {MAX_RULE_RETRIES} times."})
+        reason = f"{step.params['reason']} ({failure.detail})"[:500]
+    if step.kind == "hold" and can_transition(order.status, OrderStatus.ON_HOLD):
+        previous = order.status
+        order.status, order.held_from, order.updated_at = OrderStatus.ON_HOLD, previous.value, now
+        uow.session.add(Hold(order_id=order.id, stage=failure.stage, queue=step.params["queue"],
+                             reason=reason, rule=step.rule,
+                             rule_set_version_id=recorded.rule_set_version_id,
+                             created_by=actor.label, created_at=now))
+        record_event(uow, order, "order.held", actor, previous_status=previous.value,
+                     status=order.status.value, stage="exceptions", reason=reason,
+                     queue=step.params["queue"], decision_id=recorded.id)
+    elif step.kind == "cancel" and can_transition(order.status, OrderStatus.CANCELLED):
+        cancel_order(uow, actor, order.id, reason)
+    return recorded
+
+
+def _decide(uow: UnitOfWork, order: Order, facts: ExceptionFacts, applicable: tuple[str, ...],
+            otherwise: str) -> tuple[ExceptionDecision | None, OrderDecision] | None:
+    """Run the exceptions rules and record their decision (None: no rules published)."""
+    version = deciding_version(uow, "exceptions")
+    if version is None:
+        return None
+    now = facts.occurred_at
+    try:
+        evaluation = evaluate(compiled(version), facts, at=now)
+    except RuleEvaluationError as failed:  # the exceptions rules fail too: change nothing
+        return None, _record(uow, order, version.id, "error", {"error": str(failed)}, facts,
+                             failed.trace, now)
+    decision = evaluation.decision
+    assert isinstance(decision, ExceptionDecision)
+    resolution = decision.resolution
+    summary = decision.to_dict() | {"resolution": resolution}
+    if resolution not in applicable and resolution != "none":
+        summary["not_applied"] = f"{resolution} is not available here; {otherwise}"
+    return decision, _record(uow, order, version.id, resolution, summary, facts,
+                             evaluation.trace, now)
+
+
+def _notify(uow: UnitOfWork, actor: Actor, order: Order, decision: ExceptionDecision,
+            recorded: OrderDecision) -> None:
+    for notice in (s for s in decision.steps if s.kind == "notify"):
+        record_event(uow, order, "notification.requested", actor, stage="exceptions",
+                     recipient=notice.params["recipient"], message=notice.params["message"],
+                     rule=notice.rule, decision_id=recorded.id)
+
+
+def _facts(uow: UnitOfWork, order: Order, event_type: str, code: str, stage: str,
+           now: datetime, delay_hours: Decimal = Decimal(0)) -> ExceptionFacts:
     customer = uow.session.get(Customer, order.customer_id)
     earlier = uow.session.scalar(select(func.count(OrderDecision.id)).where(
         OrderDecision.order_id == order.id, OrderDecision.stage == "exceptions")) or 0
     status = (order.held_from if order.status is OrderStatus.ON_HOLD and order.held_from
               else order.status.value)
     return ExceptionFacts(
-        event_type="rule_error", event_code=error.rule or "", failed_stage=stage,
-        attempts=earlier + 1, delay_hours=Decimal(0), order_status=status,
+        event_type=event_type, event_code=code, failed_stage=stage,
+        attempts=earlier + 1, delay_hours=delay_hours, order_status=status,
         order_total=order.total, channel=order.channel,
         customer_tier=customer.tier if customer else "standard",
         service_level=order.service_level,

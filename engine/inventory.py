@@ -25,6 +25,7 @@ from engine.errors import (
     UnknownReferencesError,
 )
 from engine.models import (
+    OPEN_GROUP_STATUSES,
     ExpectedSupply,
     FulfilmentGroup,
     Location,
@@ -41,6 +42,7 @@ from engine.status import OrderStatus
 
 Key = tuple[str, str]  # (sku, location code)
 # Orders whose backordered units wait for stock (a held order waits for a person first).
+WMS_CANCEL_JOB = "jobs.fulfilment.cancel_at_warehouse"
 WAITING_STATUSES = (OrderStatus.BACKORDERED, OrderStatus.ALLOCATED)
 BACKORDER_JOB = "jobs.inventory.allocate_backorders"
 # Levels are INTEGER columns: refuse a change that would take one past this, not overflow.
@@ -325,12 +327,15 @@ def release_groups(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) ->
     sources them again).
     """
     groups = list(uow.session.scalars(select(FulfilmentGroup).where(
-        FulfilmentGroup.order_id == order_id, FulfilmentGroup.status == "allocated")))
+        FulfilmentGroup.order_id == order_id,
+        FulfilmentGroup.status.in_(OPEN_GROUP_STATUSES))))
     keys = {(line.sku, group.location_code) for group in groups for line in group.lines}
     levels = lock_levels(uow, keys)
     for group in groups:
         for line in group.lines:
             move(uow, actor, levels[(line.sku, group.location_code)], "release", 0,
                  -line.quantity, reason=reason, order_id=order_id)
+        if group.status == "released":  # the warehouse has it: take it back
+            uow.enqueue_after_commit(WMS_CANCEL_JOB, group.id)
         group.status = "cancelled"
     return {sku for sku, _ in keys}

@@ -521,6 +521,10 @@ class ExpectedSupply(Base):
         return self.quantity - self.received
 
 
+# Groups that still hold a reservation: allocated, or released to the warehouse.
+OPEN_GROUP_STATUSES = ("allocated", "released")
+
+
 class FulfilmentGroup(Base):
     """The part of an order one location ships: its lines and units, reserved there."""
 
@@ -545,6 +549,9 @@ class FulfilmentGroup(Base):
     promised_at: Mapped[datetime | None]
     carrier_decision_id: Mapped[int | None] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"))
+    # Set once the warehouse has taken the group (its id for it), by the release job.
+    wms_reference: Mapped[str | None] = mapped_column(String(128))
+    released_at: Mapped[datetime | None]
 
     lines: Mapped[list[FulfilmentLine]] = relationship(
         back_populates="group", order_by="FulfilmentLine.id", lazy="selectin",
@@ -651,3 +658,190 @@ class OutboxMessage(Base):
     dispatched_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class Shipment(Base):
+    """One package (or set of packages under one tracking number) leaving a location."""
+
+    __tablename__ = "shipments"
+    __table_args__ = (
+        UniqueConstraint("group_id", "package_ref", name="uq_shipments_group_id_package_ref"),
+        UniqueConstraint("tracking_number", name="uq_shipments_tracking_number"),
+        Index("ix_shipments_order_id", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("fulfilment_groups.id"))
+    package_ref: Mapped[str] = mapped_column(String(128))  # the warehouse's package id
+    location_code: Mapped[str] = mapped_column(String(64))
+    carrier_code: Mapped[str | None] = mapped_column(String(32))
+    service_code: Mapped[str | None] = mapped_column(String(32))
+    # packed, shipped, in_transit, out_for_delivery, delivered, exception
+    status: Mapped[str] = mapped_column(String(20))
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    label_cost: Mapped[Decimal | None]
+    weight_kg: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    shipped_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    invoice_reference: Mapped[str | None] = mapped_column(String(128))
+    invoiced_at: Mapped[datetime | None]
+
+    lines: Mapped[list[ShipmentLine]] = relationship(
+        back_populates="shipment", order_by="ShipmentLine.id", lazy="selectin",
+        cascade="all, delete-orphan")
+    group: Mapped[FulfilmentGroup] = relationship()
+
+
+class ShipmentLine(Base):
+    __tablename__ = "shipment_lines"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id", ondelete="CASCADE"))
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    shipment: Mapped[Shipment] = relationship(back_populates="lines")
+    order_line: Mapped[OrderLine] = relationship(lazy="joined")
+
+
+class InboundEvent(Base):
+    """An event a partner sent us (WMS confirmation, carrier tracking), kept by its id so
+    a duplicate is recognised and has no second effect."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id", name="uq_inbound_events_source_event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))  # wms, carrier
+    event_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(16))  # applied, ignored
+    detail: Mapped[str | None] = mapped_column(String(500))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExternalEffect(Base):
+    """A call to a partner that took effect (a release, a label, a payment), recorded once
+    per idempotency key: a job that runs twice finds it here and does not act again."""
+
+    __tablename__ = "external_effects"
+    __table_args__ = (UniqueConstraint("key", name="uq_external_effects_key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200))
+    system: Mapped[str] = mapped_column(String(16))  # wms, carrier, finance
+    operation: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    reference: Mapped[str] = mapped_column(String(128))
+    amount: Mapped[Decimal | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+LEDGER_ACCOUNTS = ("cash", "receivables", "revenue", "tax_payable", "shipping_revenue",
+                   "shipping_expense", "carrier_payables", "refunds")
+
+
+class JournalEntry(Base):
+    """One balanced posting of the embedded ledger; append-only, one per idempotency key."""
+
+    __tablename__ = "journal_entries"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_journal_entries_key"),
+        Index("ix_journal_entries_order_id", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(24))  # authorisation, capture, invoice, ...
+    reference: Mapped[str] = mapped_column(String(64))  # INV-..., PAY-..., CN-...
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal]  # what the posting is for (an authorisation moves no money)
+    memo: Mapped[str] = mapped_column(String(200))
+    posted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lines: Mapped[list[JournalLine]] = relationship(
+        back_populates="entry", order_by="JournalLine.id", lazy="selectin",
+        cascade="all, delete-orphan")
+
+
+class JournalLine(Base):
+    __tablename__ = "journal_lines"
+    __table_args__ = (
+        # amounts are text on SQLite: compare them as numbers on both backends
+        CheckConstraint("CAST(debit AS NUMERIC) >= 0 AND CAST(credit AS NUMERIC) >= 0 AND "
+                        "(CAST(debit AS NUMERIC) = 0 OR CAST(credit AS NUMERIC) = 0)",
+                        name="one_side"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"))
+    account: Mapped[str] = mapped_column(String(32))
+    debit: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    credit: Mapped[Decimal] = mapped_column(default=Decimal(0))
+
+    entry: Mapped[JournalEntry] = relationship(back_populates="lines")
+
+
+WEBHOOK_EVENT_TYPES = ("order.created", "order.held", "order.allocated", "order.released",
+                       "order.shipped", "order.delivered", "order.cancelled",
+                       "order.returned", "order.completed")
+
+
+class WebhookSubscription(Base):
+    """A subscriber's URL and the order events it wants, signed with its own secret."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(String(500))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class WebhookDelivery(Base):
+    """One event owed to one subscriber: its attempts, the last response, and the outcome."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id",
+                         name="uq_webhook_deliveries_subscription_id_event_id"),
+        Index("ix_webhook_deliveries_subscription_id_id", "subscription_id", "id"),
+        Index("ix_webhook_deliveries_due", "next_attempt_at",
+              postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("order_events.id"))
+    event_type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_response: Mapped[str | None] = mapped_column(String(2000))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

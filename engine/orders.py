@@ -27,6 +27,7 @@ from engine.models import Customer, Hold, Order, OrderEvent, OrderLine, Product,
 from engine.paging import fetch_page
 from engine.ports import UnitOfWork
 from engine.status import OrderStatus, check_transition
+from engine.webhooks import fan_out
 
 MANUAL_CHANNEL = "manual"
 MANUAL_QUEUE = "manual"  # holds a person puts on an order
@@ -102,6 +103,7 @@ def record_event(uow: UnitOfWork, order: Order, type: str, actor: Actor,
     event = OrderEvent(order_id=order.id, type=type, actor_type=actor.type,
                        actor_id=actor.id, data=data, occurred_at=utcnow())
     uow.session.add(event)
+    fan_out(uow, order, event)  # the webhooks owed for it, sent once the transaction commits
     return event
 
 

@@ -17,10 +17,12 @@ from engine.actors import Actor
 from engine.carriers import Choice, choose_carriers, plan_carriers
 from engine.errors import NotFoundError, OmsError, StageNotRunnableError
 from engine.exceptions import handle_rule_error
+from engine.fulfilment import request_release
 from engine.holds import RULE_ERROR_QUEUE
 from engine.inventory import WAITING_STATUSES
 from engine.iso import minor_units
 from engine.models import (
+    OPEN_GROUP_STATUSES,
     Customer,
     FulfilmentGroup,
     FulfilmentLine,
@@ -153,6 +155,7 @@ def advance(uow: UnitOfWork, actor: Actor, order: Order,
             source_order(uow, actor, order, waived, for_backorder=not not_waiting)
     if order.status in WAITING_STATUSES:
         choose_carriers(uow, actor, order)  # for the groups that have no carrier yet
+        request_release(uow, order)
     return order
 
 
@@ -168,6 +171,7 @@ def fill_backorder(uow: UnitOfWork, actor: Actor, order_id: int, sku: str) -> bo
                     front_of=sku) is None:
         return False
     choose_carriers(uow, actor, order)
+    request_release(uow, order)
     return True
 
 
@@ -406,7 +410,8 @@ def shipments_of(uow: UnitOfWork, order: Order) -> list[FulfilmentGroup]:
     (a posted one in a dry run), the groups the published sourcing rules would make now
     (never stored)."""
     live = list(uow.session.scalars(select(FulfilmentGroup).where(
-        FulfilmentGroup.order_id == order.id, FulfilmentGroup.status == "allocated")
+        FulfilmentGroup.order_id == order.id,
+        FulfilmentGroup.status.in_(OPEN_GROUP_STATUSES))
         .order_by(FulfilmentGroup.id)))
     if live:
         return live
@@ -437,7 +442,8 @@ class _CarrierComparison:
 
     def decide(self, order: Order, rule_set: CompiledRuleSet) -> _Outcome:
         groups = list(self.uow.session.scalars(select(FulfilmentGroup).where(
-            FulfilmentGroup.order_id == order.id, FulfilmentGroup.status == "allocated")
+            FulfilmentGroup.order_id == order.id,
+        FulfilmentGroup.status.in_(OPEN_GROUP_STATUSES))
             .order_by(FulfilmentGroup.id)))
         choices = plan_carriers(self.uow, order, groups, rule_set, order.created_at)
         chosen = tuple(f"{c.group.location_code}:{c.chosen.label}" if c.chosen

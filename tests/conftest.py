@@ -159,6 +159,12 @@ def admin() -> dict[str, str]:
 @pytest.fixture
 def catalog(client: FlaskClient, admin: dict[str, str], services: Services) -> dict[str, Any]:
     """Two customers, three products and a Sao Paulo warehouse with 100 of each."""
+    return load_catalog(client, admin, services)
+
+
+def load_catalog(client: FlaskClient, admin: dict[str, str],
+                 services: Services) -> dict[str, Any]:
+    """Load the catalog fixture's data through the API (for apps a test configures)."""
     customers = [
         {"id": "C-ANA", "name": "Ana Lima", "tier": "gold", "credit_limit": "5000.00",
          "payment_terms": "net30", "country": "BR", "postal_code": "01310"},

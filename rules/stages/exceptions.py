@@ -17,7 +17,8 @@ from rules.stage import Decision, Stage, fact
 from rules.stages.validation import TIERS
 from rules.types import FlagType, MomentType, NumberType, TextType
 
-EVENTS = ["payment_failed", "stock_short", "wms_rejected", "carrier_delay", "rule_error"]
+EVENTS = ["payment_failed", "stock_short", "wms_rejected", "label_failed", "carrier_delay",
+          "rule_error"]
 
 
 @dataclass(frozen=True)

@@ -234,15 +234,17 @@ def test_an_order_no_carrier_can_take_waits_for_a_person_and_ships_once_one_can(
     released = client.post(f"/holds/{hold['id']}/release", json={"note": "Total is back"},
                            headers=ops)
     assert released.status_code == 200, released.json
-    assert client.get(f"/orders/{order['id']}", headers=ops).json["status"] == "allocated"
+    # allocated, and at once released to the (embedded) warehouse
+    assert client.get(f"/orders/{order['id']}", headers=ops).json["status"] == "released"
     group = only_group(client, ops, order["id"])
     assert (group["carrier"], group["service"]) == ("TOTAL", "STANDARD")
     assert Decimal(group["shipping_cost"]) > 0
     assert carrier_decision(client, ops, order["id"])["outcome"] == "selected"
     assert client.get("/holds", headers=ops).json["items"] == []
     events = client.get(f"/orders/{order['id']}/events", headers=ops).json["items"]
-    assert [e["type"] for e in events][-3:] == [
-        "order.held", "order.hold_released", "order.carrier_selected"]
+    assert [e["type"] for e in events][-6:] == [
+        "order.held", "order.hold_released", "order.carrier_selected", "group.released",
+        "order.released", "customer.notified"]
 
 
 def test_an_analyst_excludes_a_carrier_and_the_next_order_never_uses_it(client, admin,

@@ -45,7 +45,8 @@ def test_filters_by_status_channel_customer_and_sku(client, admin, catalog):
     ])
     client.post(f"/orders/{web}/cancel", json={"reason": "test"}, headers=admin)
     assert ids_of(client.get("/orders?status=cancelled", headers=admin)) == [web]
-    assert ids_of(client.get("/orders?status=allocated", headers=admin)) == [ben, erp]
+    # allocated orders are released to the warehouse as soon as they are
+    assert ids_of(client.get("/orders?status=released", headers=admin)) == [ben, erp]
     assert ids_of(client.get("/orders?channel=erp", headers=admin)) == [erp]
     assert ids_of(client.get("/orders?customer_id=C-BEN", headers=admin)) == [ben]
     assert ids_of(client.get("/orders?sku=BATT-3", headers=admin)) == [erp]

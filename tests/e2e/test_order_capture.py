@@ -34,10 +34,12 @@ def test_a_captured_order_is_recorded_in_status_received_with_its_totals(client,
         "ordered": 2, "allocated": 2, "shipped": 0, "delivered": 0, "cancelled": 0,
         "returned": 0, "backordered": 0}
     assert order["shipping_address"]["postal_code"] == "01310-100"
-    # and reading it back gives the same record
+    # and reading it back gives the same record, released to the warehouse meanwhile
     again = client.get(response.headers["Location"], headers=admin)
     assert again.status_code == 200
-    assert again.json == order
+    assert again.json["status"] == "released"
+    assert {**again.json, "status": "allocated", "updated_at": None} == {
+        **order, "updated_at": None}
 
 
 def test_the_timeline_records_the_capture_and_who_did_it(client, make_key, catalog):
@@ -45,8 +47,11 @@ def test_the_timeline_records_the_capture_and_who_did_it(client, make_key, catal
     created = client.post("/orders", json=order_body(channel="erp"), headers=erp).json
     events = client.get(f"/orders/{created['id']}/events", headers=erp).json["items"]
     assert [event["type"] for event in events] == [
-        "order.received", "order.validated", "order.allocated", "order.carrier_selected"]
-    assert {event["actor"]["id"] for event in events} == {"erp-integration"}
+        "order.received", "order.validated", "order.allocated", "order.carrier_selected",
+        "group.released", "order.released", "customer.notified"]
+    assert {event["actor"]["id"] for event in events[:4]} == {"erp-integration"}
+    assert [event["actor"]["id"] for event in events[4:]] == [
+        "wms-release", "wms-release", "notifier"]
     validation, sourcing, carrier = client.get(f"/orders/{created['id']}/decisions",
                                                headers=erp).json["items"]
     assert events[1]["data"] == {"previous_status": "received", "status": "validated",

@@ -55,7 +55,7 @@ def test_an_analyst_drafts_fixes_tries_publishes_and_the_next_order_follows(clie
     assert trial.json["decision"]["holds"][0]["rule"] == "high-value-review"
     fired = next(e for e in trial.json["trace"] if e["rule"] == "high-value-review")
     assert fired["conditions"][0]["fact"] == "219.30"
-    assert client.get(f"/orders/{existing['id']}", headers=admin).json["status"] == "allocated"
+    assert client.get(f"/orders/{existing['id']}", headers=admin).json["status"] == "released"
     assert client.get("/holds", headers=admin).json["items"] == []
 
     # the version's own test cases guard the publish: the new rule changes two of them
@@ -385,7 +385,7 @@ def test_an_analyst_keeps_business_orders_out_of_stores_through_the_api_alone(
     fired = next(r for r in store["rules"] if r["rule"] == "b2b-no-stores")
     assert [(c["variable"], c["fact"], c["held"]) for c in fired["conditions"]] == [
         ("is_business_order", True, True), ("location_kind", "store", True)]
-    assert client.get(f"/orders/{existing['id']}", headers=admin).json["status"] == "allocated"
+    assert client.get(f"/orders/{existing['id']}", headers=admin).json["status"] == "released"
 
     # simulated over the last 1,000 orders: this one order would move
     simulation = client.post("/rules/sourcing/simulate", headers=analyst,

@@ -125,12 +125,15 @@ def test_a_backorder_is_allocated_when_stock_arrives_before_a_newer_order(make_a
     with using(app.extensions["oms"]):
         run_worker(redis, queue_name, burst=True, fork=False)
     redis.close()
-    assert client.get(f"/orders/{older['id']}", headers=admin).json["status"] == "allocated"
+    # allocated, then released to the warehouse by the same worker
+    assert client.get(f"/orders/{older['id']}", headers=admin).json["status"] == "released"
     assert client.get(f"/orders/{newer['id']}", headers=admin).json["status"] == "backordered"
     assert level(services, "LAMP-1", "WH-SP") == (2, 2)
     events = client.get(f"/orders/{older['id']}/events", headers=admin).json["items"]
-    assert [e["type"] for e in events][-2:] == ["order.allocated", "order.carrier_selected"]
-    assert events[-2]["actor"] == {"type": "system", "id": "backorder-allocator"}
+    assert [e["type"] for e in events][-5:] == [
+        "order.allocated", "order.carrier_selected", "group.released", "order.released",
+        "customer.notified"]
+    assert events[-5]["actor"] == {"type": "system", "id": "backorder-allocator"}
 
 
 def test_backorders_fill_best_customers_first_then_oldest(client, admin, catalog, services):
@@ -142,7 +145,7 @@ def test_backorders_fill_best_customers_first_then_oldest(client, admin, catalog
     assert (standard["status"], gold["status"]) == ("backordered", "backordered")
     # one mug arrives: the gold customer's newer order gets it (jobs run inline here)
     stock(services, {("MUG-2", "WH-SP"): 1})
-    assert client.get(f"/orders/{gold['id']}", headers=admin).json["status"] == "allocated"
+    assert client.get(f"/orders/{gold['id']}", headers=admin).json["status"] == "released"
     assert client.get(f"/orders/{standard['id']}", headers=admin).json["status"] == (
         "backordered")
 
@@ -157,7 +160,7 @@ def test_cancelling_gives_the_reserved_stock_to_the_next_backorder(client, admin
     assert (first["status"], second["status"]) == ("allocated", "backordered")
     client.post(f"/orders/{first['id']}/cancel", json={"reason": "changed mind"},
                 headers=admin)
-    assert client.get(f"/orders/{second['id']}", headers=admin).json["status"] == "allocated"
+    assert client.get(f"/orders/{second['id']}", headers=admin).json["status"] == "released"
     assert level(services, "LAMP-1", "WH-SP") == (2, 2)
     with services.uow() as uow:
         kinds = [m.kind for m in uow.session.scalars(

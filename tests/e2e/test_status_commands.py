@@ -19,9 +19,10 @@ def test_cancelling_an_order_cancels_every_unshipped_unit(client, admin, catalog
     assert response.json["status"] == "cancelled"
     assert [line["quantities"]["cancelled"] for line in response.json["lines"]] == [2, 1]
     events = client.get(f"/orders/{order_id}/events", headers=admin).json["items"]
-    assert events[-1]["type"] == "order.cancelled"
-    assert events[-1]["data"] == {"reason": "customer changed mind",
-                                  "previous_status": "allocated", "status": "cancelled"}
+    # cancelled, then taken back from the warehouse it had been released to
+    assert [e["type"] for e in events][-2:] == ["order.cancelled", "group.withdrawn"]
+    assert events[-2]["data"] == {"reason": "customer changed mind",
+                                  "previous_status": "released", "status": "cancelled"}
 
 
 def test_a_refused_transition_is_a_409_with_current_and_requested_status(client, admin, catalog):
@@ -37,7 +38,7 @@ def test_a_refused_transition_is_a_409_with_current_and_requested_status(client,
     # and the refusal changed nothing
     assert client.get(f"/orders/{order_id}", headers=admin).json["status"] == "cancelled"
     events = client.get(f"/orders/{order_id}/events", headers=admin).json["items"]
-    assert events[-1]["type"] == "order.cancelled"
+    assert [e["type"] for e in events][-2:] == ["order.cancelled", "group.withdrawn"]
 
 
 def test_releasing_a_hold_returns_the_order_to_where_it_was(client, make_key, catalog):
@@ -51,12 +52,13 @@ def test_releasing_a_hold_returns_the_order_to_where_it_was(client, make_key, ca
     released = client.post(f"/orders/{order_id}/release-hold", json={"note": "address ok"},
                            headers=ops)
     assert released.status_code == 200
-    assert released.json["status"] == "allocated"
+    assert released.json["status"] == "released"
     events = client.get(f"/orders/{order_id}/events", headers=ops).json["items"]
     assert [(e["type"], e["actor"]["id"]) for e in events] == [
         ("order.received", "ops-desk"), ("order.validated", "ops-desk"),
         ("order.allocated", "ops-desk"), ("order.carrier_selected", "ops-desk"),
-        ("order.held", "ops-desk"),
+        ("group.released", "wms-release"), ("order.released", "wms-release"),
+        ("customer.notified", "notifier"), ("order.held", "ops-desk"),
         ("order.hold_released", "ops-desk")]
 
 
@@ -65,7 +67,7 @@ def test_releasing_an_order_that_is_not_on_hold_is_refused(client, admin, catalo
     response = client.post(f"/orders/{order_id}/release-hold", json={}, headers=admin)
     assert response.status_code == 409
     assert response.json["code"] == "not_on_hold"
-    assert response.json["current_status"] == "allocated"
+    assert response.json["current_status"] == "released"
 
 
 def test_a_command_on_an_unknown_order_is_a_404(client, admin, catalog):

@@ -141,7 +141,7 @@ def test_releasing_one_of_two_holds_keeps_the_order_waiting_for_the_other(client
     assert [h["queue"] for h in client.get("/holds", headers=ops).json["items"]] == ["payment"]
     # releasing the last one moves the order on, both rules waived
     client.post(f"/holds/{holds['payment']['id']}/release", json={}, headers=ops)
-    assert client.get(f"/orders/{order_id}", headers=ops).json["status"] == "allocated"
+    assert client.get(f"/orders/{order_id}", headers=ops).json["status"] == "released"
     decision = [d for d in client.get(f"/orders/{order_id}/decisions", headers=ops).json[
         "items"] if d["stage"] == "validation"][-1]
     assert decision["decision"]["waived_rules"] == ["cash-on-delivery-limit",

@@ -32,7 +32,8 @@ def test_the_demo_loads_olist_data_and_the_shipped_rules_decide_its_orders(tmp_p
         assert versions == {"validation": 1, "sourcing": 1, "carrier": 1}
         statuses = dict(uow.session.execute(
             select(Order.status, func.count()).group_by(Order.status)).all())
-        assert statuses.get(OrderStatus.ALLOCATED, 0) >= 15, statuses
+        # allocated, then released to the embedded warehouses at once
+        assert statuses.get(OrderStatus.RELEASED, 0) >= 15, statuses
         levels = uow.session.scalar(select(func.count()).select_from(StockLevel))
         assert levels > 5000
         assert uow.session.scalar(select(func.count()).select_from(PostalArea)) > 19000

@@ -1,0 +1,235 @@
+"""The round trip after allocation: warehouse and carrier events in, shipments, the ledger.
+
+Partners post events signed with HMAC-SHA256 (X-OMS-Timestamp, X-OMS-Signature); people
+and the embedded warehouse post the same events with an ops or system API key.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from api.access import allow, current_actor, signed_by
+from api.problems import document_errors
+from api.schemas import (
+    FulfilmentGroupOutSchema,
+    Measure,
+    Money,
+    StrictSchema,
+    quantity,
+    text,
+    timestamp,
+)
+from api.transactions import command, request_uow
+from engine import fulfilment
+from engine.models import FulfilmentGroup, JournalEntry, Shipment, utcnow
+
+READERS = ("system", "ops", "analyst")
+CONFIRMERS = ("system", "ops")
+MAX_LINES = 500
+
+blp = Blueprint("fulfilment", __name__,
+                description="Warehouse and carrier events, shipments and the ledger")
+_errors = partial(document_errors, blp)
+
+_EVENT_ID = text(128, required=True, metadata={"description": "The sender's id for the "
+                                                             "event; a repeat is a no-op"})
+
+
+class PackedLineSchema(StrictSchema):
+    sku = text(64, required=True)
+    quantity = quantity(required=True)
+
+
+class WmsEventSchema(StrictSchema):
+    event_id = _EVENT_ID
+    type = fields.String(required=True, validate=validate.OneOf(fulfilment.WMS_EVENT_TYPES))
+    group_id = fields.Integer(required=True, strict=True,
+                              validate=validate.Range(min=1, max=2**63 - 1))
+    package_ref = text(128, load_default=None,
+                       metadata={"description": "The warehouse's package id: packed and "
+                                                "shipped events of one package name the same"})
+    lines = fields.List(fields.Nested(PackedLineSchema), load_default=list,
+                        validate=validate.Length(max=MAX_LINES))
+    tracking_number = text(64, load_default=None)
+    weight_kg = Measure(places=3, load_default=Decimal(0),
+                        validate=validate.Range(min=0, max=100_000))
+    occurred_at = timestamp()
+
+
+class TrackingEventSchema(StrictSchema):
+    event_id = _EVENT_ID
+    tracking_number = text(64, required=True)
+    status = fields.String(required=True,
+                           validate=validate.OneOf(fulfilment.TRACKING_STATUSES))
+    occurred_at = timestamp()
+    detail = text(500, load_default=None)
+
+
+class AppliedSchema(Schema):
+    outcome = fields.String(metadata={"enum": ["applied", "duplicate", "ignored"]})
+    order_id = fields.Integer()
+    shipment_id = fields.Integer()
+    detail = fields.String()
+
+
+class ShipmentLineOutSchema(Schema):
+    sku = fields.String()
+    quantity = fields.Integer()
+    order_line_id = fields.Integer()
+
+
+class ShipmentOutSchema(Schema):
+    id = fields.Integer()
+    group_id = fields.Integer()
+    package_ref = fields.String()
+    location = fields.String(attribute="location_code")
+    carrier = fields.String(attribute="carrier_code")
+    service = fields.String(attribute="service_code")
+    status = fields.String(metadata={"enum": list(fulfilment.PROGRESS)})
+    tracking_number = fields.String()
+    label_cost = Money()
+    weight_kg = fields.Decimal(as_string=True)
+    created_at = fields.AwareDateTime()
+    shipped_at = fields.AwareDateTime()
+    delivered_at = fields.AwareDateTime()
+    invoice_reference = fields.String()
+    invoiced_at = fields.AwareDateTime()
+    lines = fields.List(fields.Nested(ShipmentLineOutSchema))
+
+
+class ShipmentListSchema(Schema):
+    items = fields.List(fields.Nested(ShipmentOutSchema))
+
+
+class JournalLineOutSchema(Schema):
+    account = fields.String()
+    debit = Money()
+    credit = Money()
+
+
+class JournalEntryOutSchema(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    reference = fields.String()
+    order_id = fields.Integer()
+    currency = fields.String()
+    amount = Money()
+    memo = fields.String()
+    posted_at = fields.AwareDateTime()
+    lines = fields.List(fields.Nested(JournalLineOutSchema))
+
+
+class JournalSchema(Schema):
+    items = fields.List(fields.Nested(JournalEntryOutSchema))
+    balanced = fields.Boolean(metadata={"description": "Every entry's debits equal its "
+                                                       "credits"})
+
+
+class AccountSchema(Schema):
+    account = fields.String()
+    debit = Money()
+    credit = Money()
+
+
+class TrialBalanceSchema(Schema):
+    accounts = fields.List(fields.Nested(AccountSchema))
+    debit = Money()
+    credit = Money()
+    balanced = fields.Boolean()
+
+
+class WorkQuerySchema(StrictSchema):
+    location = text(64, required=True)
+
+
+class WorkListSchema(Schema):
+    items = fields.List(fields.Nested(FulfilmentGroupOutSchema))
+
+
+@blp.route("/wms/events", methods=["POST"])
+@allow(*CONFIRMERS)
+@signed_by("wms")
+@command
+@_errors(400, 401, 403, 404, 409, 413, 415, 422)
+@blp.arguments(WmsEventSchema())
+@blp.response(200, AppliedSchema)
+def wms_event(data: dict[str, Any]) -> fulfilment.Applied:
+    """Confirm warehouse work: picked, packed (a package), shipped (with tracking), or
+    short-picked. Applied once per event id; a repeat answers 200 with outcome duplicate."""
+    event = fulfilment.WmsEvent(
+        event_id=data["event_id"], type=data["type"], group_id=data["group_id"],
+        package_ref=data["package_ref"],
+        lines=tuple(fulfilment.PackedLine(line["sku"], line["quantity"])
+                    for line in data["lines"]),
+        tracking_number=data["tracking_number"], weight_kg=data["weight_kg"],
+        occurred_at=data.get("occurred_at"))
+    return fulfilment.apply_wms_event(request_uow(), current_actor(), event,
+                                      WmsEventSchema().dump(data))
+
+
+@blp.route("/carriers/events", methods=["POST"])
+@allow(*CONFIRMERS)
+@signed_by("carrier")
+@command
+@_errors(400, 401, 403, 404, 409, 413, 415, 422)
+@blp.arguments(TrackingEventSchema())
+@blp.response(200, AppliedSchema)
+def tracking_event(data: dict[str, Any]) -> fulfilment.Applied:
+    """Record a carrier's tracking event: in transit, out for delivery, delivered or an
+    exception. Applied once per event id and never moving a shipment backwards."""
+    event = fulfilment.TrackingEvent(
+        event_id=data["event_id"], tracking_number=data["tracking_number"],
+        status=data["status"], occurred_at=data.get("occurred_at") or utcnow(),
+        detail=data["detail"])
+    return fulfilment.apply_tracking_event(request_uow(), current_actor(), event,
+                                           TrackingEventSchema().dump(data))
+
+
+@blp.route("/orders/<int:order_id>/shipments", methods=["GET"])
+@allow(*READERS)
+@_errors(401, 403, 404)
+@blp.response(200, ShipmentListSchema)
+def list_shipments(order_id: int) -> dict[str, list[Shipment]]:
+    """Read the order's shipments: packages, tracking numbers, progress and invoices."""
+    return {"items": fulfilment.order_shipments(request_uow(), current_actor(), order_id)}
+
+
+@blp.route("/orders/<int:order_id>/ledger", methods=["GET"])
+@allow("ops", "analyst")
+@_errors(401, 403, 404)
+@blp.response(200, JournalSchema)
+def order_ledger(order_id: int) -> dict[str, Any]:
+    """Read the embedded ledger's entries for an order (payments, invoices, refunds)."""
+    entries: list[JournalEntry] = fulfilment.journal(request_uow(), current_actor(), order_id)
+    return {"items": entries, "balanced": all(
+        sum(line.debit for line in entry.lines) == sum(line.credit for line in entry.lines)
+        for entry in entries)}
+
+
+@blp.route("/ledger/trial-balance", methods=["GET"])
+@allow("ops", "analyst")
+@_errors(401, 403)
+@blp.response(200, TrialBalanceSchema)
+def trial_balance() -> dict[str, Any]:
+    """Debits and credits per account over the whole embedded ledger; they must agree."""
+    accounts = fulfilment.trial_balance(request_uow())
+    debit = sum((d for d, _ in accounts.values()), Decimal(0))
+    credit = sum((c for _, c in accounts.values()), Decimal(0))
+    return {"accounts": [{"account": name, "debit": d, "credit": c}
+                         for name, (d, c) in accounts.items()],
+            "debit": debit, "credit": credit, "balanced": debit == credit}
+
+
+@blp.route("/wms/work", methods=["GET"])
+@allow(*CONFIRMERS)
+@_errors(401, 403, 422)
+@blp.arguments(WorkQuerySchema(), location="query")
+@blp.response(200, WorkListSchema)
+def released_work(query: dict[str, Any]) -> dict[str, list[FulfilmentGroup]]:
+    """The embedded warehouse's pick list: groups released to a location, not yet shipped."""
+    return {"items": fulfilment.released_work(request_uow(), query["location"])}

@@ -1,0 +1,642 @@
+"""The round trip after allocation: release to the warehouse, shipments, delivery, invoicing
+and completion.
+
+Work that calls a partner runs in jobs, in three steps: read what to send (one
+transaction), call the partner with an idempotency key (no transaction open), record what
+it answered (another transaction). Each effect is recorded once per key
+(`ExternalEffect`), so a job that runs twice, or dies between the call and the record,
+calls again with the same key and the partner answers the first answer.
+
+What the warehouse and the carrier tell us arrives as events (`apply_wms_event`,
+`apply_tracking_event`), each kept by its id so a duplicate has no second effect, and
+never moving a shipment backwards, so events that arrive out of order do no harm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine.actors import Actor
+from engine.errors import FieldProblem, InputValidationError, NotFoundError
+from engine.inventory import lock_levels, move
+from engine.iso import minor_units
+from engine.models import (
+    ExternalEffect,
+    FulfilmentGroup,
+    FulfilmentLine,
+    InboundEvent,
+    JournalEntry,
+    JournalLine,
+    Order,
+    OrderLine,
+    Shipment,
+    ShipmentLine,
+    utcnow,
+)
+from engine.orders import get_order, record_event
+from engine.ports import (
+    Address,
+    FinanceReceipt,
+    FulfilmentRequest,
+    InvoiceLine,
+    InvoiceRequest,
+    ItemToShip,
+    LabelRequest,
+    UnitOfWork,
+)
+from engine.status import OrderStatus, check_transition
+
+RELEASE_JOB = "jobs.fulfilment.release_group"
+LABEL_JOB = "jobs.fulfilment.buy_label"
+INVOICE_JOB = "jobs.fulfilment.invoice_shipment"
+NOTIFY_JOB = "jobs.fulfilment.notify_customer"
+BACKORDER_JOB = "jobs.inventory.allocate_backorders"
+
+# Terms under which the customer pays up front: the payment is authorised on release and
+# captured as each shipment is invoiced. Business terms are invoiced and paid later.
+PAID_UP_FRONT = ("prepaid", "card", "cod")
+
+# How far along a shipment is; an event never moves it back.
+PROGRESS = {"packed": 0, "shipped": 1, "in_transit": 2, "exception": 2,
+            "out_for_delivery": 3, "delivered": 4}
+TRACKING_STATUSES = ("in_transit", "out_for_delivery", "delivered", "exception")
+WMS_EVENT_TYPES = ("picked", "packed", "shipped", "short_picked")
+
+
+# --- effects recorded once -------------------------------------------------------------
+
+
+def effect(uow: UnitOfWork, key: str) -> ExternalEffect | None:
+    """Return the recorded effect of this idempotency key, if the call was made."""
+    found: ExternalEffect | None = uow.session.scalars(
+        select(ExternalEffect).where(ExternalEffect.key == key)).first()
+    return found
+
+
+def record_effect(uow: UnitOfWork, key: str, system: str, operation: str, order_id: int,
+                  reference: str, amount: Decimal | None = None) -> ExternalEffect:
+    """Record that a partner call took effect (the key is unique: a twin fails to commit)."""
+    recorded = ExternalEffect(key=key, system=system, operation=operation, order_id=order_id,
+                              reference=reference, amount=amount, created_at=utcnow())
+    uow.session.add(recorded)
+    return recorded
+
+
+# --- release to the warehouse ----------------------------------------------------------
+
+
+def request_release(uow: UnitOfWork, order: Order) -> None:
+    """Ask for each allocated group with a carrier to be released to its warehouse, once
+    the whole order is allocated (an order waiting for some units keeps its groups until
+    they arrive, so it ships complete and its backorders can still be filled)."""
+    if order.status is not OrderStatus.ALLOCATED or any(
+            line.quantity_backordered for line in order.lines):
+        return
+    for group in order.fulfilment_groups:
+        if group.status == "allocated" and group.carrier_code is not None:
+            uow.enqueue_after_commit(RELEASE_JOB, group.id)
+
+
+def release_key(group_id: int) -> str:
+    return f"wms-release-group-{group_id}"
+
+
+def release_request(uow: UnitOfWork, group_id: int) -> FulfilmentRequest | None:
+    """What to send the warehouse for a group; None when there is nothing to release
+    (already released, or the order was cancelled or held meanwhile)."""
+    group = uow.session.get(FulfilmentGroup, group_id)
+    if group is None or group.status != "allocated" or group.wms_reference is not None:
+        return None
+    order = group.order
+    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.RELEASED):
+        return None
+    return FulfilmentRequest(
+        group_id=group.id, order_id=order.id, location_code=group.location_code,
+        carrier_code=group.carrier_code, service_code=group.service_code,
+        ship_to=_address(order),
+        items=tuple(ItemToShip(line.order_line_id, line.sku, line.quantity)
+                    for line in group.lines))
+
+
+def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str) -> bool:
+    """Record the warehouse's reference for a released group; the order is released once
+    all its groups are. Returns False when it was already recorded (a job run twice)."""
+    group = uow.session.get(FulfilmentGroup, group_id, with_for_update=True,
+                            populate_existing=True)
+    if group is None or group.wms_reference is not None:
+        return False
+    order = _lock_order(uow, group.order_id)
+    group.wms_reference, group.released_at, group.status = reference, utcnow(), "released"
+    record_effect(uow, release_key(group_id), "wms", "release", order.id, reference)
+    record_event(uow, order, "group.released", actor, group=group.id,
+                 location=group.location_code, wms_reference=reference)
+    if order.status is OrderStatus.ALLOCATED and all(
+            g.status != "allocated" for g in order.fulfilment_groups):
+        _move(uow, actor, order, OrderStatus.RELEASED, "order.released")
+        uow.enqueue_after_commit(NOTIFY_JOB, order.id, "confirmation")
+    return True
+
+
+def cancel_key(group_id: int) -> str:
+    return f"wms-cancel-group-{group_id}"
+
+
+def record_cancel(uow: UnitOfWork, actor: Actor, group_id: int) -> None:
+    """Record that the warehouse gave back a cancelled group."""
+    group = uow.session.get(FulfilmentGroup, group_id)
+    if group is None or group.wms_reference is None or effect(uow, cancel_key(group_id)):
+        return
+    order = _lock_order(uow, group.order_id)
+    record_effect(uow, cancel_key(group_id), "wms", "cancel", order.id, group.wms_reference)
+    record_event(uow, order, "group.withdrawn", actor, group=group.id,
+                 location=group.location_code, wms_reference=group.wms_reference)
+
+
+# --- events from the warehouse ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackedLine:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class WmsEvent:
+    event_id: str
+    type: str  # picked, packed, shipped, short_picked
+    group_id: int
+    package_ref: str | None = None
+    lines: tuple[PackedLine, ...] = ()
+    tracking_number: str | None = None
+    weight_kg: Decimal = Decimal(0)
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    outcome: str  # applied, duplicate, ignored
+    order_id: int | None
+    detail: str | None = None
+    shipment_id: int | None = None
+
+
+def apply_wms_event(uow: UnitOfWork, actor: Actor, event: WmsEvent,
+                    payload: dict[str, Any]) -> Applied:
+    """Apply a warehouse confirmation once.
+
+    Raises:
+        NotFoundError: the fulfilment group does not exist.
+        InputValidationError: lines that are not in the group, or more than it holds.
+    """
+    group = uow.session.get(FulfilmentGroup, event.group_id)
+    if group is None:
+        raise NotFoundError("fulfilment group", event.group_id)
+    order = _lock_order(uow, group.order_id)  # twins of one event queue here
+    seen = _seen(uow, "wms", event.event_id)
+    if seen is not None:
+        return Applied("duplicate", seen.order_id, seen.detail)
+    uow.session.refresh(group, with_for_update=True)
+    if group.status not in ("released", "shipped"):
+        return _remember(uow, "wms", event.event_id, event.type, order, payload, "ignored",
+                         f"the group is {group.status}, not released")
+    packed = _packed(uow, group, event.package_ref)
+    if event.type == "shipped" and packed is not None and not event.lines:
+        quantities = {line.sku: line.quantity for line in packed.lines}  # as packed
+    else:
+        quantities = _check_lines(uow, group, event, packed)
+    shipment_id = None
+    if event.type == "picked":
+        record_event(uow, order, "group.picked", actor, group=group.id)
+    elif event.type == "packed":
+        shipment = packed or _new_shipment(uow, order, group, event, quantities)
+        shipment_id = shipment.id
+        if shipment.tracking_number is None:
+            uow.enqueue_after_commit(LABEL_JOB, shipment.id)
+    elif event.type == "shipped":
+        shipment = packed or _new_shipment(uow, order, group, event, quantities)
+        shipment_id = shipment.id
+        _ship(uow, actor, order, group, shipment, event)
+    else:  # short_picked
+        _short_pick(uow, actor, order, group, quantities)
+    return _remember(uow, "wms", event.event_id, event.type, order, payload, "applied",
+                     None, shipment_id)
+
+
+def _packed(uow: UnitOfWork, group: FulfilmentGroup, package: str | None) -> Shipment | None:
+    """The package the event names, if the warehouse reported it before."""
+    if package is None:
+        return None
+    found: Shipment | None = uow.session.scalars(select(Shipment).where(
+        Shipment.group_id == group.id, Shipment.package_ref == package)
+        .with_for_update()).first()
+    return found
+
+
+def _check_lines(uow: UnitOfWork, group: FulfilmentGroup, event: WmsEvent,
+                 packed: Shipment | None) -> dict[str, int]:
+    """Units per SKU the event names, checked against what the group still holds and has
+    not packed into another package yet (a package reported again must match itself)."""
+    holds = {line.sku: line.quantity for line in group.lines}
+    for other in uow.session.scalars(select(Shipment).where(
+            Shipment.group_id == group.id, Shipment.shipped_at.is_(None))):
+        if packed is None or other.id != packed.id:
+            for packed_line in other.lines:
+                holds[packed_line.sku] = holds.get(packed_line.sku, 0) - packed_line.quantity
+    quantities: dict[str, int] = {}
+    for line in event.lines:
+        quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+    problems = [(f"lines/{index}/sku",
+                 f"fulfilment group {group.id} has no {line.sku} left to pack or ship")
+                for index, line in enumerate(event.lines) if line.sku not in holds]
+    problems += [(f"lines/{index}/quantity",
+                  f"{quantities[line.sku]} units of {line.sku} named; the group has "
+                  f"{holds[line.sku]} left to pack and ship")
+                 for index, line in enumerate(event.lines)
+                 if line.sku in holds and quantities[line.sku] > holds[line.sku]]
+    if event.type != "picked" and not event.lines:
+        problems.append(("lines", f"a {event.type} event names at least one line"))
+    if packed is not None and event.lines and quantities != {
+            line.sku: line.quantity for line in packed.lines}:
+        problems.append(("lines", f"package {packed.package_ref} was packed with other "
+                                  "lines; send them as packed, or none"))
+    if problems:
+        raise InputValidationError([FieldProblem(path, message) for path, message in problems])
+    return quantities
+
+
+def _new_shipment(uow: UnitOfWork, order: Order, group: FulfilmentGroup, event: WmsEvent,
+                  quantities: dict[str, int]) -> Shipment:
+    """The shipment a package makes (without a package id, the event is its id)."""
+    package = event.package_ref or event.event_id
+    lines_by_sku = {line.sku: line for line in group.lines}
+    shipment = Shipment(
+        order_id=order.id, group_id=group.id, package_ref=package,
+        location_code=group.location_code, carrier_code=group.carrier_code,
+        service_code=group.service_code, status="packed",
+        tracking_number=event.tracking_number, weight_kg=event.weight_kg, created_at=utcnow(),
+        lines=[ShipmentLine(order_line_id=lines_by_sku[sku].order_line_id, sku=sku,
+                            quantity=quantity) for sku, quantity in quantities.items()])
+    uow.session.add(shipment)
+    uow.session.flush()
+    return shipment
+
+
+def _ship(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
+          shipment: Shipment, event: WmsEvent) -> None:
+    """Goods leave: stock and reservation go down, the lines count them as shipped."""
+    if shipment.shipped_at is not None:
+        return
+    if event.tracking_number and shipment.tracking_number is None:
+        shipment.tracking_number = event.tracking_number
+    shipment.status, shipment.shipped_at = "shipped", event.occurred_at or utcnow()
+    levels = lock_levels(uow, [(line.sku, group.location_code) for line in shipment.lines])
+    by_sku = {line.sku: line for line in group.lines}
+    for line in shipment.lines:
+        move(uow, actor, levels[(line.sku, group.location_code)], "shipment", -line.quantity,
+             -line.quantity, reference=f"shipment {shipment.id}", order_id=order.id)
+        order_line = line.order_line
+        order_line.quantity_allocated -= line.quantity
+        order_line.quantity_shipped += line.quantity
+        _take_from_group(by_sku[line.sku], line.quantity)
+    if not group.lines:
+        group.status = "shipped"
+    uow.session.flush()
+    everything_shipped = all(
+        line.quantity_shipped + line.quantity_cancelled == line.quantity_ordered
+        for line in order.lines)
+    target = OrderStatus.SHIPPED if everything_shipped else OrderStatus.PARTIALLY_SHIPPED
+    record_event(uow, order, "shipment.shipped", actor, shipment=shipment.id,
+                 tracking_number=shipment.tracking_number, carrier=shipment.carrier_code,
+                 lines=[{"sku": line.sku, "quantity": line.quantity}
+                        for line in shipment.lines])
+    if order.status is not target:
+        event_type = "order.shipped" if everything_shipped else "order.partially_shipped"
+        _move(uow, actor, order, target, event_type)
+    uow.enqueue_after_commit(INVOICE_JOB, shipment.id)
+    uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"shipped:{shipment.id}")
+
+
+def _take_from_group(line: FulfilmentLine, quantity: int) -> None:
+    """A group's lines are what it still has to ship (and holds reserved): they shrink as
+    it ships, and a line at zero goes."""
+    line.quantity -= quantity
+    if line.quantity == 0:
+        line.group.lines.remove(line)
+
+
+def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
+                quantities: dict[str, int]) -> None:
+    """The warehouse could not find the units: its stock is corrected down, the units go
+    back to waiting for stock, and the backorder job looks for them elsewhere."""
+    levels = lock_levels(uow, [(sku, group.location_code) for sku in quantities])
+    by_sku = {line.sku: line for line in group.lines}
+    for sku, quantity in quantities.items():
+        move(uow, actor, levels[(sku, group.location_code)], "short_pick", -quantity,
+             -quantity, reason="short picked", reference=f"group {group.id}",
+             order_id=order.id)
+        order_line = by_sku[sku].order_line
+        order_line.quantity_allocated -= quantity
+        order_line.quantity_backordered += quantity
+        _take_from_group(by_sku[sku], quantity)
+        uow.enqueue_after_commit(BACKORDER_JOB, sku)
+    if not group.lines:
+        group.status = "cancelled"
+    record_event(uow, order, "group.short_picked", actor, group=group.id,
+                 location=group.location_code,
+                 lines=[{"sku": sku, "quantity": q} for sku, q in quantities.items()])
+
+
+# --- labels ----------------------------------------------------------------------------
+
+
+def label_key(shipment_id: int) -> str:
+    return f"carrier-label-shipment-{shipment_id}"
+
+
+def label_request(uow: UnitOfWork, shipment_id: int) -> LabelRequest | None:
+    """What to ask the carrier for; None when the shipment has its label already."""
+    shipment = uow.session.get(Shipment, shipment_id)
+    if (shipment is None or shipment.tracking_number is not None
+            or shipment.carrier_code is None or shipment.service_code is None):
+        return None
+    order = uow.session.get(Order, shipment.order_id)
+    assert order is not None
+    value = sum((line.order_line.unit_price * line.quantity for line in shipment.lines),
+                Decimal(0))
+    return LabelRequest(shipment_id=shipment.id, carrier_code=shipment.carrier_code,
+                        service_code=shipment.service_code,
+                        origin_location=shipment.location_code, ship_to=_address(order),
+                        weight_kg=shipment.weight_kg, declared_value=value)
+
+
+def record_label(uow: UnitOfWork, actor: Actor, shipment_id: int, tracking_number: str,
+                 cost: Decimal) -> bool:
+    shipment = uow.session.get(Shipment, shipment_id, with_for_update=True,
+                               populate_existing=True)
+    if shipment is None or shipment.tracking_number is not None:
+        return False
+    order = _lock_order(uow, shipment.order_id)
+    shipment.tracking_number, shipment.label_cost = tracking_number, cost
+    record_effect(uow, label_key(shipment_id), "carrier", "label", order.id, tracking_number,
+                  cost)
+    record_event(uow, order, "shipment.labelled", actor, shipment=shipment.id,
+                 carrier=shipment.carrier_code, tracking_number=tracking_number,
+                 cost=str(cost))
+    return True
+
+
+# --- carrier tracking ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackingEvent:
+    event_id: str
+    tracking_number: str
+    status: str  # in_transit, out_for_delivery, delivered, exception
+    occurred_at: datetime
+    detail: str | None = None
+
+
+def apply_tracking_event(uow: UnitOfWork, actor: Actor, event: TrackingEvent,
+                         payload: dict[str, Any]) -> Applied:
+    """Apply a carrier's tracking event once, never moving the shipment backwards.
+
+    Raises:
+        NotFoundError: no shipment has this tracking number.
+    """
+    shipment = uow.session.scalars(select(Shipment).where(
+        Shipment.tracking_number == event.tracking_number)).first()
+    if shipment is None:
+        raise NotFoundError("shipment with tracking number", event.tracking_number)
+    order = _lock_order(uow, shipment.order_id)
+    seen = _seen(uow, "carrier", event.event_id)
+    if seen is not None:
+        return Applied("duplicate", seen.order_id, seen.detail, shipment.id)
+    uow.session.refresh(shipment, with_for_update=True)
+    if PROGRESS[event.status] <= PROGRESS[shipment.status] and event.status != "exception":
+        return _remember(uow, "carrier", event.event_id, event.status, order, payload,
+                         "ignored", f"the shipment is already {shipment.status}", shipment.id)
+    if shipment.shipped_at is None:
+        return _remember(uow, "carrier", event.event_id, event.status, order, payload,
+                         "ignored", "the warehouse has not shipped it yet", shipment.id)
+    shipment.status = event.status
+    record_event(uow, order, f"shipment.{event.status}", actor, shipment=shipment.id,
+                 tracking_number=shipment.tracking_number, detail=event.detail,
+                 occurred_at=event.occurred_at.isoformat())
+    if event.status == "delivered":
+        _deliver(uow, actor, order, shipment, event.occurred_at)
+    return _remember(uow, "carrier", event.event_id, event.status, order, payload, "applied",
+                     None, shipment.id)
+
+
+def _deliver(uow: UnitOfWork, actor: Actor, order: Order, shipment: Shipment,
+             at: datetime) -> None:
+    shipment.delivered_at = at
+    for line in shipment.lines:
+        line.order_line.quantity_delivered += line.quantity
+    uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"delivered:{shipment.id}")
+    if order.status is OrderStatus.SHIPPED and all(
+            line.quantity_delivered + line.quantity_cancelled == line.quantity_ordered
+            for line in order.lines):
+        _move(uow, actor, order, OrderStatus.DELIVERED, "order.delivered")
+    complete_if_done(uow, actor, order)
+
+
+# --- invoicing and payment -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Billing:
+    """What one shipment bills, and the payment steps it needs (keys in order)."""
+
+    order_id: int
+    currency: str
+    invoice: InvoiceRequest
+    gross: Decimal
+    paid_up_front: bool
+
+    @property
+    def authorise_key(self) -> str:
+        return f"finance-authorise-order-{self.order_id}"
+
+    @property
+    def capture_key(self) -> str:
+        return f"finance-capture-{self.invoice.reference}"
+
+    @property
+    def invoice_key(self) -> str:
+        return f"finance-invoice-{self.invoice.reference}"
+
+
+def billing(uow: UnitOfWork, shipment_id: int) -> Billing | None:
+    """What to bill for a shipped shipment; None once it is invoiced.
+
+    Tax is the order's tax spread over its net by cumulative share, so the invoices of an
+    order add up to its tax exactly; shipping is billed on the first invoice.
+    """
+    shipment = uow.session.get(Shipment, shipment_id)
+    if shipment is None or shipment.shipped_at is None or shipment.invoiced_at is not None:
+        return None
+    order = uow.session.get(Order, shipment.order_id)
+    assert order is not None
+    places = Decimal(1).scaleb(-minor_units(order.currency))
+    earlier = list(uow.session.scalars(select(Shipment).where(
+        Shipment.order_id == order.id, Shipment.invoiced_at.is_not(None))))
+    net_before = sum((_net(s) for s in earlier), Decimal(0))
+    lines, running = [], net_before
+    for line in shipment.lines:
+        net = (line.order_line.unit_price * line.quantity).quantize(places)
+        tax = (_share(order.tax_amount, running + net, order.subtotal, places)
+               - _share(order.tax_amount, running, order.subtotal, places))
+        running += net
+        lines.append(InvoiceLine(line.sku, line.quantity, net, tax))
+    shipping = order.shipping_amount if not earlier else Decimal(0)
+    invoice = InvoiceRequest(order_id=order.id, customer_id=order.customer_id,
+                             currency=order.currency, lines=tuple(lines), shipping=shipping,
+                             reference=f"shipment-{shipment.id}")
+    gross = sum((line.net + line.tax for line in lines), Decimal(0)) + shipping
+    return Billing(order.id, order.currency, invoice, gross,
+                   order.payment_terms in PAID_UP_FRONT)
+
+
+def _net(shipment: Shipment) -> Decimal:
+    return sum((line.order_line.unit_price * line.quantity for line in shipment.lines),
+               Decimal(0))
+
+
+def _share(total: Decimal, part: Decimal, whole: Decimal, places: Decimal) -> Decimal:
+    if not whole:
+        return Decimal(0)
+    return (total * part / whole).quantize(places, rounding=ROUND_HALF_EVEN)
+
+
+def record_finance(uow: UnitOfWork, key: str, operation: str, order_id: int,
+                   receipt: FinanceReceipt) -> None:
+    """Record one finance effect (authorisation, capture) unless it already is."""
+    if effect(uow, key) is None:
+        record_effect(uow, key, "finance", operation, order_id, receipt.reference,
+                      receipt.amount.amount)
+
+
+def record_invoice(uow: UnitOfWork, actor: Actor, shipment_id: int, bill: Billing,
+                   receipt: FinanceReceipt) -> bool:
+    shipment = uow.session.get(Shipment, shipment_id, with_for_update=True,
+                               populate_existing=True)
+    if shipment is None or shipment.invoiced_at is not None:
+        return False
+    order = _lock_order(uow, shipment.order_id)
+    shipment.invoice_reference, shipment.invoiced_at = receipt.reference, utcnow()
+    record_finance(uow, bill.invoice_key, "invoice", order.id, receipt)
+    record_event(uow, order, "shipment.invoiced", actor, shipment=shipment.id,
+                 invoice=receipt.reference, amount=str(receipt.amount.amount),
+                 currency=receipt.amount.currency)
+    complete_if_done(uow, actor, order)
+    return True
+
+
+def complete_if_done(uow: UnitOfWork, actor: Actor, order: Order) -> None:
+    """Complete a delivered order once every shipment of it is invoiced."""
+    if order.status is not OrderStatus.DELIVERED:
+        return
+    shipments = list(uow.session.scalars(select(Shipment).where(
+        Shipment.order_id == order.id)))
+    if all(s.invoiced_at is not None for s in shipments):
+        _move(uow, actor, order, OrderStatus.COMPLETED, "order.completed")
+
+
+# --- work that stalled -----------------------------------------------------------------
+
+
+def stalled_work(uow: UnitOfWork, before: datetime) -> list[tuple[str, int]]:
+    """Jobs whose work is still undone although it was asked for before `before`: a
+    worker died mid-job, or a job was lost. Running them again is safe (each is
+    idempotent), so a periodic sweep hands them out again."""
+    releases = uow.session.scalars(
+        select(FulfilmentGroup.id).join(Order, Order.id == FulfilmentGroup.order_id).where(
+            FulfilmentGroup.status == "allocated", FulfilmentGroup.carrier_code.is_not(None),
+            FulfilmentGroup.created_at < before, Order.status == OrderStatus.ALLOCATED,
+            ~select(OrderLine.id).where(OrderLine.order_id == Order.id,
+                                        OrderLine.quantity_backordered > 0).exists()))
+    labels = uow.session.scalars(select(Shipment.id).where(
+        Shipment.tracking_number.is_(None), Shipment.carrier_code.is_not(None),
+        Shipment.shipped_at.is_(None), Shipment.created_at < before))
+    bills = uow.session.scalars(select(Shipment.id).where(
+        Shipment.shipped_at < before, Shipment.invoiced_at.is_(None)))
+    return ([(RELEASE_JOB, group_id) for group_id in releases]
+            + [(LABEL_JOB, shipment_id) for shipment_id in labels]
+            + [(INVOICE_JOB, shipment_id) for shipment_id in bills])
+
+
+# --- shared ----------------------------------------------------------------------------
+
+
+def order_shipments(uow: UnitOfWork, actor: Actor, order_id: int) -> list[Shipment]:
+    """Return the order's shipments, oldest first, if this actor may see the order."""
+    order = get_order(uow, actor, order_id)
+    return list(uow.session.scalars(select(Shipment).where(Shipment.order_id == order.id)
+                                    .order_by(Shipment.id)))
+
+
+def journal(uow: UnitOfWork, actor: Actor, order_id: int) -> list[JournalEntry]:
+    """Return the embedded ledger's entries for an order, in posting order."""
+    order = get_order(uow, actor, order_id)
+    return list(uow.session.scalars(select(JournalEntry).where(
+        JournalEntry.order_id == order.id).order_by(JournalEntry.id)))
+
+
+def trial_balance(uow: UnitOfWork) -> dict[str, tuple[Decimal, Decimal]]:
+    """Debits and credits per account over the whole embedded ledger."""
+    rows = uow.session.execute(select(JournalLine.account, func.sum(JournalLine.debit),
+                                      func.sum(JournalLine.credit))
+                               .group_by(JournalLine.account).order_by(JournalLine.account))
+    return {account: (Decimal(debit or 0), Decimal(credit or 0))
+            for account, debit, credit in rows}
+
+
+def released_work(uow: UnitOfWork, location_code: str) -> list[FulfilmentGroup]:
+    """What a location's warehouse has been given and not yet shipped: its pick list."""
+    return list(uow.session.scalars(select(FulfilmentGroup).where(
+        FulfilmentGroup.location_code == location_code, FulfilmentGroup.status == "released")
+        .order_by(FulfilmentGroup.released_at, FulfilmentGroup.id).limit(500)))
+
+
+def _address(order: Order) -> Address:
+    return Address(order.ship_to_name, order.ship_to_line1, order.ship_to_city,
+                   order.ship_to_postal_code, order.ship_to_country)
+
+
+def _lock_order(uow: UnitOfWork, order_id: int) -> Order:
+    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    if order is None:
+        raise NotFoundError("order", order_id)
+    return order
+
+
+def _move(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
+          event_type: str) -> None:
+    previous = order.status
+    check_transition(previous, target)
+    order.status, order.updated_at = target, utcnow()
+    record_event(uow, order, event_type, actor, previous_status=previous.value,
+                 status=target.value)
+
+
+def _seen(uow: UnitOfWork, source: str, event_id: str) -> InboundEvent | None:
+    found: InboundEvent | None = uow.session.scalars(select(InboundEvent).where(
+        InboundEvent.source == source, InboundEvent.event_id == event_id)).first()
+    return found
+
+
+def _remember(uow: UnitOfWork, source: str, event_id: str, type: str, order: Order,
+              payload: dict[str, Any], outcome: str, detail: str | None,
+              shipment_id: int | None = None) -> Applied:
+    uow.session.add(InboundEvent(source=source, event_id=event_id, type=type,
+                                 order_id=order.id, payload=payload, outcome=outcome,
+                                 detail=detail, received_at=utcnow()))
+    return Applied(outcome, order.id, detail, shipment_id)

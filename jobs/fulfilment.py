@@ -1,0 +1,204 @@
+"""Fulfilment jobs: release to the warehouse, buy labels, bill shipments, tell the customer.
+
+Each job reads what to send in one transaction, calls the partner with an idempotency key
+outside any transaction, and records the answer in another, so running it twice (a retry,
+a worker killed mid-call) calls again with the same key and records nothing twice. A
+partner failure raises, and RQ retries with backoff; after the last attempt the
+exceptions rules decide what happens to the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import TypeVar
+
+from sqlalchemy import select
+
+from adapters.bootstrap import current_services
+from adapters.queue import final_attempt
+from engine import exceptions, fulfilment
+from engine.actors import system_actor
+from engine.errors import ExternalSystemError
+from engine.inventory import WMS_CANCEL_JOB
+from engine.models import FulfilmentGroup, Order, OrderEvent, Shipment, utcnow
+from engine.orders import record_event
+from engine.ports import FinanceReceipt, JobArg, Money
+from engine.status import OrderStatus
+
+T = TypeVar("T")
+
+
+def release_group(group_id: int) -> str | None:
+    """Release one fulfilment group to its warehouse; returns the warehouse's reference."""
+    services = current_services()
+    with services.uow() as uow:
+        request = fulfilment.release_request(uow, group_id)
+    if request is None:
+        return None
+    warehouse = services.partners.warehouse(request.location_code)
+    release = _call(request.order_id, "wms_rejected", "wms",
+                    lambda: warehouse.release(request, fulfilment.release_key(group_id)),
+                    fulfilment.RELEASE_JOB, group_id)
+    with services.uow() as uow:
+        fulfilment.record_release(uow, system_actor("wms-release"), group_id,
+                                  release.reference)
+        uow.commit()
+    return release.reference
+
+
+def buy_label(shipment_id: int) -> str | None:
+    """Buy the carrier label of a packed shipment; returns its tracking number."""
+    services = current_services()
+    with services.uow() as uow:
+        request = fulfilment.label_request(uow, shipment_id)
+        order_id = uow.session.scalar(select(Shipment.order_id).where(
+            Shipment.id == shipment_id))
+    if request is None or order_id is None:
+        return None
+    carrier = services.partners.carrier(request.carrier_code)
+    label = _call(order_id, "label_failed", "carrier",
+                  lambda: carrier.create_label(request, fulfilment.label_key(shipment_id)),
+                  fulfilment.LABEL_JOB, shipment_id)
+    with services.uow() as uow:
+        fulfilment.record_label(uow, system_actor("carrier-label"), shipment_id,
+                                label.tracking_number, label.cost)
+        uow.commit()
+    return label.tracking_number
+
+
+def invoice_shipment(shipment_id: int) -> str | None:
+    """Bill a shipped shipment: authorise and capture (orders paid up front), then invoice.
+
+    Every step has its own key and is recorded as it completes, so after a crash the job
+    picks up where it stopped and no payment or invoice is posted twice.
+    """
+    services = current_services()
+    with services.uow() as uow:
+        bill = fulfilment.billing(uow, shipment_id)
+        done = {key: (found.reference if (found := fulfilment.effect(uow, key)) else None)
+                for key in (bill.authorise_key, bill.capture_key)} if bill else {}
+    if bill is None:
+        return None
+    finance = services.partners.finance()
+    gross = Money(bill.gross, bill.currency)
+    if bill.paid_up_front:
+        reference = done[bill.authorise_key]
+        if reference is None:
+            receipt = _call(bill.order_id, "payment_failed", "finance", lambda: finance.authorise(
+                bill.order_id, gross, bill.authorise_key), fulfilment.INVOICE_JOB, shipment_id)
+            _record_finance(bill.authorise_key, "authorise", bill.order_id, receipt)
+            reference = receipt.reference
+        if done[bill.capture_key] is None:
+            captured = _call(bill.order_id, "payment_failed", "finance", lambda: finance.capture(
+                bill.order_id, reference, gross, bill.capture_key), fulfilment.INVOICE_JOB,
+                shipment_id)
+            _record_finance(bill.capture_key, "capture", bill.order_id, captured)
+    invoice = _call(bill.order_id, "payment_failed", "finance",
+                    lambda: finance.invoice(bill.invoice, bill.invoice_key),
+                    fulfilment.INVOICE_JOB, shipment_id)
+    with services.uow() as uow:
+        fulfilment.record_invoice(uow, system_actor("finance"), shipment_id, bill, invoice)
+        uow.commit()
+    return invoice.reference
+
+
+def notify_customer(order_id: int, kind: str) -> bool:
+    """Tell the customer (confirmation, shipped:<shipment>, delivered:<shipment>, delay:<group>)
+    once: the embedded notifier records the message on the timeline."""
+    services = current_services()
+    with services.uow() as uow:
+        order = uow.session.get(Order, order_id, with_for_update=True)
+        if order is None:
+            return False
+        sent = uow.session.scalar(select(OrderEvent.id).where(
+            OrderEvent.order_id == order_id, OrderEvent.type == "customer.notified",
+            OrderEvent.data["kind"].as_string() == kind))
+        if sent is not None:
+            return False
+        record_event(uow, order, "customer.notified", system_actor("notifier"), kind=kind,
+                     channel="email", customer=order.customer_id)
+        uow.commit()
+    return True
+
+
+def detect_late_shipments(grace_hours: int = 0) -> list[int]:
+    """Find groups past their promised date and not yet delivered; notify each once and
+    let the exceptions rules decide (a scheduled job). Returns the orders found late."""
+    services = current_services()
+    now = utcnow()
+    with services.uow() as uow:
+        late = list(uow.session.execute(
+            select(FulfilmentGroup.id, FulfilmentGroup.order_id, FulfilmentGroup.promised_at)
+            .join(Order, Order.id == FulfilmentGroup.order_id)
+            .where(FulfilmentGroup.promised_at < now - timedelta(hours=grace_hours),
+                   FulfilmentGroup.status.in_(("allocated", "released", "shipped")),
+                   Order.status.in_((OrderStatus.ALLOCATED, OrderStatus.RELEASED,
+                                     OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED)))))
+    found = []
+    for group_id, order_id, promised in late:
+        if notify_customer(order_id, f"delay:{group_id}"):
+            hours = int((now - promised).total_seconds() // 3600) if promised else 0
+            with services.uow() as uow:
+                exceptions.handle_failure(uow, system_actor("late-shipments"), order_id,
+                                          exceptions.Failure(
+                                              "carrier_delay", "late", "carrier",
+                                              f"{hours} h past the promise",
+                                              delay_hours=Decimal(hours)))
+                uow.commit()
+            found.append(order_id)
+    return found
+
+
+def _call(order_id: int, event_type: str, stage: str, call: Callable[[], T],
+          job: str | None = None, *args: JobArg) -> T:
+    """Call a partner; on the last failed attempt, let the exceptions rules decide, then
+    fail the job (RQ keeps it in the failed registry with the error)."""
+    try:
+        return call()
+    except ExternalSystemError as error:
+        if final_attempt() or not error.retryable:
+            with current_services().uow() as uow:
+                exceptions.handle_failure(uow, system_actor("exceptions"), order_id,
+                                          exceptions.Failure(event_type, error.code, stage,
+                                                             str(error), job, args))
+                uow.commit()
+        raise
+
+
+def _record_finance(key: str, operation: str, order_id: int,
+                    receipt: FinanceReceipt) -> None:
+    with current_services().uow() as uow:
+        fulfilment.record_finance(uow, key, operation, order_id, receipt)
+        uow.commit()
+
+
+def cancel_at_warehouse(group_id: int) -> bool:
+    """Take a cancelled group back from the warehouse it was released to (once)."""
+    services = current_services()
+    key = fulfilment.cancel_key(group_id)
+    with services.uow() as uow:
+        group = uow.session.get(FulfilmentGroup, group_id)
+        if group is None or group.wms_reference is None or fulfilment.effect(uow, key):
+            return False
+        location, reference, order_id = group.location_code, group.wms_reference, group.order_id
+    warehouse = services.partners.warehouse(location)
+    _call(order_id, "wms_rejected", "wms", lambda: warehouse.cancel(reference, key),
+          WMS_CANCEL_JOB, group_id)
+    with services.uow() as uow:
+        fulfilment.record_cancel(uow, system_actor("wms-cancel"), group_id)
+        uow.commit()
+    return True
+
+
+def resume_stalled_work(older_than_seconds: int = 600) -> int:
+    """Hand out again the release, label and billing work still undone after this long
+    (a scheduled safety net behind the outbox). Returns how many jobs it started."""
+    services = current_services()
+    with services.uow() as uow:
+        work = fulfilment.stalled_work(uow, utcnow() - timedelta(seconds=older_than_seconds))
+        for job, argument in work:
+            uow.enqueue_after_commit(job, argument)
+        uow.commit()
+    return len(work)

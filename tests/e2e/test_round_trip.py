@@ -1,0 +1,213 @@
+"""The round trip on the embedded partners: released, shipped in two packages, delivered,
+completed, with a balanced ledger and every step on the timeline."""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+
+import pytest
+
+from adapters.signing import sign
+from engine.models import StockLevel
+from tests.conftest import order_body
+
+WMS_SECRETS = ("wms-secret-old", "wms-secret-new")
+CARRIER_SECRET = "carrier-secret"
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(WMS_EVENT_SECRETS=",".join(WMS_SECRETS),
+                    CARRIER_EVENT_SECRETS=CARRIER_SECRET)
+
+
+def level(services, sku, location="WH-SP"):
+    with services.uow() as uow:
+        found = uow.session.get(StockLevel, (sku, location))
+        return found.on_hand, found.reserved
+
+
+def wms(client, headers, group_id, type, event_id, **fields):
+    return client.post("/wms/events", headers=headers,
+                       json={"event_id": event_id, "type": type, "group_id": group_id, **fields})
+
+
+def signed_post(client, path, payload, secret, at=None):
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json", **sign([secret], body, now=at)}
+    return client.post(path, data=body, headers=headers)
+
+
+def test_an_order_is_released_shipped_in_two_packages_delivered_and_completed(
+        client, admin, make_key, catalog, services):
+    ops = make_key("ops")
+    # Ben pays by card up front; two lamps and a mug from the Sao Paulo warehouse
+    placed = client.post("/orders", json=order_body(customer_id="C-BEN"), headers=admin).json
+    order_id = placed["id"]
+    order = client.get(f"/orders/{order_id}", headers=ops).json
+    assert order["status"] == "released"
+    [group] = client.get(f"/orders/{order_id}/fulfilment", headers=ops).json["items"]
+    assert group["status"] == "released"
+    assert group["wms_reference"] == f"LWMS-WH-SP-{group['id']}"
+    work = client.get("/wms/work?location=WH-SP", headers=ops).json["items"]
+    assert [g["id"] for g in work] == [group["id"]]
+    assert level(services, "LAMP-1") == (100, 2)
+
+    # the warehouse picks everything, packs the lamps, and the label is bought at once
+    assert wms(client, ops, group["id"], "picked", "ev-1").json["outcome"] == "applied"
+    packed = wms(client, ops, group["id"], "packed", "ev-2", package_ref="BOX-1",
+                 weight_kg=2.1, lines=[{"sku": "LAMP-1", "quantity": 2}])
+    assert packed.status_code == 200, packed.json
+    [box] = client.get(f"/orders/{order_id}/shipments", headers=ops).json["items"]
+    assert box["status"] == "packed" and box["package_ref"] == "BOX-1"
+    assert len(box["tracking_number"]) == 13 and box["tracking_number"].endswith("BR")
+    assert Decimal(box["label_cost"]) == Decimal(group["shipping_cost"])
+
+    # the lamps leave: stock and reservation go down, the order is partially shipped,
+    # and the shipment is paid for (authorised, captured) and invoiced
+    shipped = wms(client, ops, group["id"], "shipped", "ev-3", package_ref="BOX-1")
+    assert shipped.json == {"outcome": "applied", "order_id": order_id,
+                            "shipment_id": box["id"], "detail": None}
+    assert level(services, "LAMP-1") == (98, 0)
+    order = client.get(f"/orders/{order_id}", headers=ops).json
+    assert order["status"] == "partially_shipped"
+    assert [line["quantities"]["shipped"] for line in order["lines"]] == [2, 0]
+    ledger = client.get(f"/orders/{order_id}/ledger", headers=ops).json
+    assert [entry["kind"] for entry in ledger["items"]] == [
+        "authorisation", "capture", "invoice"]
+    assert ledger["balanced"] is True
+
+    # the mug goes in a second package, shipped straight away with the WMS's own label
+    assert wms(client, ops, group["id"], "shipped", "ev-4", package_ref="BOX-2",
+               tracking_number="JD000000002BR",
+               lines=[{"sku": "MUG-2", "quantity": 1}]).status_code == 200
+    assert client.get(f"/orders/{order_id}", headers=ops).json["status"] == "shipped"
+    assert level(services, "MUG-2") == (99, 0)
+    first, second = client.get(f"/orders/{order_id}/shipments", headers=ops).json["items"]
+    assert second["tracking_number"] == "JD000000002BR"
+    assert first["invoice_reference"] and second["invoice_reference"]
+
+    # the carrier reports both delivered; the order is delivered, then completed
+    for event_id, tracking, status in (("t-1", first["tracking_number"], "in_transit"),
+                                       ("t-2", first["tracking_number"], "delivered"),
+                                       ("t-3", second["tracking_number"], "delivered")):
+        response = client.post("/carriers/events", headers=ops, json={
+            "event_id": event_id, "tracking_number": tracking, "status": status,
+            "occurred_at": "2026-11-24T15:00:00+00:00"})
+        assert response.json["outcome"] == "applied", response.json
+    order = client.get(f"/orders/{order_id}", headers=ops).json
+    assert order["status"] == "completed"
+    assert [line["quantities"]["delivered"] for line in order["lines"]] == [2, 1]
+
+    # the books: the invoices add up to the order's total, the card paid all of it,
+    # and every entry, and the whole ledger, balances
+    ledger = client.get(f"/orders/{order_id}/ledger", headers=ops).json
+    invoices = [e for e in ledger["items"] if e["kind"] == "invoice"]
+    captures = [e for e in ledger["items"] if e["kind"] == "capture"]
+    assert sum(Decimal(e["amount"]) for e in invoices) == Decimal(order["total"])
+    assert sum(Decimal(e["amount"]) for e in captures) == Decimal(order["total"])
+    assert ledger["balanced"] is True
+    receivable = sum(Decimal(line["debit"]) - Decimal(line["credit"])
+                     for entry in ledger["items"] for line in entry["lines"]
+                     if line["account"] == "receivables")
+    assert receivable == 0  # invoiced and paid
+    tax = sum(Decimal(line["credit"]) for entry in invoices for line in entry["lines"]
+              if line["account"] == "tax_payable")
+    assert tax == Decimal(order["tax_amount"])
+    balance = client.get("/ledger/trial-balance", headers=ops).json
+    assert balance["balanced"] is True and balance["debit"] == balance["credit"]
+
+    # every step is on the timeline, in order
+    types = [e["type"] for e in client.get(f"/orders/{order_id}/events",
+                                           headers=ops).json["items"]]
+    for step in ("order.received", "order.allocated", "order.released", "group.picked",
+                 "shipment.labelled", "shipment.shipped", "order.partially_shipped",
+                 "shipment.invoiced", "order.shipped", "shipment.delivered",
+                 "order.delivered", "order.completed"):
+        assert step in types, step
+    milestones = [types.index(step) for step in (
+        "order.released", "order.partially_shipped", "order.shipped", "order.delivered",
+        "order.completed")]
+    assert milestones == sorted(milestones)
+    notices = [e["data"]["kind"] for e in client.get(
+        f"/orders/{order_id}/events", headers=ops).json["items"]
+        if e["type"] == "customer.notified"]
+    assert notices == ["confirmation", f"shipped:{first['id']}", f"shipped:{second['id']}",
+                       f"delivered:{first['id']}", f"delivered:{second['id']}"]
+
+
+def test_a_repeated_or_late_event_has_no_second_effect(client, admin, make_key, catalog,
+                                                       services):
+    ops = make_key("ops")
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    [group] = client.get(f"/orders/{order_id}/fulfilment", headers=ops).json["items"]
+    everything = [{"sku": "LAMP-1", "quantity": 2}, {"sku": "MUG-2", "quantity": 1}]
+    # more than the group holds, or a SKU it does not have: 422, and nothing changes
+    refused = wms(client, ops, group["id"], "shipped", "too-many",
+                  lines=[{"sku": "LAMP-1", "quantity": 3}, {"sku": "BATT-3", "quantity": 1}])
+    assert refused.status_code == 422
+    assert {p["field"] for p in refused.json["errors"]} == {"lines/0/quantity", "lines/1/sku"}
+    assert level(services, "LAMP-1") == (100, 2)
+    for _ in range(2):  # the warehouse sends its confirmation twice
+        response = wms(client, ops, group["id"], "shipped", "dup-1", package_ref="B",
+                       tracking_number="AA123456785BR", lines=everything)
+        assert response.status_code == 200
+    assert response.json["outcome"] == "duplicate"
+    assert level(services, "LAMP-1") == (98, 0)  # decremented once
+    assert len(client.get(f"/orders/{order_id}/shipments", headers=ops).json["items"]) == 1
+    invoices = [e for e in client.get(f"/orders/{order_id}/ledger", headers=ops).json["items"]
+                if e["kind"] == "invoice"]
+    assert len(invoices) == 1  # Ana is on net terms: invoiced, nothing captured
+    # delivered, then a stale "in transit" arrives: recorded, ignored
+    for event_id, status in (("c-1", "delivered"), ("c-2", "in_transit")):
+        outcome = client.post("/carriers/events", headers=ops, json={
+            "event_id": event_id, "tracking_number": "AA123456785BR", "status": status})
+        assert outcome.status_code == 200
+    assert outcome.json["outcome"] == "ignored"
+    assert "already delivered" in outcome.json["detail"]
+    assert client.get(f"/orders/{order_id}", headers=ops).json["status"] == "completed"
+    unknown = client.post("/carriers/events", headers=ops, json={
+        "event_id": "c-3", "tracking_number": "ZZ000000000BR", "status": "delivered"})
+    assert (unknown.status_code, unknown.json["code"]) == (404, "not_found")
+
+
+def test_partners_sign_their_events_and_a_tampered_or_stale_one_is_refused(
+        client, admin, make_key, catalog, services):
+    ops = make_key("ops")
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    [group] = client.get(f"/orders/{order_id}/fulfilment", headers=ops).json["items"]
+    event = {"event_id": "w-1", "type": "shipped", "group_id": group["id"],
+             "package_ref": "P", "tracking_number": "AB000000017BR",
+             "lines": [{"sku": "LAMP-1", "quantity": 2}]}
+
+    # tampered: signed, then the quantity changed on the way
+    body = json.dumps(event).encode()
+    headers = {"Content-Type": "application/json", **sign([WMS_SECRETS[1]], body)}
+    tampered = body.replace(b'"quantity": 2', b'"quantity": 1')
+    refused = client.post("/wms/events", data=tampered, headers=headers)
+    assert (refused.status_code, refused.json["code"]) == (401, "bad_signature")
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    # stale: a signature from ten minutes ago is a replay
+    stale = signed_post(client, "/wms/events", event, WMS_SECRETS[0], at=time.time() - 600)
+    assert (stale.status_code, stale.json["code"]) == (401, "stale_timestamp")
+    # signed with another partner's secret
+    wrong = signed_post(client, "/wms/events", event, CARRIER_SECRET)
+    assert wrong.status_code == 401
+    assert level(services, "LAMP-1") == (100, 2)  # nothing left the shelf
+    assert client.get(f"/orders/{order_id}/shipments", headers=ops).json["items"] == []
+
+    # both secrets of a rotation are accepted; the twin is a no-op
+    assert signed_post(client, "/wms/events", event, WMS_SECRETS[0]).json[
+        "outcome"] == "applied"
+    again = signed_post(client, "/wms/events", event, WMS_SECRETS[1])
+    assert (again.status_code, again.json["outcome"]) == (200, "duplicate")
+    assert level(services, "LAMP-1") == (98, 0)
+    delivered = signed_post(client, "/carriers/events", {
+        "event_id": "k-1", "tracking_number": "AB000000017BR", "status": "delivered"},
+        CARRIER_SECRET)
+    assert delivered.json["outcome"] == "applied"
+    # the carrier cannot sign as the warehouse
+    assert signed_post(client, "/wms/events", {**event, "event_id": "w-2"},
+                       CARRIER_SECRET).status_code == 401
