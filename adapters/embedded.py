@@ -19,7 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.iso import minor_units
-from engine.models import FulfilmentGroup, JournalEntry, JournalLine, Shipment, utcnow
+from engine.models import (
+    LEDGER_ACCOUNTS,
+    FulfilmentGroup,
+    JournalEntry,
+    JournalLine,
+    Shipment,
+    utcnow,
+)
 from engine.ports import (
     FinanceReceipt,
     FulfilmentRequest,
@@ -79,8 +86,9 @@ class EmbeddedCarrier:
 
 
 # What each posting debits and credits. An invoice: the customer owes the gross; revenue,
-# tax and shipping are earned. A capture: cash in, receivable settled. A refund: cash out
-# against the refunds account. A credit note: revenue given back, receivable reduced.
+# tax and shipping are earned. A capture: cash in, the receivable settled. A credit note:
+# revenue given back, the receivable reduced. A refund: cash paid back to the customer
+# (what a credit note left them owed).
 class EmbeddedLedger:
     """The local double-entry ledger: one balanced, append-only entry per posting."""
 
@@ -107,7 +115,8 @@ class EmbeddedLedger:
 
     def refund(self, order_id: int, amount: Money, reason: str, key: str) -> FinanceReceipt:
         return self._post(key, "refund", "REF", order_id, amount,
-                          [("refunds", amount.amount, ZERO), ("cash", ZERO, amount.amount)], reason)
+                          [("receivables", amount.amount, ZERO), ("cash", ZERO, amount.amount)],
+                          reason)
 
     def credit_note(self, order_id: int, invoice: str, amount: Money, reason: str,
                     key: str) -> FinanceReceipt:
@@ -121,6 +130,9 @@ class EmbeddedLedger:
         """Post one entry for this key, or return the one already posted for it."""
         lines = [JournalLine(account=account, debit=debit, credit=credit)
                  for account, debit, credit in postings if debit or credit]
+        unknown = {line.account for line in lines} - set(LEDGER_ACCOUNTS)
+        if unknown:
+            raise ValueError(f"{kind} posts to unknown accounts {sorted(unknown)}")
         if sum(line.debit for line in lines) != sum(line.credit for line in lines):
             raise ValueError(f"unbalanced {kind} entry for order {order_id}: {postings}")
         unit = Decimal(1).scaleb(-minor_units(amount.currency))

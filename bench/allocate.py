@@ -34,6 +34,7 @@ from api.demo import load_postal_areas, seed_stock, upsert_all
 from api.schemas import CustomerSchema, LocationSchema, ProductSchema
 from bench.capture import (
     drive,
+    jobs_on_redis,
     reference,
     scratch_database,
     server_arguments,
@@ -127,22 +128,28 @@ def main() -> None:
     sku, hot = hot_bodies(pack, generator, args.hot_orders)
     lines = [len(json.loads(body)["lines"]) for body in spread]
 
-    server = start_gunicorn(url, args.port, args.workers, args.threads)
-    try:
-        drive(args.port, key, spread[:200], args.clients, "warmup", False)
-        spread_run = drive(args.port, key, spread[200:], args.clients, "spread", True)
-        location = set_hot_stock(url, sku, args.hot_orders // 2)
-        hot_run = drive(args.port, key, hot, args.clients, "hot-sku", True)
-        check = oversell_check(url, sku)
-        spread_statuses = _statuses(url)
-    finally:
-        stop(server, args, name)
+    with jobs_on_redis():
+        server = start_gunicorn(url, args.port, args.workers, args.threads)
+        try:
+            drive(args.port, key, spread[:200], args.clients, "warmup", False)
+            spread_run = drive(args.port, key, spread[200:], args.clients, "spread", True)
+            location = set_hot_stock(url, sku, args.hot_orders // 2)
+            hot_run = drive(args.port, key, hot, args.clients, "hot-sku", True)
+            check = oversell_check(url, sku)
+            spread_statuses = _statuses(url)
+            # the floor of this stack: a request that only asks PostgreSQL "SELECT 1"
+            floor = drive(args.port, key, [b""] * 3000, args.clients, "floor", False,
+                          path="/readyz")
+        finally:
+            stop(server, args, name)
     tps = reference(args, f"spread orders of {statistics.mean(lines):.2f} lines on average "
                           f"over {len(generator.skus):,} SKUs")
     for run in (spread_run, hot_run):
         print(f"POST /orders {run.label:>8}: {run.rate:7.1f} orders/s   "
               f"p50 {run.percentile(0.5):6.1f} ms   p99 {run.percentile(0.99):6.1f} ms   "
               f"ratio to pgbench {run.rate / tps:.3f}   statuses {run.statuses}")
+    print(f"GET /readyz (floor: SELECT 1, Redis ping): {floor.rate:7.1f} requests/s   "
+          f"p50 {floor.percentile(0.5):6.1f} ms   ratio to pgbench {floor.rate / tps:.3f}")
     print(f"order statuses after both runs: {spread_statuses}")
     print(f"hot SKU {sku} ({args.hot_orders // 2} units at {location}): {check}")
     oversold = (check["reserved"] != check["allocated_units"]

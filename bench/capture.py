@@ -23,9 +23,13 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from redis import Redis
+from rq import Queue
 from sqlalchemy import create_engine, text
 
 from adapters.bootstrap import build_services
@@ -39,6 +43,27 @@ from engine.reference import CUSTOMERS, PRODUCTS
 
 ADMIN_URL = os.environ.get("OMS_BENCH_POSTGRES_URL",
                            "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("OMS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@contextmanager
+def jobs_on_redis() -> Iterator[str]:
+    """Send the server's jobs to a scratch RQ queue (as in production, not run inline in
+    the request); yield the queue's name and empty it afterwards."""
+    queue_name = f"oms-bench-{uuid.uuid4().hex[:6]}"
+    saved = {name: os.environ.get(name) for name in ("OMS_REDIS_URL", "OMS_QUEUE_NAME")}
+    os.environ.update({"OMS_REDIS_URL": REDIS_URL, "OMS_QUEUE_NAME": queue_name})
+    try:
+        yield queue_name
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        redis = Redis.from_url(REDIS_URL)
+        Queue(queue_name, connection=redis).empty()
+        redis.close()
 
 
 @dataclass
@@ -110,8 +135,9 @@ def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subproces
 
 
 def drive(port: int, key: str, bodies: list[bytes], clients: int, label: str,
-          idempotent: bool) -> Run:
-    """Send every body once, from `clients` threads on keep-alive connections."""
+          idempotent: bool, path: str = "/orders") -> Run:
+    """Send every body once, from `clients` threads on keep-alive connections (an empty
+    body is a GET)."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
@@ -130,7 +156,8 @@ def drive(port: int, key: str, bodies: list[bytes], clients: int, label: str,
             if idempotent:
                 headers["Idempotency-Key"] = f"{label}-{index}"
             started = time.perf_counter()
-            connection.request("POST", "/orders", body=bodies[index], headers=headers)
+            connection.request("POST" if bodies[index] else "GET", path,
+                               body=bodies[index] or None, headers=headers)
             response = connection.getresponse()
             response.read()
             mine.append(time.perf_counter() - started)
@@ -141,13 +168,18 @@ def drive(port: int, key: str, bodies: list[bytes], clients: int, label: str,
             for status, count in seen.items():
                 statuses[status] = statuses.get(status, 0) + count
 
+    return Run(label, len(bodies), in_parallel(clients, client), latencies, statuses)
+
+
+def in_parallel(clients: int, client: Callable[[], None]) -> float:
+    """Run `client` in that many threads at once; return the seconds until all finish."""
     threads = [threading.Thread(target=client) for _ in range(clients)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return Run(label, len(bodies), time.perf_counter() - started, latencies, statuses)
+    return time.perf_counter() - started
 
 
 def pgbench(clients: int, seconds: int, scale: int) -> float:

@@ -26,15 +26,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from redis import Redis
-from rq import Queue
-
 from adapters.olist import OlistPack, OrderGenerator
 from adapters.settings import PROJECT_ROOT
 from bench.allocate import prepare
-from bench.capture import Run, reference, scratch_database, server_arguments, start_gunicorn, stop
+from bench.capture import (
+    Run,
+    in_parallel,
+    jobs_on_redis,
+    reference,
+    scratch_database,
+    server_arguments,
+    start_gunicorn,
+    stop,
+)
 
-REDIS_URL = os.environ.get("OMS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 POLL_SECONDS = 0.02
 
 
@@ -114,13 +119,7 @@ def drive(port: int, key: str, bodies: list[bytes], clients: int,
                     latencies.append(elapsed)
         trip.connection.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
+    seconds = in_parallel(clients, client)
     return Run(label, outcomes.get("completed", 0), seconds, latencies, {}), outcomes
 
 
@@ -138,7 +137,6 @@ def main() -> None:
     args = server_arguments(parser, port=18083).parse_args()
 
     name = f"oms_bench_roundtrip_{uuid.uuid4().hex[:6]}"
-    queue_name = f"oms-bench-{uuid.uuid4().hex[:6]}"
     print(f"preparing {name}: Olist catalogue, customers, locations, stock ...", flush=True)
     pack = OlistPack()
     url = scratch_database(name)
@@ -146,23 +144,18 @@ def main() -> None:
     generator = OrderGenerator(pack, seed=7)
     bodies = [json.dumps(generator.next_order()).encode() for _ in range(args.orders + 40)]
 
-    env = {**os.environ, "OMS_DATABASE_URL": url, "OMS_REDIS_URL": REDIS_URL,
-           "OMS_QUEUE_NAME": queue_name}
-    os.environ.update({"OMS_REDIS_URL": REDIS_URL, "OMS_QUEUE_NAME": queue_name})
-    server = start_gunicorn(url, args.port, args.workers, args.threads)
-    workers = start_workers(args.rq_workers, env)
-    try:
-        drive(args.port, key, bodies[:40], args.clients, "warmup")
-        run, outcomes = drive(args.port, key, bodies[40:], args.clients, "roundtrip")
-    finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=30)
-        redis = Redis.from_url(REDIS_URL)
-        Queue(queue_name, connection=redis).empty()
-        redis.close()
-        stop(server, args, name)
+    with jobs_on_redis():
+        server = start_gunicorn(url, args.port, args.workers, args.threads)
+        workers = start_workers(args.rq_workers, {**os.environ, "OMS_DATABASE_URL": url})
+        try:
+            drive(args.port, key, bodies[:40], args.clients, "warmup")
+            run, outcomes = drive(args.port, key, bodies[40:], args.clients, "roundtrip")
+        finally:
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                worker.wait(timeout=30)
+            stop(server, args, name)
     tps = reference(args, f"{args.rq_workers} RQ workers on Redis; orders of Olist shape")
     print(f"round trip: {run.rate:6.1f} completed orders/s   "
           f"p50 {statistics.median(run.latencies) * 1000:6.0f} ms   "

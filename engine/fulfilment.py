@@ -591,7 +591,15 @@ def journal(uow: UnitOfWork, actor: Actor, order_id: int) -> list[JournalEntry]:
 
 
 def trial_balance(uow: UnitOfWork) -> dict[str, tuple[Decimal, Decimal]]:
-    """Debits and credits per account over the whole embedded ledger."""
+    """Debits and credits per account over the whole embedded ledger, exactly."""
+    if uow.session.get_bind().dialect.name != "postgresql":
+        # SQLite keeps amounts as text and would sum them as floats: add them up here
+        totals: dict[str, tuple[Decimal, Decimal]] = {}
+        for account, debit, credit in uow.session.execute(
+                select(JournalLine.account, JournalLine.debit, JournalLine.credit)):
+            before = totals.get(account, (Decimal(0), Decimal(0)))
+            totals[account] = (before[0] + debit, before[1] + credit)
+        return dict(sorted(totals.items()))
     rows = uow.session.execute(select(JournalLine.account, func.sum(JournalLine.debit),
                                       func.sum(JournalLine.credit))
                                .group_by(JournalLine.account).order_by(JournalLine.account))

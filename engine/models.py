@@ -749,8 +749,7 @@ class ExternalEffect(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-LEDGER_ACCOUNTS = ("cash", "receivables", "revenue", "tax_payable", "shipping_revenue",
-                   "shipping_expense", "carrier_payables", "refunds")
+LEDGER_ACCOUNTS = ("cash", "receivables", "revenue", "tax_payable", "shipping_revenue")
 
 
 class JournalEntry(Base):
