@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -36,10 +38,16 @@ def current_revisions(engine: Engine) -> set[str]:
         return set(MigrationContext.configure(connection).get_current_heads())
 
 
+@functools.cache
+def _code_heads() -> frozenset[str]:
+    # the migration files are read once per process: the code does not change under it
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return frozenset(script.get_heads())
+
+
 def head_revisions(engine: Engine) -> set[str]:
     """Return the revisions the code expects."""
-    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string()))
-    return set(script.get_heads())
+    return set(_code_heads())
 
 
 def check_schema_current(engine: Engine) -> None:

@@ -73,6 +73,10 @@ class Partners:
             return EmbeddedCarrier(carrier_code, self._session_factory)
         return HttpCarrierGateway(endpoint.client(f"carrier {carrier_code}"))
 
+    def carriers_over_http(self) -> set[str]:
+        """The carriers with an API of their own (the embedded ones cannot be asked)."""
+        return set(self._carriers)
+
     def finance(self) -> Finance:
         if self._finance is None:
             return EmbeddedLedger(self._session_factory)

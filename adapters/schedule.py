@@ -29,6 +29,8 @@ SCHEDULE = (
     Periodic("jobs.webhooks.retry_due", 60, "send webhook deliveries whose retry is due"),
     Periodic("jobs.inventory.sweep_backorders", 300,
              "offer available stock to every waiting backorder"),
+    Periodic("jobs.fulfilment.poll_tracking", 900,
+             "ask carriers with an API where undelivered shipments are"),
     Periodic("jobs.fulfilment.detect_late_shipments", 900,
              "find shipments past their promise; notify and let the exceptions rules decide"),
     Periodic("jobs.maintenance.purge_idempotency_keys", 3600,

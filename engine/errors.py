@@ -157,6 +157,13 @@ class InsufficientStockError(OmsError):
         self.on_hand, self.reserved = on_hand, reserved
 
 
+class NotReadyError(OmsError):
+    """The event refers to work we have not recorded yet (a release or shipment on its
+    way): the sender should send it again shortly; nothing was recorded."""
+
+    code = "not_ready_yet"
+
+
 class ExternalSystemError(OmsError):
     """A system we do not control failed us; `retryable` says whether trying again may help."""
 

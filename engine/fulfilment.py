@@ -17,13 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from engine.actors import Actor
-from engine.errors import FieldProblem, InputValidationError, NotFoundError
-from engine.inventory import lock_levels, move
+from engine.errors import FieldProblem, InputValidationError, NotFoundError, NotReadyError
+from engine.exceptions import Failure, handle_failure
+from engine.inventory import WMS_CANCEL_JOB, lock_levels, move
 from engine.iso import minor_units
 from engine.models import (
     ExternalEffect,
@@ -49,17 +51,18 @@ from engine.ports import (
     LabelRequest,
     UnitOfWork,
 )
-from engine.status import OrderStatus, check_transition
+from engine.status import OrderStatus, can_transition, check_transition
 
 RELEASE_JOB = "jobs.fulfilment.release_group"
 LABEL_JOB = "jobs.fulfilment.buy_label"
 INVOICE_JOB = "jobs.fulfilment.invoice_shipment"
 NOTIFY_JOB = "jobs.fulfilment.notify_customer"
-BACKORDER_JOB = "jobs.inventory.allocate_backorders"
+COMPLETE_JOB = "jobs.fulfilment.complete_order"
 
 # Terms under which the customer pays up front: the payment is authorised on release and
 # captured as each shipment is invoiced. Business terms are invoiced and paid later.
 PAID_UP_FRONT = ("prepaid", "card", "cod")
+T = TypeVar("T", FulfilmentGroup, Shipment)
 
 # How far along a shipment is; an event never moves it back.
 PROGRESS = {"packed": 0, "shipped": 1, "in_transit": 2, "exception": 2,
@@ -113,6 +116,8 @@ def release_request(uow: UnitOfWork, group_id: int) -> FulfilmentRequest | None:
     if group is None or group.status != "allocated" or group.wms_reference is not None:
         return None
     order = group.order
+    if order.status is OrderStatus.ON_HOLD:
+        return None  # releasing the hold asks again
     if order.status not in (OrderStatus.ALLOCATED, OrderStatus.RELEASED):
         return None
     return FulfilmentRequest(
@@ -126,18 +131,25 @@ def release_request(uow: UnitOfWork, group_id: int) -> FulfilmentRequest | None:
 def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str) -> bool:
     """Record the warehouse's reference for a released group; the order is released once
     all its groups are. Returns False when it was already recorded (a job run twice)."""
-    group = uow.session.get(FulfilmentGroup, group_id, with_for_update=True,
-                            populate_existing=True)
-    if group is None or group.wms_reference is not None:
+    locked = _locked(uow, FulfilmentGroup, group_id)
+    if locked is None:
         return False
-    order = _lock_order(uow, group.order_id)
-    group.wms_reference, group.released_at, group.status = reference, utcnow(), "released"
+    order, group = locked
+    if group.wms_reference is not None:
+        return False
+    group.wms_reference, group.released_at = reference, utcnow()
     record_effect(uow, release_key(group_id), "wms", "release", order.id, reference)
+    if group.status != "allocated":  # cancelled while the call was out: take it back
+        record_event(uow, order, "group.released_after_cancel", actor, group=group.id,
+                     wms_reference=reference)
+        uow.enqueue_after_commit(WMS_CANCEL_JOB, group.id)
+        return True
+    group.status = "released"
     record_event(uow, order, "group.released", actor, group=group.id,
                  location=group.location_code, wms_reference=reference)
-    if order.status is OrderStatus.ALLOCATED and all(
+    if _effective(order) is OrderStatus.ALLOCATED and all(
             g.status != "allocated" for g in order.fulfilment_groups):
-        _move(uow, actor, order, OrderStatus.RELEASED, "order.released")
+        _progress(uow, actor, order, OrderStatus.RELEASED, "order.released")
         uow.enqueue_after_commit(NOTIFY_JOB, order.id, "confirmation")
     return True
 
@@ -202,14 +214,21 @@ def apply_wms_event(uow: UnitOfWork, actor: Actor, event: WmsEvent,
     if seen is not None:
         return Applied("duplicate", seen.order_id, seen.detail)
     uow.session.refresh(group, with_for_update=True)
+    if group.status == "allocated":  # the release is on its way: the sender tries again
+        raise NotReadyError(f"fulfilment group {group.id} is not released yet")
     if group.status not in ("released", "shipped"):
         return _remember(uow, "wms", event.event_id, event.type, order, payload, "ignored",
                          f"the group is {group.status}, not released")
-    packed = _packed(uow, group, event.package_ref)
+    packed = (_packed(uow, group, event.package_ref) if event.type in ("packed", "shipped")
+              else None)
     if event.type == "shipped" and packed is not None and not event.lines:
-        quantities = {line.sku: line.quantity for line in packed.lines}  # as packed
+        quantities: dict[str, int] = {}
+        for packed_line in packed.lines:  # as packed
+            quantities[packed_line.sku] = quantities.get(packed_line.sku, 0) + packed_line.quantity
     else:
         quantities = _check_lines(uow, group, event, packed)
+    if event.tracking_number is not None:
+        _check_tracking_free(uow, event.tracking_number, packed)
     shipment_id = None
     if event.type == "picked":
         record_event(uow, order, "group.picked", actor, group=group.id)
@@ -238,16 +257,54 @@ def _packed(uow: UnitOfWork, group: FulfilmentGroup, package: str | None) -> Shi
     return found
 
 
+def _claimed(uow: UnitOfWork, group: FulfilmentGroup,
+             packed: Shipment | None) -> dict[int, int]:
+    """Units per order line already in other packages of the group not shipped yet."""
+    claimed: dict[int, int] = {}
+    for other in uow.session.scalars(select(Shipment).where(
+            Shipment.group_id == group.id, Shipment.shipped_at.is_(None))):
+        if packed is None or other.id != packed.id:
+            for line in other.lines:
+                claimed[line.order_line_id] = claimed.get(line.order_line_id, 0) + line.quantity
+    return claimed
+
+
+def _free(group: FulfilmentGroup, claimed: dict[int, int]) -> dict[str, int]:
+    """Units per SKU the group still holds and no other package has claimed."""
+    free: dict[str, int] = {}
+    for line in group.lines:
+        free[line.sku] = (free.get(line.sku, 0) + line.quantity
+                          - claimed.get(line.order_line_id, 0))
+    return free
+
+
+def _spread(group: FulfilmentGroup, sku: str, quantity: int,
+            claimed: dict[int, int]) -> list[tuple[FulfilmentLine, int]]:
+    """Spread a SKU's units over the group's lines of it (an order may list a SKU twice)."""
+    parts = []
+    for line in group.lines:
+        if line.sku == sku and quantity > 0:
+            take = min(quantity, line.quantity - claimed.get(line.order_line_id, 0))
+            if take > 0:
+                parts.append((line, take))
+                quantity -= take
+    return parts
+
+
+def _check_tracking_free(uow: UnitOfWork, tracking_number: str,
+                         packed: Shipment | None) -> None:
+    taken = uow.session.scalar(select(Shipment.id).where(
+        Shipment.tracking_number == tracking_number))
+    if taken is not None and (packed is None or taken != packed.id):
+        raise InputValidationError([FieldProblem(
+            "tracking_number", f"{tracking_number} is already shipment {taken}'s")])
+
+
 def _check_lines(uow: UnitOfWork, group: FulfilmentGroup, event: WmsEvent,
                  packed: Shipment | None) -> dict[str, int]:
     """Units per SKU the event names, checked against what the group still holds and has
     not packed into another package yet (a package reported again must match itself)."""
-    holds = {line.sku: line.quantity for line in group.lines}
-    for other in uow.session.scalars(select(Shipment).where(
-            Shipment.group_id == group.id, Shipment.shipped_at.is_(None))):
-        if packed is None or other.id != packed.id:
-            for packed_line in other.lines:
-                holds[packed_line.sku] = holds.get(packed_line.sku, 0) - packed_line.quantity
+    holds = _free(group, _claimed(uow, group, packed))
     quantities: dict[str, int] = {}
     for line in event.lines:
         quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
@@ -261,8 +318,10 @@ def _check_lines(uow: UnitOfWork, group: FulfilmentGroup, event: WmsEvent,
                  if line.sku in holds and quantities[line.sku] > holds[line.sku]]
     if event.type != "picked" and not event.lines:
         problems.append(("lines", f"a {event.type} event names at least one line"))
-    if packed is not None and event.lines and quantities != {
-            line.sku: line.quantity for line in packed.lines}:
+    as_packed: dict[str, int] = {}
+    for packed_line in packed.lines if packed is not None else ():
+        as_packed[packed_line.sku] = as_packed.get(packed_line.sku, 0) + packed_line.quantity
+    if packed is not None and event.lines and quantities != as_packed:
         problems.append(("lines", f"package {packed.package_ref} was packed with other "
                                   "lines; send them as packed, or none"))
     if problems:
@@ -274,14 +333,15 @@ def _new_shipment(uow: UnitOfWork, order: Order, group: FulfilmentGroup, event: 
                   quantities: dict[str, int]) -> Shipment:
     """The shipment a package makes (without a package id, the event is its id)."""
     package = event.package_ref or event.event_id
-    lines_by_sku = {line.sku: line for line in group.lines}
+    claimed = _claimed(uow, group, None)
     shipment = Shipment(
         order_id=order.id, group_id=group.id, package_ref=package,
         location_code=group.location_code, carrier_code=group.carrier_code,
         service_code=group.service_code, status="packed",
         tracking_number=event.tracking_number, weight_kg=event.weight_kg, created_at=utcnow(),
-        lines=[ShipmentLine(order_line_id=lines_by_sku[sku].order_line_id, sku=sku,
-                            quantity=quantity) for sku, quantity in quantities.items()])
+        lines=[ShipmentLine(order_line_id=line.order_line_id, sku=sku, quantity=part)
+               for sku, quantity in quantities.items()
+               for line, part in _spread(group, sku, quantity, claimed)])
     uow.session.add(shipment)
     uow.session.flush()
     return shipment
@@ -295,15 +355,16 @@ def _ship(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
     if event.tracking_number and shipment.tracking_number is None:
         shipment.tracking_number = event.tracking_number
     shipment.status, shipment.shipped_at = "shipped", event.occurred_at or utcnow()
+    _fix_amounts(uow, order, shipment)
     levels = lock_levels(uow, [(line.sku, group.location_code) for line in shipment.lines])
-    by_sku = {line.sku: line for line in group.lines}
+    by_line = {line.order_line_id: line for line in group.lines}
     for line in shipment.lines:
         move(uow, actor, levels[(line.sku, group.location_code)], "shipment", -line.quantity,
              -line.quantity, reference=f"shipment {shipment.id}", order_id=order.id)
         order_line = line.order_line
         order_line.quantity_allocated -= line.quantity
         order_line.quantity_shipped += line.quantity
-        _take_from_group(by_sku[line.sku], line.quantity)
+        _take_from_group(by_line[line.order_line_id], line.quantity)
     if not group.lines:
         group.status = "shipped"
     uow.session.flush()
@@ -315,9 +376,8 @@ def _ship(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
                  tracking_number=shipment.tracking_number, carrier=shipment.carrier_code,
                  lines=[{"sku": line.sku, "quantity": line.quantity}
                         for line in shipment.lines])
-    if order.status is not target:
-        event_type = "order.shipped" if everything_shipped else "order.partially_shipped"
-        _move(uow, actor, order, target, event_type)
+    event_type = "order.shipped" if everything_shipped else "order.partially_shipped"
+    _progress(uow, actor, order, target, event_type)
     uow.enqueue_after_commit(INVOICE_JOB, shipment.id)
     uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"shipped:{shipment.id}")
 
@@ -332,24 +392,37 @@ def _take_from_group(line: FulfilmentLine, quantity: int) -> None:
 
 def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
                 quantities: dict[str, int]) -> None:
-    """The warehouse could not find the units: its stock is corrected down, the units go
-    back to waiting for stock, and the backorder job looks for them elsewhere."""
+    """The warehouse could not find the units: its stock is corrected down and the units
+    are cancelled from the order (never billed: only shipments are), the customer is
+    told, and the exceptions rules decide what else happens (stock_short)."""
     levels = lock_levels(uow, [(sku, group.location_code) for sku in quantities])
-    by_sku = {line.sku: line for line in group.lines}
+    claimed = _claimed(uow, group, None)
     for sku, quantity in quantities.items():
         move(uow, actor, levels[(sku, group.location_code)], "short_pick", -quantity,
              -quantity, reason="short picked", reference=f"group {group.id}",
              order_id=order.id)
-        order_line = by_sku[sku].order_line
-        order_line.quantity_allocated -= quantity
-        order_line.quantity_backordered += quantity
-        _take_from_group(by_sku[sku], quantity)
-        uow.enqueue_after_commit(BACKORDER_JOB, sku)
+        for line, part in _spread(group, sku, quantity, claimed):
+            line.order_line.quantity_allocated -= part
+            line.order_line.quantity_cancelled += part
+            _take_from_group(line, part)
     if not group.lines:
         group.status = "cancelled"
+    uow.session.flush()
     record_event(uow, order, "group.short_picked", actor, group=group.id,
                  location=group.location_code,
                  lines=[{"sku": sku, "quantity": q} for sku, q in quantities.items()])
+    uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"short:{group.id}")
+    lines = order.lines
+    if all(line.quantity_shipped + line.quantity_cancelled == line.quantity_ordered
+           for line in lines):
+        if any(line.quantity_shipped for line in lines):
+            _progress(uow, actor, order, OrderStatus.SHIPPED, "order.shipped")
+        elif can_transition(order.status, OrderStatus.CANCELLED):
+            _move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled")
+    handle_failure(uow, actor, order.id, Failure(
+        "stock_short", "short_pick", "wms",
+        ", ".join(f"{q} x {sku} missing at {group.location_code}"
+                  for sku, q in quantities.items())))
 
 
 # --- labels ----------------------------------------------------------------------------
@@ -363,7 +436,8 @@ def label_request(uow: UnitOfWork, shipment_id: int) -> LabelRequest | None:
     """What to ask the carrier for; None when the shipment has its label already."""
     shipment = uow.session.get(Shipment, shipment_id)
     if (shipment is None or shipment.tracking_number is not None
-            or shipment.carrier_code is None or shipment.service_code is None):
+            or shipment.carrier_code is None or shipment.service_code is None
+            or shipment.group.status == "cancelled"):
         return None
     order = uow.session.get(Order, shipment.order_id)
     assert order is not None
@@ -377,11 +451,10 @@ def label_request(uow: UnitOfWork, shipment_id: int) -> LabelRequest | None:
 
 def record_label(uow: UnitOfWork, actor: Actor, shipment_id: int, tracking_number: str,
                  cost: Decimal) -> bool:
-    shipment = uow.session.get(Shipment, shipment_id, with_for_update=True,
-                               populate_existing=True)
-    if shipment is None or shipment.tracking_number is not None:
+    locked = _locked(uow, Shipment, shipment_id)
+    if locked is None or locked[1].tracking_number is not None:
         return False
-    order = _lock_order(uow, shipment.order_id)
+    order, shipment = locked
     shipment.tracking_number, shipment.label_cost = tracking_number, cost
     record_effect(uow, label_key(shipment_id), "carrier", "label", order.id, tracking_number,
                   cost)
@@ -419,12 +492,13 @@ def apply_tracking_event(uow: UnitOfWork, actor: Actor, event: TrackingEvent,
     if seen is not None:
         return Applied("duplicate", seen.order_id, seen.detail, shipment.id)
     uow.session.refresh(shipment, with_for_update=True)
-    if PROGRESS[event.status] <= PROGRESS[shipment.status] and event.status != "exception":
+    if shipment.shipped_at is None:  # the warehouse's confirmation is on its way
+        raise NotReadyError(f"shipment {event.tracking_number} has not been confirmed "
+                            "shipped by the warehouse yet")
+    if shipment.delivered_at is not None or (
+            PROGRESS[event.status] <= PROGRESS[shipment.status] and event.status != "exception"):
         return _remember(uow, "carrier", event.event_id, event.status, order, payload,
                          "ignored", f"the shipment is already {shipment.status}", shipment.id)
-    if shipment.shipped_at is None:
-        return _remember(uow, "carrier", event.event_id, event.status, order, payload,
-                         "ignored", "the warehouse has not shipped it yet", shipment.id)
     shipment.status = event.status
     record_event(uow, order, f"shipment.{event.status}", actor, shipment=shipment.id,
                  tracking_number=shipment.tracking_number, detail=event.detail,
@@ -441,11 +515,24 @@ def _deliver(uow: UnitOfWork, actor: Actor, order: Order, shipment: Shipment,
     for line in shipment.lines:
         line.order_line.quantity_delivered += line.quantity
     uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"delivered:{shipment.id}")
-    if order.status is OrderStatus.SHIPPED and all(
+    if _effective(order) is OrderStatus.SHIPPED and all(
             line.quantity_delivered + line.quantity_cancelled == line.quantity_ordered
             for line in order.lines):
-        _move(uow, actor, order, OrderStatus.DELIVERED, "order.delivered")
+        _progress(uow, actor, order, OrderStatus.DELIVERED, "order.delivered")
     complete_if_done(uow, actor, order)
+
+
+def in_transit(uow: UnitOfWork, carriers: set[str],
+               limit: int = 1000) -> list[tuple[str, str]]:
+    """(carrier, tracking number) of shipments of these carriers not yet delivered, the
+    longest on the road first."""
+    if not carriers:
+        return []
+    rows = uow.session.execute(select(Shipment.carrier_code, Shipment.tracking_number).where(
+        Shipment.carrier_code.in_(carriers), Shipment.shipped_at.is_not(None),
+        Shipment.delivered_at.is_(None), Shipment.tracking_number.is_not(None))
+        .order_by(Shipment.shipped_at).limit(limit))
+    return [(carrier, tracking) for carrier, tracking in rows if carrier and tracking]
 
 
 # --- invoicing and payment -------------------------------------------------------------
@@ -460,6 +547,7 @@ class Billing:
     invoice: InvoiceRequest
     gross: Decimal
     paid_up_front: bool
+    order_total: Decimal  # what the payment is authorised for, once per order
 
     @property
     def authorise_key(self) -> str:
@@ -475,39 +563,50 @@ class Billing:
 
 
 def billing(uow: UnitOfWork, shipment_id: int) -> Billing | None:
-    """What to bill for a shipped shipment; None once it is invoiced.
-
-    Tax is the order's tax spread over its net by cumulative share, so the invoices of an
-    order add up to its tax exactly; shipping is billed on the first invoice.
-    """
+    """What to bill for a shipped shipment (its amounts were fixed as it shipped); None
+    once it is invoiced."""
     shipment = uow.session.get(Shipment, shipment_id)
     if shipment is None or shipment.shipped_at is None or shipment.invoiced_at is not None:
         return None
     order = uow.session.get(Order, shipment.order_id)
     assert order is not None
-    places = Decimal(1).scaleb(-minor_units(order.currency))
-    earlier = list(uow.session.scalars(select(Shipment).where(
-        Shipment.order_id == order.id, Shipment.invoiced_at.is_not(None))))
-    net_before = sum((_net(s) for s in earlier), Decimal(0))
-    lines, running = [], net_before
-    for line in shipment.lines:
+    assert shipment.net_amount is not None and shipment.tax_amount is not None
+    places = _places(order)
+    lines, running = [], Decimal(0)
+    for line in shipment.lines:  # the shipment's tax spread over its lines, exactly
         net = (line.order_line.unit_price * line.quantity).quantize(places)
-        tax = (_share(order.tax_amount, running + net, order.subtotal, places)
-               - _share(order.tax_amount, running, order.subtotal, places))
+        tax = (_share(shipment.tax_amount, running + net, shipment.net_amount, places)
+               - _share(shipment.tax_amount, running, shipment.net_amount, places))
         running += net
         lines.append(InvoiceLine(line.sku, line.quantity, net, tax))
-    shipping = order.shipping_amount if not earlier else Decimal(0)
+    shipping = shipment.shipping_amount or Decimal(0)
     invoice = InvoiceRequest(order_id=order.id, customer_id=order.customer_id,
                              currency=order.currency, lines=tuple(lines), shipping=shipping,
                              reference=f"shipment-{shipment.id}")
-    gross = sum((line.net + line.tax for line in lines), Decimal(0)) + shipping
+    gross = shipment.net_amount + shipment.tax_amount + shipping
     return Billing(order.id, order.currency, invoice, gross,
-                   order.payment_terms in PAID_UP_FRONT)
+                   order.payment_terms in PAID_UP_FRONT, order.total)
 
 
-def _net(shipment: Shipment) -> Decimal:
-    return sum((line.order_line.unit_price * line.quantity for line in shipment.lines),
-               Decimal(0))
+def _fix_amounts(uow: UnitOfWork, order: Order, shipment: Shipment) -> None:
+    """Fix what a shipment bills as it ships, under the order's lock: its lines' net, the
+    order's tax spread by cumulative share of the net shipped so far (so an order's
+    invoices add up to its tax exactly), and the shipping charge on the first shipment."""
+    places = _places(order)
+    earlier = [s for s in uow.session.scalars(select(Shipment).where(
+        Shipment.order_id == order.id, Shipment.shipped_at.is_not(None),
+        Shipment.id != shipment.id)) if s.net_amount is not None]
+    before = sum((s.net_amount or Decimal(0) for s in earlier), Decimal(0))
+    net = sum(((line.order_line.unit_price * line.quantity).quantize(places)
+               for line in shipment.lines), Decimal(0))
+    shipment.net_amount = net
+    shipment.tax_amount = (_share(order.tax_amount, before + net, order.subtotal, places)
+                           - _share(order.tax_amount, before, order.subtotal, places))
+    shipment.shipping_amount = Decimal(0) if earlier else order.shipping_amount
+
+
+def _places(order: Order) -> Decimal:
+    return Decimal(1).scaleb(-minor_units(order.currency))
 
 
 def _share(total: Decimal, part: Decimal, whole: Decimal, places: Decimal) -> Decimal:
@@ -518,19 +617,24 @@ def _share(total: Decimal, part: Decimal, whole: Decimal, places: Decimal) -> De
 
 def record_finance(uow: UnitOfWork, key: str, operation: str, order_id: int,
                    receipt: FinanceReceipt) -> None:
-    """Record one finance effect (authorisation, capture) unless it already is."""
-    if effect(uow, key) is None:
-        record_effect(uow, key, "finance", operation, order_id, receipt.reference,
-                      receipt.amount.amount)
+    """Record one finance effect (authorisation, capture) unless it already is; a twin
+    job recording it at the same moment is no error."""
+    if effect(uow, key) is not None:
+        return
+    try:
+        with uow.session.begin_nested():
+            record_effect(uow, key, "finance", operation, order_id, receipt.reference,
+                          receipt.amount.amount)
+    except IntegrityError:
+        pass  # recorded by the twin
 
 
 def record_invoice(uow: UnitOfWork, actor: Actor, shipment_id: int, bill: Billing,
                    receipt: FinanceReceipt) -> bool:
-    shipment = uow.session.get(Shipment, shipment_id, with_for_update=True,
-                               populate_existing=True)
-    if shipment is None or shipment.invoiced_at is not None:
+    locked = _locked(uow, Shipment, shipment_id)
+    if locked is None or locked[1].invoiced_at is not None:
         return False
-    order = _lock_order(uow, shipment.order_id)
+    order, shipment = locked
     shipment.invoice_reference, shipment.invoiced_at = receipt.reference, utcnow()
     record_finance(uow, bill.invoice_key, "invoice", order.id, receipt)
     record_event(uow, order, "shipment.invoiced", actor, shipment=shipment.id,
@@ -541,7 +645,8 @@ def record_invoice(uow: UnitOfWork, actor: Actor, shipment_id: int, bill: Billin
 
 
 def complete_if_done(uow: UnitOfWork, actor: Actor, order: Order) -> None:
-    """Complete a delivered order once every shipment of it is invoiced."""
+    """Complete a delivered order once every shipment of it is invoiced (an order on hold
+    completes once the hold is released and the sweep finds it)."""
     if order.status is not OrderStatus.DELIVERED:
         return
     shipments = list(uow.session.scalars(select(Shipment).where(
@@ -563,14 +668,22 @@ def stalled_work(uow: UnitOfWork, before: datetime) -> list[tuple[str, int]]:
             FulfilmentGroup.created_at < before, Order.status == OrderStatus.ALLOCATED,
             ~select(OrderLine.id).where(OrderLine.order_id == Order.id,
                                         OrderLine.quantity_backordered > 0).exists()))
-    labels = uow.session.scalars(select(Shipment.id).where(
+    live = Shipment.order_id.in_(select(Order.id).where(
+        Order.status.not_in((OrderStatus.ON_HOLD, OrderStatus.CANCELLED))))
+    labels = uow.session.scalars(select(Shipment.id).join(FulfilmentGroup).where(
         Shipment.tracking_number.is_(None), Shipment.carrier_code.is_not(None),
-        Shipment.shipped_at.is_(None), Shipment.created_at < before))
+        Shipment.shipped_at.is_(None), Shipment.created_at < before,
+        FulfilmentGroup.status != "cancelled", live))
     bills = uow.session.scalars(select(Shipment.id).where(
-        Shipment.shipped_at < before, Shipment.invoiced_at.is_(None)))
+        Shipment.shipped_at < before, Shipment.invoiced_at.is_(None), live))
+    done = uow.session.scalars(select(Order.id).where(
+        Order.status == OrderStatus.DELIVERED, Order.updated_at < before,
+        ~select(Shipment.id).where(Shipment.order_id == Order.id,
+                                   Shipment.invoiced_at.is_(None)).exists()))
     return ([(RELEASE_JOB, group_id) for group_id in releases]
             + [(LABEL_JOB, shipment_id) for shipment_id in labels]
-            + [(INVOICE_JOB, shipment_id) for shipment_id in bills])
+            + [(INVOICE_JOB, shipment_id) for shipment_id in bills]
+            + [(COMPLETE_JOB, order_id) for order_id in done])
 
 
 # --- shared ----------------------------------------------------------------------------
@@ -624,6 +737,46 @@ def _lock_order(uow: UnitOfWork, order_id: int) -> Order:
     if order is None:
         raise NotFoundError("order", order_id)
     return order
+
+
+def _locked(uow: UnitOfWork, kind: type[T], row_id: int) -> tuple[Order, T] | None:
+    """Lock the order a group or shipment belongs to, then the row: always in that order,
+    as the event handlers do, so that jobs and events never deadlock."""
+    row = uow.session.get(kind, row_id)
+    if row is None:
+        return None
+    order = _lock_order(uow, row.order_id)
+    uow.session.refresh(row, with_for_update=True)
+    return order, row
+
+
+def _effective(order: Order) -> OrderStatus:
+    """Where the order is in its round trip, also while on hold."""
+    if order.status is OrderStatus.ON_HOLD and order.held_from:
+        return OrderStatus(order.held_from)
+    return order.status
+
+
+def _progress(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
+              event_type: str) -> None:
+    """Move the order forward to `target`, through `released` if it was still allocated
+    (one group shipped before its sibling's release was recorded). An order on hold stays
+    on hold: the hold remembers the new step, and releasing it returns there."""
+    current = _effective(order)
+    if current is target:
+        return
+    steps = [(target, event_type)]
+    if current is OrderStatus.ALLOCATED and target is not OrderStatus.RELEASED:
+        steps.insert(0, (OrderStatus.RELEASED, "order.released"))
+    for step, name in steps:
+        if order.status is not OrderStatus.ON_HOLD:
+            _move(uow, actor, order, step, name)
+            continue
+        previous = _effective(order)
+        check_transition(previous, step)
+        order.held_from, order.updated_at = step.value, utcnow()
+        record_event(uow, order, name, actor, previous_status=previous.value,
+                     status=step.value, on_hold=True)
 
 
 def _move(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,

@@ -683,6 +683,11 @@ class Shipment(Base):
     tracking_number: Mapped[str | None] = mapped_column(String(64))
     label_cost: Mapped[Decimal | None]
     weight_kg: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    # What the shipment bills, fixed when it ships (under the order's lock), so that the
+    # invoices of an order add up to it whatever order the billing jobs run in.
+    net_amount: Mapped[Decimal | None]
+    tax_amount: Mapped[Decimal | None]
+    shipping_amount: Mapped[Decimal | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     shipped_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]

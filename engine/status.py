@@ -38,7 +38,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     # Leaving a hold is further limited by the step the order was held at: see below.
     S.ON_HOLD: frozenset(
         {S.RECEIVED, S.VALIDATED, S.ALLOCATED, S.BACKORDERED, S.RELEASED,
-         S.PARTIALLY_SHIPPED, S.REJECTED, S.CANCELLED}
+         S.PARTIALLY_SHIPPED, S.SHIPPED, S.DELIVERED, S.REJECTED, S.CANCELLED}
     ),
     S.COMPLETED: frozenset(),
     S.REJECTED: frozenset(),

@@ -9,6 +9,7 @@ exceptions rules decide what happens to the order.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -20,7 +21,7 @@ from adapters.bootstrap import current_services
 from adapters.queue import final_attempt
 from engine import exceptions, fulfilment
 from engine.actors import system_actor
-from engine.errors import ExternalSystemError
+from engine.errors import ExternalSystemError, OmsError
 from engine.inventory import WMS_CANCEL_JOB
 from engine.models import FulfilmentGroup, Order, OrderEvent, Shipment, utcnow
 from engine.orders import record_event
@@ -28,6 +29,7 @@ from engine.ports import FinanceReceipt, JobArg, Money
 from engine.status import OrderStatus
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def release_group(group_id: int) -> str | None:
@@ -83,11 +85,12 @@ def invoice_shipment(shipment_id: int) -> str | None:
         return None
     finance = services.partners.finance()
     gross = Money(bill.gross, bill.currency)
+    total = Money(bill.order_total, bill.currency)
     if bill.paid_up_front:
         reference = done[bill.authorise_key]
         if reference is None:
             receipt = _call(bill.order_id, "payment_failed", "finance", lambda: finance.authorise(
-                bill.order_id, gross, bill.authorise_key), fulfilment.INVOICE_JOB, shipment_id)
+                bill.order_id, total, bill.authorise_key), fulfilment.INVOICE_JOB, shipment_id)
             _record_finance(bill.authorise_key, "authorise", bill.order_id, receipt)
             reference = receipt.reference
         if done[bill.capture_key] is None:
@@ -202,3 +205,54 @@ def resume_stalled_work(older_than_seconds: int = 600) -> int:
             uow.enqueue_after_commit(job, argument)
         uow.commit()
     return len(work)
+
+
+def poll_tracking() -> int:
+    """Ask the carriers reached over HTTP where their undelivered shipments are, and apply
+    what is new as tracking events (a scheduled job, for carriers that do not push them).
+    Returns how many events were applied."""
+    services = current_services()
+    partners = services.partners
+    with services.uow() as uow:
+        shipments = fulfilment.in_transit(uow, partners.carriers_over_http())
+    applied = 0
+    for carrier_code, tracking_number in shipments:
+        try:
+            updates = partners.carrier(carrier_code).track(tracking_number)
+        except ExternalSystemError:
+            log.warning("tracking %s at %s failed; next round", tracking_number, carrier_code)
+            continue
+        for update in updates:
+            event = fulfilment.TrackingEvent(
+                event_id=f"poll:{tracking_number}:{update.status}:"
+                         f"{update.occurred_at.isoformat()}",
+                tracking_number=tracking_number, status=update.status,
+                occurred_at=update.occurred_at, detail=update.detail)
+            try:
+                with services.uow() as uow:
+                    outcome = fulfilment.apply_tracking_event(
+                        uow, system_actor("tracking-poller"), event,
+                        {"polled": True, "status": update.status,
+                         "occurred_at": update.occurred_at.isoformat(),
+                         "detail": update.detail})
+                    uow.commit()
+            except OmsError as error:  # one parcel's trouble does not stop the round
+                log.warning("tracking update %s for %s not applied: %s", update.status,
+                            tracking_number, error)
+                continue
+            applied += outcome.outcome == "applied"
+    return applied
+
+
+def complete_order(order_id: int) -> bool:
+    """Complete a delivered order whose shipments are all invoiced (the sweep finds those
+    a hold kept from completing). Returns whether it completed."""
+    services = current_services()
+    with services.uow() as uow:
+        order = uow.session.get(Order, order_id, with_for_update=True)
+        if order is None:
+            return False
+        fulfilment.complete_if_done(uow, system_actor("completion"), order)
+        completed = order.status is OrderStatus.COMPLETED
+        uow.commit()
+    return completed

@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from adapters.signing import sign
 from engine.models import StockLevel
@@ -211,3 +212,161 @@ def test_partners_sign_their_events_and_a_tampered_or_stale_one_is_refused(
     # the carrier cannot sign as the warehouse
     assert signed_post(client, "/wms/events", {**event, "event_id": "w-2"},
                        CARRIER_SECRET).status_code == 401
+
+
+def everything(client, headers, order_id):
+    [group] = client.get(f"/orders/{order_id}/fulfilment", headers=headers).json["items"]
+    return group, [{"sku": line["sku"], "quantity": line["quantity"]} for line in group["lines"]]
+
+
+def test_three_packages_bill_the_order_exactly_and_the_card_is_authorised_for_all_of_it(
+        client, admin, make_key, catalog, services):
+    ops = make_key("ops")
+    order = client.post("/orders", json=order_body(customer_id="C-BEN", shipping_amount="9.99"),
+                        headers=admin).json
+    assert order["status"] == "allocated", order
+    group, _ = everything(client, ops, order["id"])
+    for n, (sku, quantity) in enumerate((("LAMP-1", 1), ("MUG-2", 1), ("LAMP-1", 1))):
+        assert wms(client, ops, group["id"], "shipped", f"s{n}", package_ref=f"P{n}",
+                   lines=[{"sku": sku, "quantity": quantity}]).status_code == 200
+    ledger = client.get(f"/orders/{order['id']}/ledger", headers=ops).json["items"]
+    invoices = [e for e in ledger if e["kind"] == "invoice"]
+    assert len(invoices) == 3
+    assert sum(Decimal(e["amount"]) for e in invoices) == Decimal(order["total"])
+    assert sum(Decimal(line["credit"]) for e in invoices for line in e["lines"]
+               if line["account"] == "tax_payable") == Decimal(order["tax_amount"])
+    shipping = [Decimal(line["credit"]) for e in invoices for line in e["lines"]
+                if line["account"] == "shipping_revenue"]
+    assert shipping == [Decimal("9.99")]  # on the first invoice only
+    [authorisation] = [e for e in ledger if e["kind"] == "authorisation"]
+    assert Decimal(authorisation["amount"]) == Decimal(order["total"])
+
+
+def test_an_order_on_hold_still_ships_and_the_hold_returns_it_to_where_it_got(
+        client, admin, make_key, catalog, services):
+    ops = make_key("ops")
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    assert client.post(f"/orders/{order_id}/hold", json={"reason": "address check"},
+                       headers=ops).status_code == 200
+    group, lines = everything(client, ops, order_id)
+    # the goods had left already: the warehouse says so, and it is recorded
+    assert wms(client, ops, group["id"], "shipped", "h1", lines=lines).status_code == 200
+    assert level(services, "LAMP-1") == (98, 0)
+    order = client.get(f"/orders/{order_id}", headers=ops).json
+    assert order["status"] == "on_hold"
+    assert [line["quantities"]["shipped"] for line in order["lines"]] == [2, 1]
+    released = client.post(f"/orders/{order_id}/release-hold", json={}, headers=ops)
+    assert (released.status_code, released.json["status"]) == (200, "shipped")
+
+
+def test_a_short_pick_cancels_the_missing_units_and_the_rest_completes(
+        client, admin, make_key, catalog, services):
+    ops = make_key("ops")
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    group, _ = everything(client, ops, order_id)
+    short = wms(client, ops, group["id"], "short_picked", "sp1",
+                lines=[{"sku": "MUG-2", "quantity": 1}])
+    assert short.json["outcome"] == "applied"
+    assert level(services, "MUG-2") == (99, 0)  # the shelf was short: corrected
+    # a short pick naming a package changes nothing about packages
+    assert wms(client, ops, group["id"], "shipped", "sp2", package_ref="P1",
+               tracking_number="SP000000001BR",
+               lines=[{"sku": "LAMP-1", "quantity": 2}]).status_code == 200
+    assert client.post("/carriers/events", headers=ops, json={
+        "event_id": "d1", "tracking_number": "SP000000001BR",
+        "status": "delivered"}).json["outcome"] == "applied"
+    order = client.get(f"/orders/{order_id}", headers=ops).json
+    assert order["status"] == "completed"
+    assert order["lines"][1]["quantities"]["cancelled"] == 1
+    invoices = [e for e in client.get(f"/orders/{order_id}/ledger", headers=ops).json["items"]
+                if e["kind"] == "invoice"]
+    assert sum(Decimal(e["amount"]) for e in invoices) < Decimal(order["total"])  # no mug
+    decision = [d for d in client.get(f"/orders/{order_id}/decisions", headers=ops).json[
+        "items"] if d["stage"] == "exceptions"][-1]
+    assert decision["facts"]["event_type"] == "stock_short"
+    kinds = [e["data"]["kind"] for e in client.get(f"/orders/{order_id}/events", headers=ops)
+             .json["items"] if e["type"] == "customer.notified"]
+    assert f"short:{group['id']}" in kinds
+
+
+def test_events_that_come_early_or_late_do_no_harm(client, admin, make_key, catalog,
+                                                   services):
+    ops = make_key("ops")
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    group, lines = everything(client, ops, order_id)
+    # packed with a label, but the carrier's scan arrives before the warehouse says shipped
+    assert wms(client, ops, group["id"], "packed", "p1", package_ref="B",
+               lines=lines).status_code == 200
+    [box] = client.get(f"/orders/{order_id}/shipments", headers=ops).json["items"]
+    early = {"event_id": "c1", "tracking_number": box["tracking_number"],
+             "status": "delivered"}
+    refused = client.post("/carriers/events", headers=ops, json=early)
+    assert (refused.status_code, refused.json["code"]) == (409, "not_ready_yet")
+    assert wms(client, ops, group["id"], "shipped", "s1", package_ref="B").status_code == 200
+    # sent again, it now counts (it was not kept as "ignored")
+    assert client.post("/carriers/events", headers=ops, json=early).json[
+        "outcome"] == "applied"
+    # an exception scan and a second "delivered" after delivery change nothing
+    for event_id, status in (("c2", "exception"), ("c3", "delivered")):
+        late = client.post("/carriers/events", headers=ops, json={
+            "event_id": event_id, "tracking_number": box["tracking_number"],
+            "status": status})
+        assert late.json["outcome"] == "ignored"
+    order = client.get(f"/orders/{order_id}", headers=ops).json
+    assert order["status"] == "completed"
+    assert [line["quantities"]["delivered"] for line in order["lines"]] == [2, 1]
+    # a tracking number already used by another shipment is refused, not a conflict
+    other = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    other_group, other_lines = everything(client, ops, other)
+    taken = wms(client, ops, other_group["id"], "shipped", "s2",
+                tracking_number=box["tracking_number"], lines=other_lines)
+    assert taken.status_code == 422
+    assert taken.json["errors"][0]["field"] == "tracking_number"
+
+
+def test_an_order_listing_a_sku_twice_ships_all_of_it(client, admin, make_key, catalog,
+                                                      services):
+    ops = make_key("ops")
+    lines = [{"sku": "LAMP-1", "quantity": 2, "unit_price": "89.90"},
+             {"sku": "LAMP-1", "quantity": 1, "unit_price": "89.90"}]
+    placed = client.post("/orders", json=order_body(lines=lines), headers=admin).json
+    assert placed["status"] == "allocated", placed
+    order_id = placed["id"]
+    group, _ = everything(client, ops, order_id)
+    assert wms(client, ops, group["id"], "shipped", "t1",
+               lines=[{"sku": "LAMP-1", "quantity": 3}]).status_code == 200
+    order = client.get(f"/orders/{order_id}", headers=ops).json
+    assert order["status"] == "shipped"
+    assert [line["quantities"]["shipped"] for line in order["lines"]] == [2, 1]
+    [invoice] = [e for e in client.get(f"/orders/{order_id}/ledger", headers=ops).json[
+        "items"] if e["kind"] == "invoice"]
+    assert Decimal(invoice["amount"]) == Decimal(order["total"])
+
+
+def test_a_release_answered_after_a_cancel_is_taken_back(make_app, admin, make_key,
+                                                         services):
+    from engine import fulfilment
+    from engine.actors import system_actor
+    from engine.models import OutboxMessage
+    from tests.conftest import load_catalog
+
+    # Redis unreachable: the release job waits in the outbox while the order is cancelled
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    client = app.test_client()
+    load_catalog(client, admin, services)
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    group_id = everything(client, admin, order_id)[0]["id"]
+    assert client.post(f"/orders/{order_id}/cancel", json={"reason": "changed mind"},
+                       headers=admin).status_code == 200
+    # then the warehouse's answer to the release arrives
+    with services.uow() as uow:
+        assert fulfilment.record_release(uow, system_actor("test"), group_id, "LATE-1")
+        uow.commit()
+    assert everything(client, admin, order_id)[0]["status"] == "cancelled"
+    assert client.get(f"/orders/{order_id}", headers=admin).json["status"] == "cancelled"
+    types = [e["type"] for e in client.get(f"/orders/{order_id}/events", headers=admin)
+             .json["items"]]
+    assert "group.released_after_cancel" in types
+    with services.uow() as uow:
+        jobs = [m.job for m in uow.session.scalars(select(OutboxMessage))]
+    assert "jobs.fulfilment.cancel_at_warehouse" in jobs  # the warehouse is told to drop it

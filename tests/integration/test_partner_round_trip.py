@@ -237,3 +237,32 @@ def test_a_worker_killed_in_the_middle_of_an_invoice_posts_it_exactly_once(
             assert uow.session.scalar(select(func.count()).select_from(OrderDecision).where(
                 OrderDecision.stage == "exceptions")) == 0
         Queue(queue_name, connection=Redis.from_url(redis_url)).empty()
+
+
+def test_carriers_that_do_not_push_events_are_asked_where_their_parcels_are(
+        make_app, admin, partner_peer):
+    from jobs.fulfilment import poll_tracking
+
+    app = make_app(PARTNERS=partners(partner_peer))
+    client = app.test_client()
+    load_catalog(client, admin, app.extensions["oms"])
+    order = client.post("/orders", json=order_body(), headers=admin).json
+    group = group_of(client, admin, order["id"])
+    assert client.post("/wms/events", headers=admin, json={
+        "event_id": "s1", "type": "shipped", "group_id": group["id"],
+        "tracking_number": "POLL0001", "lines": [{"sku": "LAMP-1", "quantity": 2},
+                                                  {"sku": "MUG-2", "quantity": 1}]}).json[
+        "outcome"] == "applied"
+    partner_peer.set_tracking(
+        "POLL0001",
+        {"status": "in_transit", "occurred_at": "2026-11-23T10:00:00+00:00", "detail": "hub"},
+        {"status": "delivered", "occurred_at": "2026-11-24T15:00:00+00:00", "detail": None})
+    with using(app.extensions["oms"]):
+        assert poll_tracking() == 2
+        assert poll_tracking() == 0  # delivered: nothing left to ask about
+    assert client.get(f"/orders/{order['id']}", headers=admin).json["status"] == "completed"
+    events = [e["type"] for e in client.get(f"/orders/{order['id']}/events",
+                                            headers=admin).json["items"]]
+    assert events.index("shipment.in_transit") < events.index("shipment.delivered")
+    assert [r.path for r in partner_peer.requests if r.method == "GET"] == [
+        "/tracking/POLL0001"]
