@@ -127,24 +127,35 @@ def register(app: Flask) -> None:
 
 
 def _signed_partner(partner: str) -> Actor:
-    settings = services().settings
-    secrets = [secret.strip() for secret in
-               getattr(settings, f"{partner}_event_secrets").split(",") if secret.strip()]
-    if not secrets:
+    """The partner whose secret signed this request: one that speaks for every location
+    (or carrier), or one that speaks only for its own."""
+    built = services()
+    settings = built.settings
+    shared = tuple(secret.strip() for secret in
+                   getattr(settings, f"{partner}_event_secrets").split(",") if secret.strip())
+    candidates = [(None, shared)] if shared else []
+    candidates += list(built.partners.event_secrets(partner).items())
+    if not candidates:
         raise ApiProblem(401, "unauthenticated",
                          f"signed {partner} events are not configured here; use an API key")
-    try:
-        verify(secrets, request.headers, request.get_data(cache=True),
-               settings.event_tolerance_seconds)
-    except SignatureError as error:
-        raise ApiProblem(401, error.reason, {
-            "missing_signature": "send X-OMS-Timestamp and X-OMS-Signature",
-            "malformed_timestamp": "X-OMS-Timestamp is Unix seconds",
-            "stale_timestamp": "the signature's timestamp is outside the tolerance "
-                               f"({settings.event_tolerance_seconds} s): replays are refused",
-            "bad_signature": "the signature does not match the body",
-        }[error.reason]) from None
-    return Actor(type="partner", id=partner, role="system")
+    body = request.get_data(cache=True)
+    failure: SignatureError | None = None
+    for speaks_for, secrets in candidates:
+        try:
+            verify(secrets, request.headers, body, settings.event_tolerance_seconds)
+        except SignatureError as error:
+            failure = error
+            continue
+        return Actor(type="partner", id=f"{partner}:{speaks_for}" if speaks_for else partner,
+                     role="system", speaks_for=speaks_for)
+    assert failure is not None
+    raise ApiProblem(401, failure.reason, {
+        "missing_signature": "send X-OMS-Timestamp and X-OMS-Signature",
+        "malformed_timestamp": "X-OMS-Timestamp is Unix seconds",
+        "stale_timestamp": "the signature's timestamp is outside the tolerance "
+                           f"({settings.event_tolerance_seconds} s): replays are refused",
+        "bad_signature": "the signature does not match the body",
+    }[failure.reason])
 
 
 def _presented_key() -> str | None:

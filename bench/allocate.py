@@ -112,17 +112,23 @@ def oversell_check(url: str, sku: str) -> dict[str, int]:
             **{f"orders_{status.value}": count for status, count in statuses.items()}}
 
 
+def olist_database(benchmark: str) -> tuple[str, str, str, OlistPack]:
+    """A scratch database with the Olist data loaded: its name, URL, an integration key
+    and the pack (stock seeded so that a run over many SKUs never runs dry)."""
+    name = f"oms_bench_{benchmark}_{uuid.uuid4().hex[:6]}"
+    print(f"preparing {name}: Olist catalogue, customers, locations, stock ...", flush=True)
+    pack = OlistPack()
+    url = scratch_database(name)
+    return name, url, prepare(url, pack, stock_per_sale=200), pack
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=3000)
     parser.add_argument("--hot-orders", type=int, default=1500)
     args = server_arguments(parser, port=18082).parse_args()
 
-    name = f"oms_bench_allocate_{uuid.uuid4().hex[:6]}"
-    print(f"preparing {name}: Olist catalogue, customers, locations, stock ...", flush=True)
-    pack = OlistPack()
-    url = scratch_database(name)
-    key = prepare(url, pack, stock_per_sale=200)
+    name, url, key, pack = olist_database("allocate")
     generator = OrderGenerator(pack, seed=2026)
     spread = [json.dumps(generator.next_order()).encode() for _ in range(args.orders + 200)]
     sku, hot = hot_bodies(pack, generator, args.hot_orders)

@@ -22,19 +22,17 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from adapters.olist import OlistPack, OrderGenerator
+from adapters.olist import OrderGenerator
 from adapters.settings import PROJECT_ROOT
-from bench.allocate import prepare
+from bench.allocate import olist_database
 from bench.capture import (
     Run,
     in_parallel,
     jobs_on_redis,
     reference,
-    scratch_database,
     server_arguments,
     start_gunicorn,
     stop,
@@ -136,11 +134,7 @@ def main() -> None:
     parser.add_argument("--rq-workers", type=int, default=2)
     args = server_arguments(parser, port=18083).parse_args()
 
-    name = f"oms_bench_roundtrip_{uuid.uuid4().hex[:6]}"
-    print(f"preparing {name}: Olist catalogue, customers, locations, stock ...", flush=True)
-    pack = OlistPack()
-    url = scratch_database(name)
-    key = prepare(url, pack, stock_per_sale=200)
+    name, url, key, pack = olist_database("roundtrip")
     generator = OrderGenerator(pack, seed=7)
     bodies = [json.dumps(generator.next_order()).encode() for _ in range(args.orders + 40)]
 

@@ -12,6 +12,7 @@ class Actor:
     role: str
     channel: str | None = None  # set for integration keys: they act for one channel only
     api_key_id: int | None = None
+    speaks_for: str | None = None  # a partner's signed events: its one location or carrier
 
     @property
     def label(self) -> str:

@@ -23,7 +23,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.actors import Actor
-from engine.errors import FieldProblem, InputValidationError, NotFoundError, NotReadyError
+from engine.errors import (
+    FieldProblem,
+    ForbiddenError,
+    InputValidationError,
+    NotFoundError,
+    NotReadyError,
+)
 from engine.exceptions import Failure, handle_failure
 from engine.inventory import WMS_CANCEL_JOB, lock_levels, move
 from engine.iso import minor_units
@@ -209,6 +215,9 @@ def apply_wms_event(uow: UnitOfWork, actor: Actor, event: WmsEvent,
     group = uow.session.get(FulfilmentGroup, event.group_id)
     if group is None:
         raise NotFoundError("fulfilment group", event.group_id)
+    if actor.speaks_for is not None and actor.speaks_for != group.location_code:
+        raise ForbiddenError(f"{actor.label} speaks for {actor.speaks_for}, not for "
+                             f"{group.location_code}, where group {group.id} ships from")
     order = _lock_order(uow, group.order_id)  # twins of one event queue here
     seen = _seen(uow, "wms", event.event_id)
     if seen is not None:
@@ -485,7 +494,9 @@ def apply_tracking_event(uow: UnitOfWork, actor: Actor, event: TrackingEvent,
     """
     shipment = uow.session.scalars(select(Shipment).where(
         Shipment.tracking_number == event.tracking_number)).first()
-    if shipment is None:
+    if shipment is None or (actor.speaks_for is not None
+                            and actor.speaks_for != shipment.carrier_code):
+        # another carrier's parcel is, for this carrier, no parcel at all
         raise NotFoundError("shipment with tracking number", event.tracking_number)
     order = _lock_order(uow, shipment.order_id)
     seen = _seen(uow, "carrier", event.event_id)

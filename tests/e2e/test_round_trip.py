@@ -370,3 +370,30 @@ def test_a_release_answered_after_a_cancel_is_taken_back(make_app, admin, make_k
     with services.uow() as uow:
         jobs = [m.job for m in uow.session.scalars(select(OutboxMessage))]
     assert "jobs.fulfilment.cancel_at_warehouse" in jobs  # the warehouse is told to drop it
+
+
+def test_a_partner_with_its_own_secret_speaks_only_for_its_own_location_or_parcels(
+        make_app, admin, services):
+    from tests.conftest import load_catalog
+
+    partners = {"wms": {"WH-SP": {"event_secrets": ["sp-secret"]},
+                        "WH-RJ": {"event_secrets": ["rj-secret"]}},
+                "carriers": {"NOBODY": {"event_secrets": ["nobody-secret"]}}}
+    app = make_app(PARTNERS=json.dumps(partners))
+    client = app.test_client()
+    load_catalog(client, admin, services)
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    group, lines = everything(client, admin, order_id)
+    event = {"event_id": "own-1", "type": "shipped", "group_id": group["id"],
+             "tracking_number": "OWN000001BR", "lines": lines}
+    # Rio's warehouse cannot confirm Sao Paulo's group
+    other = signed_post(client, "/wms/events", event, "rj-secret")
+    assert (other.status_code, other.json["code"]) == (403, "forbidden")
+    assert level(services, "LAMP-1") == (100, 2)
+    assert signed_post(client, "/wms/events", event, "sp-secret").json["outcome"] == "applied"
+    # a carrier cannot report on another carrier's parcel: for it, there is none
+    scan = signed_post(client, "/carriers/events", {
+        "event_id": "n-1", "tracking_number": "OWN000001BR", "status": "delivered"},
+        "nobody-secret")
+    assert scan.status_code == 404
+    assert client.get(f"/orders/{order_id}", headers=admin).json["status"] == "shipped"
