@@ -25,8 +25,8 @@ from api.schemas import (
     timestamp,
 )
 from api.transactions import command, request_uow
-from engine import fulfilment
-from engine.models import FulfilmentGroup, JournalEntry, Shipment, utcnow
+from engine import fulfilment, returns
+from engine.models import FulfilmentGroup, JournalEntry, OrderReturn, Shipment, utcnow
 
 READERS = ("system", "ops", "analyst")
 CONFIRMERS = ("system", "ops")
@@ -233,3 +233,61 @@ def trial_balance() -> dict[str, Any]:
 def released_work(query: dict[str, Any]) -> dict[str, list[FulfilmentGroup]]:
     """The embedded warehouse's pick list: groups released to a location, not yet shipped."""
     return {"items": fulfilment.released_work(request_uow(), query["location"])}
+
+
+class ReturnSchema(StrictSchema):
+    lines = fields.List(fields.Nested(PackedLineSchema), required=True,
+                        validate=validate.Length(min=1, max=MAX_LINES))
+    reason = text(500, required=True)
+    restock = fields.Boolean(load_default=True, metadata={
+        "description": "Put the units back in stock where they shipped from (false: "
+                       "damaged, not fit to sell)"})
+
+
+class ReturnedLineOutSchema(Schema):
+    sku = fields.String()
+    quantity = fields.Integer()
+    order_line_id = fields.Integer()
+    location = fields.String(metadata={"description": "Where it shipped from"})
+
+
+class ReturnOutSchema(Schema):
+    id = fields.Integer()
+    order_id = fields.Integer()
+    reason = fields.String()
+    lines = fields.List(fields.Nested(ReturnedLineOutSchema))
+    restock_location = fields.String()
+    net_amount = Money()
+    tax_amount = Money()
+    created_at = fields.AwareDateTime()
+    created_by = fields.String()
+    credit_reference = fields.String()
+    refund_reference = fields.String()
+    settled_at = fields.AwareDateTime()
+
+
+class ReturnListSchema(Schema):
+    items = fields.List(fields.Nested(ReturnOutSchema))
+
+
+@blp.route("/orders/<int:order_id>/returns", methods=["POST"])
+@allow(*CONFIRMERS)
+@command
+@_errors(400, 401, 403, 404, 409, 413, 415, 422)
+@blp.arguments(ReturnSchema())
+@blp.response(201, ReturnOutSchema)
+def create_return(data: dict[str, Any], order_id: int) -> OrderReturn:
+    """Record goods back from the customer: restocked where they shipped from (unless not
+    fit to sell), then credited and, when paid up front, refunded by a job."""
+    units = [returns.ReturnedUnits(line["sku"], line["quantity"]) for line in data["lines"]]
+    return returns.record_return(request_uow(), current_actor(), order_id, units,
+                                 data["reason"], data["restock"])
+
+
+@blp.route("/orders/<int:order_id>/returns", methods=["GET"])
+@allow(*READERS)
+@_errors(401, 403, 404)
+@blp.response(200, ReturnListSchema)
+def list_returns(order_id: int) -> dict[str, list[OrderReturn]]:
+    """Read the order's returns and how each was settled."""
+    return {"items": returns.order_returns(request_uow(), current_actor(), order_id)}

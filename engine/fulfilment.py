@@ -153,7 +153,7 @@ def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str)
     group.status = "released"
     record_event(uow, order, "group.released", actor, group=group.id,
                  location=group.location_code, wms_reference=reference)
-    if _effective(order) is OrderStatus.ALLOCATED and all(
+    if effective_status(order) is OrderStatus.ALLOCATED and all(
             g.status != "allocated" for g in order.fulfilment_groups):
         _progress(uow, actor, order, OrderStatus.RELEASED, "order.released")
         uow.enqueue_after_commit(NOTIFY_JOB, order.id, "confirmation")
@@ -526,7 +526,7 @@ def _deliver(uow: UnitOfWork, actor: Actor, order: Order, shipment: Shipment,
     for line in shipment.lines:
         line.order_line.quantity_delivered += line.quantity
     uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"delivered:{shipment.id}")
-    if _effective(order) is OrderStatus.SHIPPED and all(
+    if effective_status(order) is OrderStatus.SHIPPED and all(
             line.quantity_delivered + line.quantity_cancelled == line.quantity_ordered
             for line in order.lines):
         _progress(uow, actor, order, OrderStatus.DELIVERED, "order.delivered")
@@ -761,7 +761,7 @@ def _locked(uow: UnitOfWork, kind: type[T], row_id: int) -> tuple[Order, T] | No
     return order, row
 
 
-def _effective(order: Order) -> OrderStatus:
+def effective_status(order: Order) -> OrderStatus:
     """Where the order is in its round trip, also while on hold."""
     if order.status is OrderStatus.ON_HOLD and order.held_from:
         return OrderStatus(order.held_from)
@@ -773,7 +773,7 @@ def _progress(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
     """Move the order forward to `target`, through `released` if it was still allocated
     (one group shipped before its sibling's release was recorded). An order on hold stays
     on hold: the hold remembers the new step, and releasing it returns there."""
-    current = _effective(order)
+    current = effective_status(order)
     if current is target:
         return
     steps = [(target, event_type)]
@@ -783,7 +783,7 @@ def _progress(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
         if order.status is not OrderStatus.ON_HOLD:
             _move(uow, actor, order, step, name)
             continue
-        previous = _effective(order)
+        previous = effective_status(order)
         check_transition(previous, step)
         order.held_from, order.updated_at = step.value, utcnow()
         record_event(uow, order, name, actor, previous_status=previous.value,

@@ -849,3 +849,25 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class OrderReturn(Base):
+    """Goods a customer sent back: which units, whether they went back on the shelf, and
+    the credit note and refund that settle them."""
+
+    __tablename__ = "order_returns"
+    __table_args__ = (Index("ix_order_returns_order_id", "order_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    reason: Mapped[str] = mapped_column(String(500))
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # order_line_id, sku, quantity
+    restock_location: Mapped[str | None] = mapped_column(String(64))
+    net_amount: Mapped[Decimal]
+    tax_amount: Mapped[Decimal]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    credit_reference: Mapped[str | None] = mapped_column(String(128))
+    refund_reference: Mapped[str | None] = mapped_column(String(128))
+    settled_at: Mapped[datetime | None]

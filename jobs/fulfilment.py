@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from adapters.bootstrap import current_services
 from adapters.queue import final_attempt
-from engine import exceptions, fulfilment
+from engine import exceptions, fulfilment, returns
 from engine.actors import system_actor
 from engine.errors import ExternalSystemError, OmsError
 from engine.inventory import WMS_CANCEL_JOB
@@ -200,7 +200,9 @@ def resume_stalled_work(older_than_seconds: int = 600) -> int:
     (a scheduled safety net behind the outbox). Returns how many jobs it started."""
     services = current_services()
     with services.uow() as uow:
-        work = fulfilment.stalled_work(uow, utcnow() - timedelta(seconds=older_than_seconds))
+        before = utcnow() - timedelta(seconds=older_than_seconds)
+        work = fulfilment.stalled_work(uow, before) + [
+            (returns.SETTLE_JOB, return_id) for return_id in returns.unsettled(uow, before)]
         for job, argument in work:
             uow.enqueue_after_commit(job, argument)
         uow.commit()
@@ -256,3 +258,27 @@ def complete_order(order_id: int) -> bool:
         completed = order.status is OrderStatus.COMPLETED
         uow.commit()
     return completed
+
+
+def settle_return(return_id: int) -> str | None:
+    """Credit a return against the order's invoice and, for orders paid up front, refund
+    it; each once (a second call with the same key answers the first answer). Returns the
+    credit note's reference."""
+    services = current_services()
+    with services.uow() as uow:
+        bill = returns.settlement(uow, return_id)
+    if bill is None:
+        return None
+    finance = services.partners.finance()
+    amount = Money(bill.amount, bill.currency)
+    credit = _call(bill.order_id, "payment_failed", "finance", lambda: finance.credit_note(
+        bill.order_id, bill.invoice, amount, bill.reason, bill.credit_key),
+        returns.SETTLE_JOB, return_id)
+    refund = None
+    if bill.refund:
+        refund = _call(bill.order_id, "payment_failed", "finance", lambda: finance.refund(
+            bill.order_id, amount, bill.reason, bill.refund_key), returns.SETTLE_JOB, return_id)
+    with services.uow() as uow:
+        returns.record_settled(uow, system_actor("finance"), return_id, credit, refund, bill)
+        uow.commit()
+    return credit.reference

@@ -10,8 +10,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from adapters.bootstrap import using
 from adapters.signing import sign
 from engine.models import StockLevel
+from jobs.fulfilment import settle_return
 from tests.conftest import order_body
 
 WMS_SECRETS = ("wms-secret-old", "wms-secret-new")
@@ -397,3 +399,50 @@ def test_a_partner_with_its_own_secret_speaks_only_for_its_own_location_or_parce
         "nobody-secret")
     assert scan.status_code == 404
     assert client.get(f"/orders/{order_id}", headers=admin).json["status"] == "shipped"
+
+
+def test_a_return_goes_back_on_the_shelf_and_is_credited_and_refunded_once(
+        client, admin, make_key, catalog, services):
+    ops = make_key("ops")
+    # Ben paid by card; the order is shipped and delivered
+    order = client.post("/orders", json=order_body(customer_id="C-BEN"), headers=admin).json
+    group, lines = everything(client, ops, order["id"])
+    assert wms(client, ops, group["id"], "shipped", "r1", tracking_number="RT000000001BR",
+               lines=lines).status_code == 200
+    assert level(services, "LAMP-1") == (98, 0)
+    # more than shipped, or a SKU not shipped, is refused and changes nothing
+    refused = client.post(f"/orders/{order['id']}/returns", headers=ops, json={
+        "lines": [{"sku": "LAMP-1", "quantity": 3}], "reason": "too many"})
+    assert (refused.status_code, refused.json["errors"][0]["field"]) == (
+        422, "lines/0/quantity")
+    # one lamp comes back fit to sell, the mug broken
+    back = client.post(f"/orders/{order['id']}/returns", headers=ops, json={
+        "lines": [{"sku": "LAMP-1", "quantity": 1}], "reason": "did not like it"})
+    assert back.status_code == 201, back.json
+    assert back.json["restock_location"] == "WH-SP"
+    assert level(services, "LAMP-1") == (99, 0)  # back on the shelf it left
+    broken = client.post(f"/orders/{order['id']}/returns", headers=ops, json={
+        "lines": [{"sku": "MUG-2", "quantity": 1}], "reason": "broken", "restock": False})
+    assert broken.status_code == 201
+    assert level(services, "MUG-2") == (99, 0)  # not restocked
+    placed = client.get(f"/orders/{order['id']}", headers=ops).json
+    assert [line["quantities"]["returned"] for line in placed["lines"]] == [1, 1]
+    # each return is credited against the invoice and refunded to the card, once
+    settled = client.get(f"/orders/{order['id']}/returns", headers=ops).json["items"]
+    assert all(r["credit_reference"] and r["refund_reference"] for r in settled)
+    ledger = client.get(f"/orders/{order['id']}/ledger", headers=ops).json
+    kinds = [entry["kind"] for entry in ledger["items"]]
+    assert kinds.count("credit_note") == kinds.count("refund") == 2
+    credited = sum(Decimal(r["net_amount"]) + Decimal(r["tax_amount"]) for r in settled)
+    refunds = [e for e in ledger["items"] if e["kind"] == "refund"]
+    assert sum(Decimal(e["amount"]) for e in refunds) == credited
+    assert ledger["balanced"] is True
+    receivable = sum(Decimal(line["debit"]) - Decimal(line["credit"])
+                     for entry in ledger["items"] for line in entry["lines"]
+                     if line["account"] == "receivables")
+    assert receivable == 0
+    with using(services):
+        assert settle_return(settled[0]["id"]) is None  # settled: nothing posted again
+    types = [e["type"] for e in client.get(f"/orders/{order['id']}/events", headers=ops)
+             .json["items"]]
+    assert types.count("order.returned") == 2 and types.count("return.settled") == 2
