@@ -100,7 +100,8 @@ def _excerpt(raw: bytes, limit: int = 200) -> str:
 class _DecimalString(fields.Decimal):
     """A decimal that arrived as a JSON string such as "12.34", never as a number."""
 
-    _PATTERN = re.compile(r"-?\d+(\.\d+)?")
+    # what our columns hold: up to 14 digits before the point and 4 after
+    _PATTERN = re.compile(r"-?\d{1,14}(\.\d{1,4})?")
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, str) or not self._PATTERN.fullmatch(value):
@@ -113,7 +114,10 @@ def _amount() -> _DecimalString:
 
 
 def _text(**kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Length(min=1, max=500), **kwargs)
+    """A reference or tracking number: what our columns hold, visible ASCII only."""
+    return fields.String(validate=[validate.Length(min=1, max=64),
+                                   validate.Regexp(r"[!-~]+\Z",
+                                                   error="Must be visible ASCII.")], **kwargs)
 
 
 class _Answer(Schema):
@@ -137,13 +141,16 @@ class _Rate(_Answer):
 class _Label(_Answer):
     tracking_number = _text(required=True)
     cost = _amount()
-    label_url = fields.String(load_default=None, allow_none=True)
+    label_url = fields.String(load_default=None, allow_none=True,
+                              validate=validate.Length(max=500))
 
 
 class _Event(_Answer):
     status = fields.String(required=True, validate=validate.OneOf(TRACKING_STATUSES))
     occurred_at = fields.AwareDateTime(required=True, format="iso")
-    detail = fields.String(load_default=None, allow_none=True)
+    detail = fields.String(load_default=None, allow_none=True, validate=[
+        validate.Length(max=500), validate.Regexp(r"[^\x00-\x1f]*\Z",
+                                                  error="Must hold no control characters.")])
 
 
 class _Tracking(_Answer):
@@ -199,7 +206,7 @@ class SignedClient:
             raise ExternalResponseError(self.system, told)
         try:
             document = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested beyond reason
             raise ExternalResponseError(self.system, f"{where} answered {status} with a body "
                                         f"that is not JSON: {_excerpt(raw)}") from None
         try:

@@ -8,16 +8,27 @@ tolerance. Redirects are not followed: a 3xx is a failed attempt, like any non-2
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
 import ssl
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
 from adapters.signing import sign
-from engine.webhooks import MAX_ERROR_LENGTH, MAX_RESPONSE_LENGTH, AttemptResult, Outgoing
+from engine.webhooks import (
+    MAX_ERROR_LENGTH,
+    MAX_RESPONSE_LENGTH,
+    SENDING_LEASE,
+    AttemptResult,
+    Outgoing,
+)
 
 TIMEOUT_SECONDS = 5.0
+DEADLINE_SECONDS = 30.0  # a whole send, well inside the delivery's lease
+assert DEADLINE_SECONDS < SENDING_LEASE.total_seconds() / 2
 EVENT_HEADER = "X-OMS-Event"
 DELIVERY_HEADER = "X-OMS-Delivery"
 USER_AGENT = "oms-webhooks/1"
@@ -45,16 +56,27 @@ def send(outgoing: Outgoing, timeout: float = TIMEOUT_SECONDS,
     try:
         connection = _connect(outgoing.url, timeout)
         target = _target(outgoing.url)
+        # the timeout bounds each read; this bounds the whole exchange, so a receiver
+        # that drips its answer cannot keep a send alive past the delivery's lease
+        deadline = threading.Timer(DEADLINE_SECONDS, _abort, (connection,))
+        deadline.start()
         try:
             connection.request("POST", target, body=body, headers=headers)
             response = connection.getresponse()
             raw = response.read(_READ_LIMIT)
         finally:
+            deadline.cancel()
             connection.close()
     except (OSError, http.client.HTTPException, ValueError) as error:  # timeouts are OSErrors
         return AttemptResult(error=f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH])
     text = raw.decode("utf-8", errors="replace")[:MAX_RESPONSE_LENGTH]
     return AttemptResult(status_code=response.status, response=text)
+
+
+def _abort(connection: http.client.HTTPConnection) -> None:
+    if connection.sock is not None:
+        with contextlib.suppress(OSError):
+            connection.sock.shutdown(socket.SHUT_RDWR)
 
 
 def _connect(url: str, timeout: float) -> http.client.HTTPConnection:

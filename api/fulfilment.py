@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from api.access import allow, current_actor, signed_by
+from api.orders import ORDER_PATH
 from api.problems import document_errors
 from api.schemas import (
     FulfilmentGroupOutSchema,
@@ -29,6 +30,7 @@ from engine import fulfilment, returns
 from engine.models import FulfilmentGroup, JournalEntry, OrderReturn, Shipment, utcnow
 
 READERS = ("system", "ops", "analyst")
+ORDER = "/orders" + ORDER_PATH  # ids beyond BIGINT are a 404, not an overflow
 CONFIRMERS = ("system", "ops")
 MAX_LINES = 500
 
@@ -190,7 +192,7 @@ def tracking_event(data: dict[str, Any]) -> fulfilment.Applied:
                                            TrackingEventSchema().dump(data))
 
 
-@blp.route("/orders/<int:order_id>/shipments", methods=["GET"])
+@blp.route(ORDER + "/shipments", methods=["GET"])
 @allow(*READERS)
 @_errors(401, 403, 404)
 @blp.response(200, ShipmentListSchema)
@@ -199,7 +201,7 @@ def list_shipments(order_id: int) -> dict[str, list[Shipment]]:
     return {"items": fulfilment.order_shipments(request_uow(), current_actor(), order_id)}
 
 
-@blp.route("/orders/<int:order_id>/ledger", methods=["GET"])
+@blp.route(ORDER + "/ledger", methods=["GET"])
 @allow("ops", "analyst")
 @_errors(401, 403, 404)
 @blp.response(200, JournalSchema)
@@ -270,7 +272,7 @@ class ReturnListSchema(Schema):
     items = fields.List(fields.Nested(ReturnOutSchema))
 
 
-@blp.route("/orders/<int:order_id>/returns", methods=["POST"])
+@blp.route(ORDER + "/returns", methods=["POST"])
 @allow(*CONFIRMERS)
 @command
 @_errors(400, 401, 403, 404, 409, 413, 415, 422)
@@ -284,7 +286,7 @@ def create_return(data: dict[str, Any], order_id: int) -> OrderReturn:
                                  data["reason"], data["restock"])
 
 
-@blp.route("/orders/<int:order_id>/returns", methods=["GET"])
+@blp.route(ORDER + "/returns", methods=["GET"])
 @allow(*READERS)
 @_errors(401, 403, 404)
 @blp.response(200, ReturnListSchema)

@@ -12,18 +12,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 
 from engine.actors import Actor
 from engine.errors import FieldProblem, InputValidationError, InvalidTransitionError
-from engine.fulfilment import NOTIFY_JOB, PAID_UP_FRONT, effective_status, record_finance
+from engine.fulfilment import NOTIFY_JOB, PAID_UP_FRONT, effective_status, share
 from engine.inventory import lock_levels, move, offer_to_backorders
 from engine.iso import minor_units
-from engine.models import Order, OrderLine, OrderReturn, Shipment, ShipmentLine, utcnow
+from engine.models import Order, OrderReturn, Shipment, ShipmentLine, utcnow
 from engine.orders import get_order, record_event
-from engine.ports import FinanceReceipt, UnitOfWork
+from engine.ports import UnitOfWork
 from engine.status import OrderStatus
 
 SETTLE_JOB = "jobs.fulfilment.settle_return"
@@ -39,7 +40,7 @@ class ReturnedUnits:
 
 def record_return(uow: UnitOfWork, actor: Actor, order_id: int,
                   units: Sequence[ReturnedUnits], reason: str, restock: bool) -> OrderReturn:
-    """Record goods coming back.
+    """Record goods coming back, each unit against the shipment it left in.
 
     Raises:
         NotFoundError: no such order (for this actor).
@@ -49,17 +50,16 @@ def record_return(uow: UnitOfWork, actor: Actor, order_id: int,
     order = get_order(uow, actor, order_id, lock=True)
     if effective_status(order) not in RETURNABLE:
         raise InvalidTransitionError(order.status.value, "returned", order.held_from)
-    parts = _spread(order, units)
-    origins = _origins(uow, order.id)
     places = Decimal(1).scaleb(-minor_units(order.currency))
-    lines, net = [], Decimal(0)
-    for line, quantity in parts:
-        line.quantity_returned += quantity
-        net += (line.unit_price * quantity).quantize(places)
-        lines.append({"order_line_id": line.id, "sku": line.sku, "quantity": quantity,
-                      "location": origins.get(line.id)})
-    tax = (order.tax_amount * net / order.subtotal).quantize(
-        places, rounding=ROUND_HALF_EVEN) if order.subtotal else Decimal(0)
+    lines = _attribute(uow, order, units)
+    earlier = list(uow.session.scalars(select(OrderReturn.net_amount).where(
+        OrderReturn.order_id == order.id)))
+    before = sum(earlier, Decimal(0))
+    net = sum((Decimal(line["net"]) for line in lines), Decimal(0))
+    # credited tax follows returned net by cumulative share, as invoiced tax followed
+    # shipped net: however many returns, never more tax back than was invoiced
+    tax = (share(order.tax_amount, before + net, order.subtotal, places)
+           - share(order.tax_amount, before, order.subtotal, places))
     returned = OrderReturn(order_id=order.id, reason=reason, lines=lines,
                            restock_location=None, net_amount=net, tax_amount=tax,
                            created_at=utcnow(), created_by=actor.label)
@@ -75,50 +75,72 @@ def record_return(uow: UnitOfWork, actor: Actor, order_id: int,
     return returned
 
 
-def _spread(order: Order, units: Sequence[ReturnedUnits]) -> list[tuple[OrderLine, int]]:
-    """Spread each SKU's returned units over the order's lines of it; refuse more than
-    shipped and not returned yet."""
-    problems: list[FieldProblem] = []
-    parts: list[tuple[OrderLine, int]] = []
+def _attribute(uow: UnitOfWork, order: Order,
+               units: Sequence[ReturnedUnits]) -> list[dict[str, Any]]:
+    """Spread each SKU's returned units over the shipments that carried it and have units
+    left to return, oldest first; refuse more than shipped and not returned yet."""
+    wanted: dict[str, int] = {}
+    first_index: dict[str, int] = {}
     for index, unit in enumerate(units):
-        lines = [line for line in order.lines if line.sku == unit.sku]
-        open_units = sum(line.quantity_shipped - line.quantity_returned for line in lines)
-        if unit.quantity > open_units:
+        wanted[unit.sku] = wanted.get(unit.sku, 0) + unit.quantity
+        first_index.setdefault(unit.sku, index)
+    taken: dict[tuple[int, int], int] = {}  # (shipment, order line): units returned before
+    for earlier in uow.session.scalars(select(OrderReturn).where(
+            OrderReturn.order_id == order.id)):
+        for past in earlier.lines:
+            key = (past["shipment_id"], past["order_line_id"])
+            taken[key] = taken.get(key, 0) + past["quantity"]
+    carried: list[tuple[ShipmentLine, Shipment]] = [
+        (line, shipment) for line, shipment in uow.session.execute(
+            select(ShipmentLine, Shipment)
+            .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+            .where(Shipment.order_id == order.id, Shipment.shipped_at.is_not(None))
+            .order_by(Shipment.id, ShipmentLine.id))]
+    places = Decimal(1).scaleb(-minor_units(order.currency))
+    problems: list[FieldProblem] = []
+    lines: list[dict[str, Any]] = []
+    for sku, quantity in wanted.items():
+        left = quantity
+        room = [(line, shipment, line.quantity - taken.get((shipment.id, line.order_line_id), 0))
+                for line, shipment in carried if line.sku == sku]
+        if sum(free for _, _, free in room) < quantity:
             problems.append(FieldProblem(
-                f"lines/{index}/quantity",
-                f"{unit.quantity} units of {unit.sku} returned; {open_units} shipped and not "
-                "returned yet"))
+                f"lines/{first_index[sku]}/quantity",
+                f"{quantity} units of {sku} returned; "
+                f"{sum(free for _, _, free in room)} shipped and not returned yet"))
             continue
-        left = unit.quantity
-        for line in lines:
-            take = min(left, line.quantity_shipped - line.quantity_returned)
-            if take > 0:
-                parts.append((line, take))
-                left -= take
+        for line, shipment, free in room:
+            part = min(left, free)
+            if part <= 0:
+                continue
+            left -= part
+            line.order_line.quantity_returned += part
+            lines.append({"order_line_id": line.order_line_id, "sku": sku, "quantity": part,
+                          "shipment_id": shipment.id, "location": shipment.location_code,
+                          "net": str((line.order_line.unit_price * part).quantize(places))})
     if problems:
         raise InputValidationError(problems)
-    return parts
-
-
-def _origins(uow: UnitOfWork, order_id: int) -> dict[int, str]:
-    """Where each order line shipped from (its first shipment's location)."""
-    rows = uow.session.execute(
-        select(ShipmentLine.order_line_id, Shipment.location_code)
-        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .where(Shipment.order_id == order_id).order_by(Shipment.id.desc()))
-    return dict(rows.all())
+    return lines
 
 
 def _restock(uow: UnitOfWork, actor: Actor, returned: OrderReturn) -> None:
-    """Put the units back on the shelf they left, and offer them to waiting backorders."""
-    placed = [line for line in returned.lines if line["location"]]
-    levels = lock_levels(uow, [(line["sku"], line["location"]) for line in placed])
-    for line in placed:
+    """Put the units back on the shelf they left from, and offer them to backorders."""
+    levels = lock_levels(uow, [(line["sku"], line["location"]) for line in returned.lines])
+    for line in returned.lines:
         move(uow, actor, levels[(line["sku"], line["location"])], "return_restock",
              line["quantity"], 0, reason=returned.reason[:200],
              reference=f"return {returned.id}", order_id=returned.order_id)
-    returned.restock_location = placed[0]["location"] if placed else None
-    offer_to_backorders(uow, {line["sku"] for line in placed})
+    returned.restock_location = returned.lines[0]["location"] if returned.lines else None
+    offer_to_backorders(uow, {line["sku"] for line in returned.lines})
+
+
+@dataclass(frozen=True)
+class Credit:
+    """One credit note: against one invoice, for the returned units it billed."""
+
+    invoice: str
+    amount: Decimal
+    key: str
 
 
 @dataclass(frozen=True)
@@ -130,12 +152,8 @@ class Settlement:
     currency: str
     amount: Decimal
     reason: str
-    invoice: str
+    credits: tuple[Credit, ...]
     refund: bool
-
-    @property
-    def credit_key(self) -> str:
-        return f"finance-credit-return-{self.return_id}"
 
     @property
     def refund_key(self) -> str:
@@ -143,39 +161,50 @@ class Settlement:
 
 
 def settlement(uow: UnitOfWork, return_id: int) -> Settlement | None:
-    """What to send for a return; None once settled, or while the order has no invoice yet
-    (the stalled-work sweep asks again later)."""
+    """What to send for a return: a credit note per invoice its units were billed on (the
+    return's tax spread over them exactly), and the refund; None once settled, or while
+    one of those invoices is not posted yet (the stalled-work sweep asks again)."""
     returned = uow.session.get(OrderReturn, return_id)
     if returned is None or returned.settled_at is not None:
         return None
     order = uow.session.get(Order, returned.order_id)
     assert order is not None
-    invoice = uow.session.scalar(select(Shipment.invoice_reference).where(
-        Shipment.order_id == order.id, Shipment.invoice_reference.is_not(None))
-        .order_by(Shipment.id))
-    if invoice is None:
-        return None
+    invoices: dict[int, str | None] = {
+        shipment_id: invoice for shipment_id, invoice in uow.session.execute(
+            select(Shipment.id, Shipment.invoice_reference).where(
+                Shipment.order_id == order.id))}
+    nets: dict[str, Decimal] = {}
+    for line in returned.lines:
+        invoice = invoices.get(line["shipment_id"])
+        if invoice is None:
+            return None
+        nets[invoice] = nets.get(invoice, Decimal(0)) + Decimal(line["net"])
+    places = Decimal(1).scaleb(-minor_units(order.currency))
+    credits, running = [], Decimal(0)
+    for invoice, net in nets.items():
+        tax = (share(returned.tax_amount, running + net, returned.net_amount, places)
+               - share(returned.tax_amount, running, returned.net_amount, places))
+        running += net
+        credits.append(Credit(invoice, net + tax,
+                              f"finance-credit-return-{returned.id}-{invoice}"))
     return Settlement(returned.id, order.id, order.currency,
-                      returned.net_amount + returned.tax_amount, returned.reason, invoice,
-                      order.payment_terms in PAID_UP_FRONT)
+                      returned.net_amount + returned.tax_amount, returned.reason,
+                      tuple(credits), order.payment_terms in PAID_UP_FRONT)
 
 
-def record_settled(uow: UnitOfWork, actor: Actor, return_id: int, credit: FinanceReceipt,
-                   refund: FinanceReceipt | None, bill: Settlement) -> bool:
+def record_settled(uow: UnitOfWork, actor: Actor, return_id: int, credits: list[str],
+                   refund: str | None, bill: Settlement) -> bool:
+    """Mark a return settled (its credit notes and refund are recorded as each posts)."""
     returned = uow.session.get(OrderReturn, return_id, with_for_update=True,
                                populate_existing=True)
     if returned is None or returned.settled_at is not None:
         return False
     order = get_order(uow, actor, returned.order_id, lock=True)
-    record_finance(uow, bill.credit_key, "credit_note", order.id, credit)
-    if refund is not None:
-        record_finance(uow, bill.refund_key, "refund", order.id, refund)
-    returned.credit_reference = credit.reference
-    returned.refund_reference = refund.reference if refund else None
+    returned.credit_reference = ", ".join(credits)[:128]
+    returned.refund_reference = refund
     returned.settled_at = utcnow()
     record_event(uow, order, "return.settled", actor, returned=returned.id,
-                 credit_note=credit.reference,
-                 refund=refund.reference if refund else None, amount=str(bill.amount))
+                 credit_notes=credits, refund=refund, amount=str(bill.amount))
     return True
 
 

@@ -20,7 +20,12 @@ from typing import Any
 from sqlalchemy import select
 
 from engine.actors import Actor
-from engine.errors import FieldProblem, InputValidationError, NotFoundError
+from engine.errors import (
+    FieldProblem,
+    InputValidationError,
+    InvalidTransitionError,
+    NotFoundError,
+)
 from engine.models import (
     WEBHOOK_EVENT_TYPES,
     Order,
@@ -306,12 +311,17 @@ def record_attempt(uow: UnitOfWork, delivery_id: int, result: AttemptResult,
 
 
 def replay(uow: UnitOfWork, actor: Actor, delivery_id: int) -> WebhookDelivery:
-    """Send a delivery again, whatever became of it, with a fresh schedule of attempts.
+    """Send a delivery that was delivered or gave up again, with a fresh schedule of
+    attempts.
 
     Raises:
         NotFoundError: no such delivery.
+        InvalidTransitionError: it is still pending (being sent, or waiting for its next
+            attempt): replaying it now could send it twice at once.
     """
     delivery = _locked_delivery(uow, delivery_id)
+    if delivery.status == PENDING:
+        raise InvalidTransitionError(PENDING, "replayed", None)
     delivery.status, delivery.attempts = PENDING, 0
     delivery.next_attempt_at, delivery.delivered_at = utcnow(), None
     uow.enqueue_after_commit(DELIVER_JOB, delivery.id)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -261,24 +262,32 @@ def complete_order(order_id: int) -> bool:
 
 
 def settle_return(return_id: int) -> str | None:
-    """Credit a return against the order's invoice and, for orders paid up front, refund
-    it; each once (a second call with the same key answers the first answer). Returns the
-    credit note's reference."""
+    """Credit a return against the invoices its units were billed on and, for orders paid
+    up front, refund it; each posting once (a second call with the same key answers the
+    first answer) and recorded as soon as it posts. Returns the credit notes' references."""
     services = current_services()
     with services.uow() as uow:
         bill = returns.settlement(uow, return_id)
     if bill is None:
         return None
     finance = services.partners.finance()
-    amount = Money(bill.amount, bill.currency)
-    credit = _call(bill.order_id, "payment_failed", "finance", lambda: finance.credit_note(
-        bill.order_id, bill.invoice, amount, bill.reason, bill.credit_key),
-        returns.SETTLE_JOB, return_id)
+    references = []
+    for credit in bill.credits:
+        note = _call(bill.order_id, "payment_failed", "finance",
+                     partial(finance.credit_note, bill.order_id, credit.invoice,
+                             Money(credit.amount, bill.currency), bill.reason, credit.key),
+                     returns.SETTLE_JOB, return_id)
+        _record_finance(credit.key, "credit_note", bill.order_id, note)
+        references.append(note.reference)
     refund = None
     if bill.refund:
-        refund = _call(bill.order_id, "payment_failed", "finance", lambda: finance.refund(
-            bill.order_id, amount, bill.reason, bill.refund_key), returns.SETTLE_JOB, return_id)
+        paid_back = _call(bill.order_id, "payment_failed", "finance", lambda: finance.refund(
+            bill.order_id, Money(bill.amount, bill.currency), bill.reason, bill.refund_key),
+            returns.SETTLE_JOB, return_id)
+        _record_finance(bill.refund_key, "refund", bill.order_id, paid_back)
+        refund = paid_back.reference
     with services.uow() as uow:
-        returns.record_settled(uow, system_actor("finance"), return_id, credit, refund, bill)
+        returns.record_settled(uow, system_actor("finance"), return_id, references, refund,
+                               bill)
         uow.commit()
-    return credit.reference
+    return ", ".join(references)

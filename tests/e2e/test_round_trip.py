@@ -446,3 +446,43 @@ def test_a_return_goes_back_on_the_shelf_and_is_credited_and_refunded_once(
     types = [e["type"] for e in client.get(f"/orders/{order['id']}/events", headers=ops)
              .json["items"]]
     assert types.count("order.returned") == 2 and types.count("return.settled") == 2
+
+
+def test_returns_credit_the_invoice_that_billed_them_and_never_more_tax_than_invoiced(
+        client, admin, make_key, catalog, services):
+    ops = make_key("ops")
+    mugs = [{"sku": "MUG-2", "quantity": 3, "unit_price": "24.50"},
+            {"sku": "LAMP-1", "quantity": 1, "unit_price": "89.90"}]
+    order = client.post("/orders", json=order_body(customer_id="C-BEN", lines=mugs),
+                        headers=admin).json
+    assert order["status"] == "allocated", order
+    group, _ = everything(client, ops, order["id"])
+    # the mugs go first, the lamp in a second package: two invoices
+    for n, line in enumerate(({"sku": "MUG-2", "quantity": 3}, {"sku": "LAMP-1", "quantity": 1})):
+        assert wms(client, ops, group["id"], "shipped", f"x{n}", package_ref=f"P{n}",
+                   lines=[line]).status_code == 200
+    mug_invoice, lamp_invoice = [s["invoice_reference"] for s in client.get(
+        f"/orders/{order['id']}/shipments", headers=ops).json["items"]]
+    # the lamp comes back: credited against the lamp's invoice, not the first one
+    assert client.post(f"/orders/{order['id']}/returns", headers=ops, json={
+        "lines": [{"sku": "LAMP-1", "quantity": 1}], "reason": "wrong colour"}).status_code == 201
+    ledger = client.get(f"/orders/{order['id']}/ledger", headers=ops).json["items"]
+    [note] = [e for e in ledger if e["kind"] == "credit_note"]
+    assert lamp_invoice in note["memo"] and mug_invoice not in note["memo"]
+    # the mugs come back one by one: the tax credited adds up to the tax invoiced
+    for n in range(3):
+        assert client.post(f"/orders/{order['id']}/returns", headers=ops, json={
+            "lines": [{"sku": "MUG-2", "quantity": 1}], "reason": f"mug {n}"}).status_code == 201
+    settled = client.get(f"/orders/{order['id']}/returns", headers=ops).json["items"]
+    assert sum(Decimal(r["tax_amount"]) for r in settled) == Decimal(order["tax_amount"])
+    assert sum(Decimal(r["net_amount"]) for r in settled) == Decimal(order["subtotal"])
+    # nothing left to return; naming a SKU twice counts both
+    again = client.post(f"/orders/{order['id']}/returns", headers=ops, json={
+        "lines": [{"sku": "MUG-2", "quantity": 1}, {"sku": "MUG-2", "quantity": 1}],
+        "reason": "again"})
+    assert (again.status_code, again.json["errors"][0]["field"]) == (422, "lines/0/quantity")
+    # an order id beyond BIGINT is refused as no such resource, not a crash
+    for path in ("returns", "shipments", "ledger"):
+        beyond = client.get(f"/orders/99999999999999999999/{path}", headers=ops)
+        assert beyond.status_code in (404, 405), path  # werkzeug answers 405 for returns
+        assert beyond.headers["Content-Type"] == "application/problem+json"

@@ -253,6 +253,15 @@ def test_replay_sends_a_delivery_again(client, admin, catalog, receiver, make_ke
     [again] = deliveries(client, ops, subscription["id"])
     assert (again["status"], again["attempts"]) == ("delivered", 1)
 
+    # a delivery still being tried is not replayed: it could go out twice at once
+    receiver.answers = [500]
+    client.post("/orders", json=order_body(), headers=admin)
+    pending = deliveries(client, ops, subscription["id"])[0]
+    assert pending["status"] == "pending"
+    refused = client.post(f"/webhooks/deliveries/{pending['id']}/replay", json={},
+                          headers=ops)
+    assert (refused.status_code, refused.json["code"]) == (409, "invalid_transition")
+
     # an unknown delivery, or a body with fields, is refused
     missing = client.post("/webhooks/deliveries/999999/replay", json={}, headers=ops)
     assert (missing.status_code, missing.json["code"]) == (404, "not_found")

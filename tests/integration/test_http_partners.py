@@ -261,6 +261,14 @@ SCHEMA_BREAKS = {
         {"status": "in_transit", "occurred_at": "2026-03-01T09:30:00"}]}),
     "a label without a tracking number": ("create_label", {"cost": "15.38"}),
     "a list for an object": ("rate", ["15.38"]),
+    # answers we could not store: longer than our columns, NUL, more than 4 decimals
+    "a tracking number too long to keep": ("create_label", {"tracking_number": "T" * 300,
+                                                            "cost": "15.38"}),
+    "a reference with a NUL": ("authorise", {"reference": "A\u0000", "amount": "256.07",
+                                             "currency": "BRL"}),
+    "a cost beyond our columns": ("create_label", {"tracking_number": "T1",
+                                                   "cost": "123456789012345678.00"}),
+    "a cost with five decimals": ("rate", {"amount": "15.38001"}),
 }
 
 
@@ -278,6 +286,12 @@ def test_an_answer_that_breaks_the_schema_is_a_bad_response(partner_peer, broken
     # when / then
     with pytest.raises(ExternalResponseError, match="invalid body"):
         calls[operation]()
+
+
+def test_an_answer_nested_beyond_reason_is_a_bad_response_not_a_crash(partner_peer):
+    partner_peer.script("track", Reply(200, b"[" * 100_000))
+    with pytest.raises(ExternalResponseError, match="not JSON"):
+        carrier(partner_peer).track("TRK00000001")
 
 
 def test_a_partner_answering_with_another_payments_receipt_is_caught(partner_peer):
