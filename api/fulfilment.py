@@ -266,6 +266,9 @@ class ReturnOutSchema(Schema):
     credit_reference = fields.String()
     refund_reference = fields.String()
     settled_at = fields.AwareDateTime()
+    settle_failures = fields.Integer(metadata={
+        "description": "Failed rounds of settling; at 5 the sweep stops and a person looks"})
+    last_error = fields.String()
 
 
 class ReturnListSchema(Schema):

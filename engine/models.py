@@ -871,3 +871,6 @@ class OrderReturn(Base):
     credit_reference: Mapped[str | None] = mapped_column(String(128))
     refund_reference: Mapped[str | None] = mapped_column(String(128))
     settled_at: Mapped[datetime | None]
+    # settling that failed: after MAX_SETTLE_FAILURES rounds it waits for a person
+    settle_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -28,6 +28,7 @@ from engine.ports import UnitOfWork
 from engine.status import OrderStatus
 
 SETTLE_JOB = "jobs.fulfilment.settle_return"
+MAX_SETTLE_FAILURES = 5  # then the sweep stops asking: the return waits for a person
 RETURNABLE = (OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.DELIVERED,
               OrderStatus.COMPLETED)
 
@@ -62,7 +63,7 @@ def record_return(uow: UnitOfWork, actor: Actor, order_id: int,
            - share(order.tax_amount, before, order.subtotal, places))
     returned = OrderReturn(order_id=order.id, reason=reason, lines=lines,
                            restock_location=None, net_amount=net, tax_amount=tax,
-                           created_at=utcnow(), created_by=actor.label)
+                           created_at=utcnow(), created_by=actor.label, settle_failures=0)
     uow.session.add(returned)
     uow.session.flush()
     if restock:
@@ -215,6 +216,23 @@ def order_returns(uow: UnitOfWork, actor: Actor, order_id: int) -> list[OrderRet
 
 
 def unsettled(uow: UnitOfWork, before: datetime) -> list[int]:
-    """Returns not settled yet, recorded before `before` (for the stalled-work sweep)."""
+    """Returns not settled yet, recorded before `before`, that have not failed too often
+    (for the stalled-work sweep)."""
     return list(uow.session.scalars(select(OrderReturn.id).where(
-        OrderReturn.settled_at.is_(None), OrderReturn.created_at < before)))
+        OrderReturn.settled_at.is_(None), OrderReturn.created_at < before,
+        OrderReturn.settle_failures < MAX_SETTLE_FAILURES)))
+
+
+def record_settle_failure(uow: UnitOfWork, actor: Actor, return_id: int,
+                          error: str) -> None:
+    """Count a failed settlement; the last one puts it on the order's timeline for a
+    person (the finance system keeps refusing the credit or the refund)."""
+    returned = uow.session.get(OrderReturn, return_id, with_for_update=True)
+    if returned is None or returned.settled_at is not None:
+        return
+    returned.settle_failures += 1
+    returned.last_error = error[:500]
+    if returned.settle_failures == MAX_SETTLE_FAILURES:
+        order = get_order(uow, actor, returned.order_id, lock=True)
+        record_event(uow, order, "return.settlement_failed", actor, returned=returned.id,
+                     attempts=returned.settle_failures, error=returned.last_error)

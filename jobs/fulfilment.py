@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from sqlalchemy import select
 
-from adapters.bootstrap import current_services
+from adapters.bootstrap import Services, current_services
 from adapters.queue import final_attempt
 from engine import exceptions, fulfilment, returns
 from engine.actors import system_actor
@@ -270,6 +270,23 @@ def settle_return(return_id: int) -> str | None:
         bill = returns.settlement(uow, return_id)
     if bill is None:
         return None
+    try:
+        references, refund = _post_settlement(services, bill, return_id)
+    except ExternalSystemError as error:
+        with services.uow() as uow:
+            returns.record_settle_failure(uow, system_actor("finance"), return_id, str(error))
+            uow.commit()
+        raise
+    with services.uow() as uow:
+        returns.record_settled(uow, system_actor("finance"), return_id, references, refund,
+                               bill)
+        uow.commit()
+    return ", ".join(references)
+
+
+def _post_settlement(services: Services, bill: returns.Settlement,
+                     return_id: int) -> tuple[list[str], str | None]:
+    """Post a return's credit notes and refund, recording each as it posts."""
     finance = services.partners.finance()
     references = []
     for credit in bill.credits:
@@ -286,8 +303,4 @@ def settle_return(return_id: int) -> str | None:
             returns.SETTLE_JOB, return_id)
         _record_finance(bill.refund_key, "refund", bill.order_id, paid_back)
         refund = paid_back.reference
-    with services.uow() as uow:
-        returns.record_settled(uow, system_actor("finance"), return_id, references, refund,
-                               bill)
-        uow.commit()
-    return ", ".join(references)
+    return references, refund

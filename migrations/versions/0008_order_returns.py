@@ -31,6 +31,8 @@ def upgrade() -> None:
     sa.Column('credit_reference', sa.String(length=128), nullable=True),
     sa.Column('refund_reference', sa.String(length=128), nullable=True),
     sa.Column('settled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('settle_failures', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_returns_order_id_orders')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_order_returns'))
     )

@@ -266,3 +266,36 @@ def test_carriers_that_do_not_push_events_are_asked_where_their_parcels_are(
     assert events.index("shipment.in_transit") < events.index("shipment.delivered")
     assert [r.path for r in partner_peer.requests if r.method == "GET"] == [
         "/tracking/POLL0001"]
+
+
+def test_a_refund_the_finance_system_keeps_refusing_stops_being_retried_and_is_flagged(
+        make_app, admin, partner_peer):
+    from jobs.fulfilment import resume_stalled_work
+
+    app = make_app(PARTNERS=partners(partner_peer))
+    client = app.test_client()
+    load_catalog(client, admin, app.extensions["oms"])
+    order = client.post("/orders", json=order_body(customer_id="C-BEN"), headers=admin).json
+    group = group_of(client, admin, order["id"])
+    assert client.post("/wms/events", headers=admin, json={
+        "event_id": "s1", "type": "shipped", "group_id": group["id"],
+        "tracking_number": "REF0001", "lines": [{"sku": "LAMP-1", "quantity": 2},
+                                                 {"sku": "MUG-2", "quantity": 1}]}).json[
+        "outcome"] == "applied"
+    partner_peer.script("refund", *["reject"] * 50)
+    assert client.post(f"/orders/{order['id']}/returns", headers=admin, json={
+        "lines": [{"sku": "MUG-2", "quantity": 1}], "reason": "chipped"}).status_code == 201
+    with using(app.extensions["oms"]):
+        for _ in range(10):  # the sweep asks again until it gives up
+            resume_stalled_work(older_than_seconds=0)
+    [returned] = client.get(f"/orders/{order['id']}/returns", headers=admin).json["items"]
+    assert returned["settled_at"] is None
+    assert returned["settle_failures"] == 5
+    assert "422" in returned["last_error"]
+    assert len(partner_peer.effects_of("credit_note")) == 1  # the credit note posted once
+    assert partner_peer.effects_of("refund") == []
+    events = [e["type"] for e in client.get(f"/orders/{order['id']}/events",
+                                            headers=admin).json["items"]]
+    assert events.count("return.settlement_failed") == 1
+    with using(app.extensions["oms"]):
+        assert resume_stalled_work(older_than_seconds=0) == 0  # left for a person
