@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cached_property
 
 from redis import Redis
 from sqlalchemy import Engine
@@ -31,9 +32,10 @@ class Services:
     def outbox(self) -> Outbox:
         return Outbox(self.session_factory, self.jobs, inline=self.redis is None)
 
-    @property
+    @cached_property
     def partners(self) -> Partners:
-        """The warehouse, carrier and finance systems, embedded or over HTTP."""
+        """The warehouse, carrier and finance systems, embedded or over HTTP (the
+        configuration is read once)."""
         return Partners(self.settings.partners, self.session_factory)
 
     def uow(self) -> SqlUnitOfWork:

@@ -65,6 +65,7 @@ from engine.errors import (
     ExternalSystemError,
     ExternalTimeoutError,
 )
+from engine.fulfilment import TRACKING_STATUSES
 from engine.ports import (
     FinanceReceipt,
     FulfilmentRequest,
@@ -76,7 +77,6 @@ from engine.ports import (
     WmsRelease,
 )
 
-TRACKING_STATUSES = ("in_transit", "out_for_delivery", "delivered", "exception")
 MAX_ANSWER_BYTES = 1024 * 1024
 RETRYABLE_4XX = (408, 429)  # request timeout, too many requests: later may work
 
