@@ -15,7 +15,8 @@ from api.schemas import Measure, Money, StrictSchema, _one_of, text
 from api.transactions import command, request_uow
 from engine import carriers
 from engine.errors import FieldProblem
-from engine.models import SERVICE_LEVELS, Carrier
+from engine.models import Carrier
+from rules.vocabulary import SERVICE_LEVELS
 
 READERS = ("system", "ops", "analyst")
 WRITERS = ("ops",)  # and admin: the people who negotiate rates keep them current

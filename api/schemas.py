@@ -24,8 +24,8 @@ from marshmallow import (
 
 from api.problems import flatten_messages
 from engine.iso import country_codes, currency_codes, decimals, minor_units
-from engine.models import CUSTOMER_TIERS, LOCATION_KINDS, PAYMENT_TERMS, SERVICE_LEVELS
 from engine.status import OrderStatus
+from rules.vocabulary import CUSTOMER_TIERS, LOCATION_KINDS, PAYMENT_TERMS, SERVICE_LEVELS
 
 _DECIMAL = re.compile(r"^-?\d{1,12}(\.\d{1,4})?$")
 # Years a timestamp filter may name: wide enough for any order, narrow enough to convert.

@@ -43,7 +43,7 @@ from engine.status import OrderStatus, check_transition
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate_each
 from rules.stage import plain
 from rules.stages.carrier import PICKS, CarrierDecision, CarrierOptionFacts
-from rules.stages.validation import SERVICE_LEVELS
+from rules.vocabulary import SERVICE_LEVELS
 
 NO_CARRIER_QUEUE = "carrier-review"
 DELIVERY_HOUR = time(18)  # promises are "by the end of the day", UTC

@@ -58,16 +58,13 @@ from engine.ports import (
     UnitOfWork,
 )
 from engine.status import OrderStatus, can_transition, check_transition
+from rules.vocabulary import PAID_UP_FRONT
 
 RELEASE_JOB = "jobs.fulfilment.release_group"
 LABEL_JOB = "jobs.fulfilment.buy_label"
 INVOICE_JOB = "jobs.fulfilment.invoice_shipment"
 NOTIFY_JOB = "jobs.fulfilment.notify_customer"
 COMPLETE_JOB = "jobs.fulfilment.complete_order"
-
-# Terms under which the customer pays up front: the payment is authorised on release and
-# captured as each shipment is invoiced. Business terms are invoiced and paid later.
-PAID_UP_FRONT = ("prepaid", "card", "cod")
 T = TypeVar("T", FulfilmentGroup, Shipment)
 
 # How far along a shipment is; an event never moves it back.

@@ -115,10 +115,6 @@ class Timestamped:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-CUSTOMER_TIERS = ("standard", "silver", "gold", "platinum")
-PAYMENT_TERMS = ("prepaid", "card", "cod", "net15", "net30", "net60")
-LOCATION_KINDS = ("warehouse", "store")
-SERVICE_LEVELS = ("economy", "standard", "express", "overnight")
 ROLES = ("system", "analyst", "ops", "admin")
 
 

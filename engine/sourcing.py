@@ -44,11 +44,11 @@ from engine.rulesets import compiled, deciding_version
 from engine.status import OrderStatus, check_transition
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate_each
 from rules.stage import plain
-from rules.stages.sourcing import STRATEGIES, CandidateFacts, SourcingDecision
+from rules.stages.sourcing import NO_LOCATION, STRATEGIES, CandidateFacts, SourcingDecision
+from rules.vocabulary import CUSTOMER_TIERS, ON_ACCOUNT
 
-BUSINESS_TERMS = ("net15", "net30", "net60")
 DEFAULT_STRATEGY = "nearest"
-TIER_PRIORITY = {"platinum": 4, "gold": 3, "silver": 2, "standard": 1}
+TIER_PRIORITY = {tier: rank for rank, tier in enumerate(CUSTOMER_TIERS, start=1)}
 ORDER_FIELDS = ("channel", "customer_tier", "is_business_order", "payment_terms", "order_total",
                 "line_count", "total_quantity", "total_weight_kg", "contains_hazmat",
                 "categories", "service_level", "ship_to_country", "ship_to_region",
@@ -294,7 +294,7 @@ def _order_facts(uow: UnitOfWork, order: Order, needs: Mapping[int, int],
     return {
         "channel": order.channel,
         "customer_tier": customer.tier,
-        "is_business_order": order.payment_terms in BUSINESS_TERMS,
+        "is_business_order": order.payment_terms in ON_ACCOUNT,
         "payment_terms": order.payment_terms,
         "order_total": order.total,
         "line_count": len(needs),
@@ -342,7 +342,7 @@ def _candidate(location: Location | None, available: dict[str, int],
     facts = CandidateFacts(
         **{name: value for name, value in order_side.items() if name != "destination"},
         location_code=location.code if location else "",
-        location_kind=location.kind if location else "none",
+        location_kind=location.kind if location else NO_LOCATION,
         location_region=(location.region or "") if location else "",
         same_region=bool(location and location.region
                          and location.region == order_side["ship_to_region"]),
@@ -360,7 +360,7 @@ def _candidate(location: Location | None, available: dict[str, int],
         shipping_cost=shipping_cost(distance, _weight_kg(fill, lines)),
     )
     if location is None:  # the empty candidate order rules are evaluated with
-        location = Location(code="", name="", kind="none", country="", latitude=0, longitude=0)
+        location = Location(code="", name="", kind=NO_LOCATION, country="", latitude=0, longitude=0)
     return Candidate(location, available, facts)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -19,9 +19,9 @@ from rules.types import TYPES, operators_of
 Facts = TypeVar("Facts")
 
 
-def fact(kind: type[BaseType], label: str, options: list[str] | None = None) -> Any:
+def fact(kind: type[BaseType], label: str, options: Sequence[str] = ()) -> Any:
     """Declare a facts field as a rule variable of this type (with a label for editors)."""
-    return field(metadata={"kind": kind, "label": label, "options": options or []})
+    return field(metadata={"kind": kind, "label": label, "options": list(options)})
 
 
 _BUILT: dict[type[Any], type[BaseVariables]] = {}

@@ -17,8 +17,8 @@ from business_rules.actions import BaseActions, rule_action
 from business_rules.fields import FIELD_NUMERIC, FIELD_TEXT
 
 from rules.stage import Decision, Stage, fact
-from rules.stages.validation import SERVICE_LEVELS, TIERS
 from rules.types import FlagType, MomentType, NumberType, TextType
+from rules.vocabulary import CUSTOMER_TIERS, SERVICE_LEVELS
 
 MODES = ["ground", "air"]
 PICKS = ("cheapest_meeting_promise", "fastest")
@@ -30,7 +30,7 @@ class CarrierOptionFacts:
 
     # the shipment (one fulfilment group) and its order
     channel: str = fact(TextType, "Channel")
-    customer_tier: str = fact(TextType, "Customer tier", TIERS)
+    customer_tier: str = fact(TextType, "Customer tier", CUSTOMER_TIERS)
     requested_service_level: str = fact(TextType, "Requested service level", SERVICE_LEVELS)
     order_total: Decimal = fact(NumberType, "Order total")
     shipment_value: Decimal = fact(NumberType, "Value of the goods in this shipment")

@@ -14,8 +14,8 @@ from business_rules.actions import BaseActions, rule_action
 from business_rules.fields import FIELD_NUMERIC, FIELD_TEXT
 
 from rules.stage import Decision, Stage, fact
-from rules.stages.validation import TIERS
 from rules.types import FlagType, MomentType, NumberType, TextType
+from rules.vocabulary import CUSTOMER_TIERS, SERVICE_LEVELS
 
 EVENTS = ["payment_failed", "stock_short", "wms_rejected", "label_failed", "carrier_delay",
           "rule_error"]
@@ -33,8 +33,8 @@ class ExceptionFacts:
     order_status: str = fact(TextType, "Order status")
     order_total: Decimal = fact(NumberType, "Order total")
     channel: str = fact(TextType, "Channel")
-    customer_tier: str = fact(TextType, "Customer tier", TIERS)
-    service_level: str = fact(TextType, "Requested service level")
+    customer_tier: str = fact(TextType, "Customer tier", CUSTOMER_TIERS)
+    service_level: str = fact(TextType, "Requested service level", SERVICE_LEVELS)
     has_shipped_units: bool = fact(FlagType, "Some units have shipped")
     occurred_at: datetime = fact(MomentType, "When it happened")
 

@@ -19,10 +19,10 @@ from business_rules.actions import BaseActions, rule_action
 from business_rules.fields import FIELD_NUMERIC, FIELD_TEXT
 
 from rules.stage import Decision, Stage, fact
-from rules.stages.validation import PAYMENT_TERMS, SERVICE_LEVELS, TIERS
 from rules.types import ChoicesType, FlagType, MomentType, NumberType, TextType
+from rules.vocabulary import CUSTOMER_TIERS, LOCATION_KINDS, PAYMENT_TERMS, SERVICE_LEVELS
 
-LOCATION_KINDS = ["warehouse", "store", "none"]
+NO_LOCATION = "none"  # the kind of the empty candidate, when no location has stock
 STRATEGIES = ("nearest", "cheapest", "most_stock")
 
 
@@ -32,7 +32,7 @@ class CandidateFacts:
 
     # the order
     channel: str = fact(TextType, "Channel")
-    customer_tier: str = fact(TextType, "Customer tier", TIERS)
+    customer_tier: str = fact(TextType, "Customer tier", CUSTOMER_TIERS)
     is_business_order: bool = fact(FlagType, "Business order (on account: net terms)")
     payment_terms: str = fact(TextType, "Payment terms", PAYMENT_TERMS)
     order_total: Decimal = fact(NumberType, "Order total")
@@ -48,7 +48,7 @@ class CandidateFacts:
     candidate_count: int = fact(NumberType, "Locations with stock for some line")
     # the candidate
     location_code: str = fact(TextType, "Location code")
-    location_kind: str = fact(TextType, "Location type", LOCATION_KINDS)
+    location_kind: str = fact(TextType, "Location type", [*LOCATION_KINDS, NO_LOCATION])
     location_region: str = fact(TextType, "Location region or state")
     same_region: bool = fact(FlagType, "Location is in the destination's region")
     distance_known: bool = fact(FlagType, "Distance is known (both places geocoded)")

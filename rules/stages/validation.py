@@ -12,10 +12,7 @@ from business_rules.fields import FIELD_TEXT
 
 from rules.stage import Decision, Stage, fact
 from rules.types import ChoicesType, FlagType, MomentType, NumberType, TextType
-
-TIERS = ["standard", "silver", "gold", "platinum"]
-PAYMENT_TERMS = ["prepaid", "card", "cod", "net15", "net30", "net60"]
-SERVICE_LEVELS = ["economy", "standard", "express", "overnight"]
+from rules.vocabulary import CUSTOMER_TIERS, PAYMENT_TERMS, SERVICE_LEVELS
 
 
 @dataclass(frozen=True)
@@ -24,7 +21,7 @@ class OrderFacts:
 
     channel: str = fact(TextType, "Channel")
     customer_id: str = fact(TextType, "Customer id")
-    customer_tier: str = fact(TextType, "Customer tier", TIERS)
+    customer_tier: str = fact(TextType, "Customer tier", CUSTOMER_TIERS)
     customer_is_new: bool = fact(FlagType, "First order of this customer")
     customer_previous_orders: int = fact(NumberType, "Customer's earlier orders")
     has_credit_limit: bool = fact(FlagType, "Customer has a credit limit")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from adapters.carriers import shipped_carriers
 from api.cli import main as cli
-from engine.models import SERVICE_LEVELS
+from rules.vocabulary import SERVICE_LEVELS
 from tests.conftest import order_body
 
 RIO_CUSTOMER = {"id": "C-RIO", "name": "Rio Buyer", "country": "BR", "postal_code": "22021-001",
