@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.bootstrap import Services
+from engine import job_names
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +25,16 @@ class Periodic:
 
 
 SCHEDULE = (
-    Periodic("jobs.fulfilment.resume_stalled_work", 60,
+    Periodic(job_names.RESUME_STALLED_JOB, 60,
              "hand out again release, label and billing work a dead worker left undone"),
-    Periodic("jobs.webhooks.retry_due", 60, "send webhook deliveries whose retry is due"),
-    Periodic("jobs.inventory.sweep_backorders", 300,
+    Periodic(job_names.RETRY_WEBHOOKS_JOB, 60, "send webhook deliveries whose retry is due"),
+    Periodic(job_names.SWEEP_BACKORDERS_JOB, 300,
              "offer available stock to every waiting backorder"),
-    Periodic("jobs.fulfilment.poll_tracking", 900,
+    Periodic(job_names.POLL_TRACKING_JOB, 900,
              "ask carriers with an API where undelivered shipments are"),
-    Periodic("jobs.fulfilment.detect_late_shipments", 900,
+    Periodic(job_names.LATE_SHIPMENTS_JOB, 900,
              "find shipments past their promise; notify and let the exceptions rules decide"),
-    Periodic("jobs.maintenance.purge_idempotency_keys", 3600,
+    Periodic(job_names.PURGE_KEYS_JOB, 3600,
              "forget Idempotency-Keys past their retention"),
 )
 

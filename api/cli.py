@@ -19,7 +19,7 @@ from adapters.queue import run_worker
 from adapters.schedule import SCHEDULE, run_scheduler
 from adapters.settings import PROJECT_ROOT, Settings
 from api.carriers import CarrierSchema, carriers_document, shipped_carriers
-from engine import access, carriers, rulesets
+from engine import access, carriers, job_names, rulesets
 from engine.actors import system_actor
 from engine.carriers import install_default_carriers
 from engine.errors import OmsError
@@ -342,7 +342,7 @@ def jobs() -> None:
 def sweep_backorders() -> None:
     """Offer available stock to every waiting backorder (run it from cron as a safety net)."""
     with _services() as built:
-        built.jobs.enqueue("jobs.inventory.sweep_backorders", ())
+        built.jobs.enqueue(job_names.SWEEP_BACKORDERS_JOB, ())
     click.echo("backorder sweep started")
 
 
@@ -350,5 +350,5 @@ def sweep_backorders() -> None:
 def purge_idempotency_keys() -> None:
     """Forget Idempotency-Keys older than the retention period."""
     with _services() as built:
-        built.jobs.enqueue("jobs.maintenance.purge_idempotency_keys", ())
+        built.jobs.enqueue(job_names.PURGE_KEYS_JOB, ())
     click.echo("purge started")

@@ -31,8 +31,16 @@ from engine.errors import (
     NotReadyError,
 )
 from engine.exceptions import Failure, handle_failure
-from engine.inventory import WMS_CANCEL_JOB, lock_levels, move
+from engine.inventory import lock_levels, move
 from engine.iso import minor_units
+from engine.job_names import (
+    COMPLETE_JOB,
+    INVOICE_JOB,
+    LABEL_JOB,
+    NOTIFY_JOB,
+    RELEASE_JOB,
+    WMS_CANCEL_JOB,
+)
 from engine.models import (
     ExternalEffect,
     FulfilmentGroup,
@@ -60,11 +68,6 @@ from engine.ports import (
 from engine.status import OrderStatus, can_transition, check_transition
 from rules.vocabulary import PAID_UP_FRONT
 
-RELEASE_JOB = "jobs.fulfilment.release_group"
-LABEL_JOB = "jobs.fulfilment.buy_label"
-INVOICE_JOB = "jobs.fulfilment.invoice_shipment"
-NOTIFY_JOB = "jobs.fulfilment.notify_customer"
-COMPLETE_JOB = "jobs.fulfilment.complete_order"
 T = TypeVar("T", FulfilmentGroup, Shipment)
 
 # How far along a shipment is; an event never moves it back.

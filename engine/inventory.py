@@ -24,6 +24,7 @@ from engine.errors import (
     OmsError,
     UnknownReferencesError,
 )
+from engine.job_names import BACKORDER_JOB, WMS_CANCEL_JOB
 from engine.models import (
     OPEN_GROUP_STATUSES,
     ExpectedSupply,
@@ -42,9 +43,7 @@ from engine.status import OrderStatus
 
 Key = tuple[str, str]  # (sku, location code)
 # Orders whose backordered units wait for stock (a held order waits for a person first).
-WMS_CANCEL_JOB = "jobs.fulfilment.cancel_at_warehouse"
 WAITING_STATUSES = (OrderStatus.BACKORDERED, OrderStatus.ALLOCATED)
-BACKORDER_JOB = "jobs.inventory.allocate_backorders"
 # Levels are INTEGER columns: refuse a change that would take one past this, not overflow.
 MAX_ON_HAND = 10_000_000
 

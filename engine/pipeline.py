@@ -21,6 +21,7 @@ from engine.fulfilment import request_release
 from engine.holds import RULE_ERROR_QUEUE
 from engine.inventory import WAITING_STATUSES
 from engine.iso import minor_units
+from engine.job_names import SIMULATION_JOB
 from engine.models import (
     OPEN_GROUP_STATUSES,
     Customer,
@@ -507,7 +508,7 @@ def request_simulation(uow: UnitOfWork, actor: Actor, stage: str, *,
                             requested_by=actor.label, created_at=utcnow())
     uow.session.add(simulation)
     uow.session.flush()
-    uow.enqueue_after_commit("jobs.rules.run_simulation", simulation.id)
+    uow.enqueue_after_commit(SIMULATION_JOB, simulation.id)
     return simulation
 
 

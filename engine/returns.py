@@ -19,16 +19,16 @@ from sqlalchemy import select
 
 from engine.actors import Actor
 from engine.errors import FieldProblem, InputValidationError, InvalidTransitionError
-from engine.fulfilment import NOTIFY_JOB, effective_status, share
+from engine.fulfilment import effective_status, share
 from engine.inventory import lock_levels, move, offer_to_backorders
 from engine.iso import minor_units
+from engine.job_names import NOTIFY_JOB, SETTLE_JOB
 from engine.models import Order, OrderReturn, Shipment, ShipmentLine, utcnow
 from engine.orders import get_order, record_event
 from engine.ports import UnitOfWork
 from engine.status import OrderStatus
 from rules.vocabulary import PAID_UP_FRONT
 
-SETTLE_JOB = "jobs.fulfilment.settle_return"
 MAX_SETTLE_FAILURES = 5  # then the sweep stops asking: the return waits for a person
 RETURNABLE = (OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.DELIVERED,
               OrderStatus.COMPLETED)

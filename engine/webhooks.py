@@ -26,6 +26,7 @@ from engine.errors import (
     InvalidTransitionError,
     NotFoundError,
 )
+from engine.job_names import DELIVER_JOB
 from engine.models import (
     WEBHOOK_EVENT_TYPES,
     Order,
@@ -39,7 +40,6 @@ from engine.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-DELIVER_JOB = "jobs.webhooks.deliver"
 # Our timeline's event types, and the webhook type each is published as; others stay inside.
 EVENT_TYPES: Mapping[str, str] = {
     "order.received": "order.created",

@@ -20,10 +20,9 @@ from sqlalchemy import select
 
 from adapters.bootstrap import Services, current_services
 from adapters.queue import final_attempt
-from engine import exceptions, fulfilment, returns
+from engine import exceptions, fulfilment, job_names, returns
 from engine.actors import system_actor
 from engine.errors import ExternalSystemError, OmsError
-from engine.inventory import WMS_CANCEL_JOB
 from engine.models import FulfilmentGroup, Order, OrderEvent, Shipment, utcnow
 from engine.orders import record_event
 from engine.ports import FinanceReceipt, JobArg, Money
@@ -43,7 +42,7 @@ def release_group(group_id: int) -> str | None:
     warehouse = services.partners.warehouse(request.location_code)
     release = _call(request.order_id, "wms_rejected", "wms",
                     lambda: warehouse.release(request, fulfilment.release_key(group_id)),
-                    fulfilment.RELEASE_JOB, group_id)
+                    job_names.RELEASE_JOB, group_id)
     with services.uow() as uow:
         fulfilment.record_release(uow, system_actor("wms-release"), group_id,
                                   release.reference)
@@ -63,7 +62,7 @@ def buy_label(shipment_id: int) -> str | None:
     carrier = services.partners.carrier(request.carrier_code)
     label = _call(order_id, "label_failed", "carrier",
                   lambda: carrier.create_label(request, fulfilment.label_key(shipment_id)),
-                  fulfilment.LABEL_JOB, shipment_id)
+                  job_names.LABEL_JOB, shipment_id)
     with services.uow() as uow:
         fulfilment.record_label(uow, system_actor("carrier-label"), shipment_id,
                                 label.tracking_number, label.cost)
@@ -91,17 +90,17 @@ def invoice_shipment(shipment_id: int) -> str | None:
         reference = done[bill.authorise_key]
         if reference is None:
             receipt = _call(bill.order_id, "payment_failed", "finance", lambda: finance.authorise(
-                bill.order_id, total, bill.authorise_key), fulfilment.INVOICE_JOB, shipment_id)
+                bill.order_id, total, bill.authorise_key), job_names.INVOICE_JOB, shipment_id)
             _record_finance(bill.authorise_key, "authorise", bill.order_id, receipt)
             reference = receipt.reference
         if done[bill.capture_key] is None:
             captured = _call(bill.order_id, "payment_failed", "finance", lambda: finance.capture(
-                bill.order_id, reference, gross, bill.capture_key), fulfilment.INVOICE_JOB,
+                bill.order_id, reference, gross, bill.capture_key), job_names.INVOICE_JOB,
                 shipment_id)
             _record_finance(bill.capture_key, "capture", bill.order_id, captured)
     invoice = _call(bill.order_id, "payment_failed", "finance",
                     lambda: finance.invoice(bill.invoice, bill.invoice_key),
-                    fulfilment.INVOICE_JOB, shipment_id)
+                    job_names.INVOICE_JOB, shipment_id)
     with services.uow() as uow:
         fulfilment.record_invoice(uow, system_actor("finance"), shipment_id, bill, invoice)
         uow.commit()
@@ -189,7 +188,7 @@ def cancel_at_warehouse(group_id: int) -> bool:
         location, reference, order_id = group.location_code, group.wms_reference, group.order_id
     warehouse = services.partners.warehouse(location)
     _call(order_id, "wms_rejected", "wms", lambda: warehouse.cancel(reference, key),
-          WMS_CANCEL_JOB, group_id)
+          job_names.WMS_CANCEL_JOB, group_id)
     with services.uow() as uow:
         fulfilment.record_cancel(uow, system_actor("wms-cancel"), group_id)
         uow.commit()
@@ -203,7 +202,7 @@ def resume_stalled_work(older_than_seconds: int = 600) -> int:
     with services.uow() as uow:
         before = utcnow() - timedelta(seconds=older_than_seconds)
         work = fulfilment.stalled_work(uow, before) + [
-            (returns.SETTLE_JOB, return_id) for return_id in returns.unsettled(uow, before)]
+            (job_names.SETTLE_JOB, return_id) for return_id in returns.unsettled(uow, before)]
         for job, argument in work:
             uow.enqueue_after_commit(job, argument)
         uow.commit()
@@ -293,14 +292,14 @@ def _post_settlement(services: Services, bill: returns.Settlement,
         note = _call(bill.order_id, "payment_failed", "finance",
                      partial(finance.credit_note, bill.order_id, credit.invoice,
                              Money(credit.amount, bill.currency), bill.reason, credit.key),
-                     returns.SETTLE_JOB, return_id)
+                     job_names.SETTLE_JOB, return_id)
         _record_finance(credit.key, "credit_note", bill.order_id, note)
         references.append(note.reference)
     refund = None
     if bill.refund:
         paid_back = _call(bill.order_id, "payment_failed", "finance", lambda: finance.refund(
             bill.order_id, Money(bill.amount, bill.currency), bill.reason, bill.refund_key),
-            returns.SETTLE_JOB, return_id)
+            job_names.SETTLE_JOB, return_id)
         _record_finance(bill.refund_key, "refund", bill.order_id, paid_back)
         refund = paid_back.reference
     return references, refund

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapters import webhooks as sender
 from adapters.bootstrap import current_services
-from engine import webhooks
+from engine import job_names, webhooks
 from engine.models import utcnow
 
 
@@ -36,6 +36,6 @@ def retry_due() -> int:
     with current_services().uow() as uow:
         due = webhooks.due_deliveries(uow, utcnow())
         for delivery_id in due:
-            uow.enqueue_after_commit(webhooks.DELIVER_JOB, delivery_id)
+            uow.enqueue_after_commit(job_names.DELIVER_JOB, delivery_id)
         uow.commit()
     return len(due)
