@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
-from engine.status import OrderStatus
+from engine.status import GroupStatus, OrderStatus, ShipmentStatus
 
 
 def utcnow() -> datetime:
@@ -518,7 +518,7 @@ class ExpectedSupply(Base):
 
 
 # Groups that still hold a reservation: allocated, or released to the warehouse.
-OPEN_GROUP_STATUSES = ("allocated", "released")
+OPEN_GROUP_STATUSES = (GroupStatus.ALLOCATED, GroupStatus.RELEASED)
 
 
 class FulfilmentGroup(Base):
@@ -534,7 +534,7 @@ class FulfilmentGroup(Base):
                                     primary_key=True, autoincrement=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
     location_code: Mapped[str] = mapped_column(ForeignKey("locations.code"))
-    status: Mapped[str] = mapped_column(String(16))  # allocated, released, shipped, cancelled
+    status: Mapped[str] = mapped_column(String(16), default=GroupStatus.ALLOCATED)
     decision_id: Mapped[int | None] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("order_decisions.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -674,8 +674,7 @@ class Shipment(Base):
     location_code: Mapped[str] = mapped_column(String(64))
     carrier_code: Mapped[str | None] = mapped_column(String(32))
     service_code: Mapped[str | None] = mapped_column(String(32))
-    # packed, shipped, in_transit, out_for_delivery, delivered, exception
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default=ShipmentStatus.PACKED)
     tracking_number: Mapped[str | None] = mapped_column(String(64))
     label_cost: Mapped[Decimal | None]
     weight_kg: Mapped[Decimal] = mapped_column(default=Decimal(0))

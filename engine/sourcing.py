@@ -41,7 +41,7 @@ from engine.models import (
 from engine.orders import get_order, record_event
 from engine.ports import UnitOfWork
 from engine.rulesets import compiled, deciding_version
-from engine.status import OrderStatus, check_transition
+from engine.status import GroupStatus, OrderStatus, check_transition
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate_each
 from rules.stage import plain
 from rules.stages.sourcing import NO_LOCATION, STRATEGIES, CandidateFacts, SourcingDecision
@@ -276,7 +276,7 @@ def _own_reservations(uow: UnitOfWork, order: Order) -> dict[tuple[str, str], in
 
 def _live_groups(uow: UnitOfWork, order: Order) -> list[FulfilmentGroup]:
     return list(uow.session.scalars(select(FulfilmentGroup).where(
-        FulfilmentGroup.order_id == order.id, FulfilmentGroup.status != "cancelled")))
+        FulfilmentGroup.order_id == order.id, FulfilmentGroup.status != GroupStatus.CANCELLED)))
 
 
 def _shipping_from(uow: UnitOfWork, order: Order) -> frozenset[str]:
@@ -481,7 +481,7 @@ def _reserve(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
     # the plan locked them already (a dry run's plan did not, and never reserves)
     levels = plan.levels if wanted <= set(plan.levels) else lock_levels(uow, wanted)
     for code, units in plan.groups.items():
-        group = FulfilmentGroup(order_id=order.id, location_code=code, status="allocated",
+        group = FulfilmentGroup(order_id=order.id, location_code=code, status=GroupStatus.ALLOCATED,
                                 decision_id=decision_id, created_at=utcnow(),
                                 location=plan.locations[code])
         for line_id, quantity in units.items():

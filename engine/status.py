@@ -1,4 +1,5 @@
-"""The order status model: one table of allowed transitions, enforced everywhere."""
+"""The status vocabularies: the order's, with the one table of allowed transitions
+enforced everywhere, and those of fulfilment groups and shipments."""
 
 from __future__ import annotations
 
@@ -72,3 +73,25 @@ def check_transition(current: OrderStatus, target: OrderStatus,
     """
     if not can_transition(current, target, held_from):
         raise InvalidTransitionError(current.value, target.value, held_from and held_from.value)
+
+
+class GroupStatus(StrEnum):
+    """Where a fulfilment group (the part of an order one location ships) is."""
+
+    PLANNED = "planned"  # only in dry runs and simulations: never stored
+    ALLOCATED = "allocated"  # its units are reserved at the location
+    RELEASED = "released"  # the warehouse has it
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
+class ShipmentStatus(StrEnum):
+    """How far a shipment is: packed and shipped (the warehouse says so), then on its way
+    to delivery (the carrier's tracking says so)."""
+
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    EXCEPTION = "exception"  # the carrier reports a problem; it may still be delivered
