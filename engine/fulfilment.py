@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
@@ -54,6 +54,7 @@ from engine.models import (
     ShipmentLine,
     utcnow,
 )
+from engine.money import cumulative_share
 from engine.orders import get_order, record_event
 from engine.ports import (
     Address,
@@ -586,8 +587,7 @@ def billing(uow: UnitOfWork, shipment_id: int) -> Billing | None:
     lines, running = [], Decimal(0)
     for line in shipment.lines:  # the shipment's tax spread over its lines, exactly
         net = (line.order_line.unit_price * line.quantity).quantize(places)
-        tax = (share(shipment.tax_amount, running + net, shipment.net_amount, places)
-               - share(shipment.tax_amount, running, shipment.net_amount, places))
+        tax = cumulative_share(shipment.tax_amount, running, net, shipment.net_amount, places)
         running += net
         lines.append(InvoiceLine(line.sku, line.quantity, net, tax))
     shipping = shipment.shipping_amount or Decimal(0)
@@ -611,19 +611,12 @@ def _fix_amounts(uow: UnitOfWork, order: Order, shipment: Shipment) -> None:
     net = sum(((line.order_line.unit_price * line.quantity).quantize(places)
                for line in shipment.lines), Decimal(0))
     shipment.net_amount = net
-    shipment.tax_amount = (share(order.tax_amount, before + net, order.subtotal, places)
-                           - share(order.tax_amount, before, order.subtotal, places))
+    shipment.tax_amount = cumulative_share(order.tax_amount, before, net, order.subtotal, places)
     shipment.shipping_amount = Decimal(0) if earlier else order.shipping_amount
 
 
 def _places(order: Order) -> Decimal:
     return Decimal(1).scaleb(-minor_units(order.currency))
-
-
-def share(total: Decimal, part: Decimal, whole: Decimal, places: Decimal) -> Decimal:
-    if not whole:
-        return Decimal(0)
-    return (total * part / whole).quantize(places, rounding=ROUND_HALF_EVEN)
 
 
 def record_finance(uow: UnitOfWork, key: str, operation: str, order_id: int,

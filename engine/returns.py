@@ -19,11 +19,12 @@ from sqlalchemy import select
 
 from engine.actors import Actor
 from engine.errors import FieldProblem, InputValidationError, InvalidTransitionError
-from engine.fulfilment import effective_status, share
+from engine.fulfilment import effective_status
 from engine.inventory import lock_levels, move, offer_to_backorders
 from engine.iso import minor_units
 from engine.job_names import NOTIFY_JOB, SETTLE_JOB
 from engine.models import Order, OrderReturn, Shipment, ShipmentLine, utcnow
+from engine.money import cumulative_share
 from engine.orders import get_order, record_event
 from engine.ports import UnitOfWork
 from engine.status import OrderStatus
@@ -60,8 +61,7 @@ def record_return(uow: UnitOfWork, actor: Actor, order_id: int,
     net = sum((Decimal(line["net"]) for line in lines), Decimal(0))
     # credited tax follows returned net by cumulative share, as invoiced tax followed
     # shipped net: however many returns, never more tax back than was invoiced
-    tax = (share(order.tax_amount, before + net, order.subtotal, places)
-           - share(order.tax_amount, before, order.subtotal, places))
+    tax = cumulative_share(order.tax_amount, before, net, order.subtotal, places)
     returned = OrderReturn(order_id=order.id, reason=reason, lines=lines,
                            restock_location=None, net_amount=net, tax_amount=tax,
                            created_at=utcnow(), created_by=actor.label, settle_failures=0)
@@ -184,8 +184,7 @@ def settlement(uow: UnitOfWork, return_id: int) -> Settlement | None:
     places = Decimal(1).scaleb(-minor_units(order.currency))
     credits, running = [], Decimal(0)
     for invoice, net in nets.items():
-        tax = (share(returned.tax_amount, running + net, returned.net_amount, places)
-               - share(returned.tax_amount, running, returned.net_amount, places))
+        tax = cumulative_share(returned.tax_amount, running, net, returned.net_amount, places)
         running += net
         credits.append(Credit(invoice, net + tax,
                               f"finance-credit-return-{returned.id}-{invoice}"))
