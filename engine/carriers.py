@@ -335,7 +335,7 @@ def _choose(uow: UnitOfWork, order: Order, group: FulfilmentGroup,
         for option, evaluation in zip(options, evaluations, strict=True):
             assert isinstance(evaluation.decision, CarrierDecision)
             option.decision, option.trace = evaluation.decision, evaluation.trace
-    _pick(choice)
+    pick_option(choice)
     return choice
 
 
@@ -377,7 +377,7 @@ def _level(name: str) -> int:
     return SERVICE_LEVELS.index(name) if name in SERVICE_LEVELS else 0
 
 
-def _pick(choice: Choice) -> None:
+def pick_option(choice: Choice) -> None:
     """Apply the shipment rules and choose the best remaining option."""
     decisions = [option.decision for option in choice.options]
     choice.pick = next((d.pick for d in decisions if d.pick in PICKS), PICKS[0])
