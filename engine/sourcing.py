@@ -12,7 +12,7 @@ backorders first: new orders do not see units that backorders are waiting for.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -205,7 +205,7 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
     orders_today = _orders_today(uow, [code for code in available
                                        if locations[code].daily_capacity], now)
     candidates = [
-        _candidate(locations[code], units, order_side, destination, needs, lines,
+        build_candidate(locations[code], units, order_side, destination, needs, lines,
                    orders_today.get(code, 0))
         for code, units in sorted(available.items())
     ]
@@ -216,7 +216,8 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
                 locations=locations)
     if rule_set is not None:
         # With no candidate the rules still run once, so order rules decide the remainder.
-        evaluated = candidates or [_candidate(None, {}, order_side, destination, needs, lines, 0)]
+        evaluated = candidates or [build_candidate(None, {}, order_side, destination, needs,
+                                                   lines, 0)]
         try:
             evaluations = evaluate_each(rule_set, [c.facts for c in evaluated], at=now)
         except RuleEvaluationError as error:
@@ -229,7 +230,7 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
             assert isinstance(evaluation.decision, SourcingDecision)
             candidate.decision, candidate.trace = evaluation.decision, evaluation.trace
         _merge_policy(plan, [c.decision for c in evaluated], waived)
-    _allocate(plan, lines)
+    allocate(plan, lines)
     return plan
 
 
@@ -327,10 +328,12 @@ def _orders_today(uow: UnitOfWork, codes: list[str], now: datetime) -> dict[str,
         .group_by(FulfilmentGroup.location_code))}
 
 
-def _candidate(location: Location | None, available: dict[str, int],
-               order_side: Mapping[str, Any], destination: Point | None,
-               needs: Mapping[int, int], lines: Mapping[int, OrderLine],
-               orders_today: int) -> Candidate:
+def build_candidate(location: Location | None, available: dict[str, int],
+                    order_side: Mapping[str, Any], destination: Point | None,
+                    needs: Mapping[int, int], lines: Mapping[int, OrderLine],
+                    orders_today: int) -> Candidate:
+    """Return a location as a candidate for the order: what it can fill, how far it is, what
+    shipping from it costs (the empty candidate when `location` is None)."""
     fill = fill_lines(needs, lines, available)
     left = dict(available)
     for line_id, units in fill.items():
@@ -389,7 +392,9 @@ def _merge_policy(plan: Plan, decisions: list[SourcingDecision], waived: frozens
                       if d.remainder_queue and d.remainder_rule not in waived), None)
 
 
-def _rank_key(plan: Plan) -> Any:
+def rank_key(prefer: str) -> Callable[[Candidate], tuple[Any, ...]]:
+    """Return how candidates rank: the rules' score (highest first), then the preferred
+    strategy (nearest, cheapest, most stock), then the location code."""
     def key(candidate: Candidate) -> tuple[Any, ...]:
         facts = candidate.facts
         by_strategy: dict[str, Any] = {
@@ -397,36 +402,24 @@ def _rank_key(plan: Plan) -> Any:
             "cheapest": facts.shipping_cost,
             "most_stock": -facts.units_fillable,
         }
-        return (-candidate.decision.score, by_strategy[plan.prefer], candidate.code)
+        return (-candidate.decision.score, by_strategy[prefer], candidate.code)
     return key
 
 
-def _allocate(plan: Plan, lines: Mapping[int, OrderLine]) -> None:
-    """Split the order over the ranked candidates; what is left is the remainder."""
-    eligible = []
-    for candidate in plan.candidates:
-        reasons = [e.reason for e in candidate.decision.effects if e.kind == "exclude"]
-        if reasons:
-            candidate.why = "excluded: " + "; ".join(reasons)
-        else:
-            eligible.append(candidate)
-    eligible.sort(key=_rank_key(plan))
-    for rank, candidate in enumerate(eligible, start=1):
-        candidate.rank = rank
+def allocate(plan: Plan, lines: Mapping[int, OrderLine]) -> None:
+    """Split the order over the ranked candidates; what is left is the remainder.
+
+    The whole order goes to the best-ranked location that can ship it complete; when none
+    can, and the rules do not require ship-complete, it is split greedily by rank.
+    """
+    eligible = rank(plan)
     # the cap counts every location shipping for the order, earlier rounds included
     cap = plan.max_splits or len(eligible) + len(plan.shipping_from)
-
-    def within_cap(candidate: Candidate) -> bool:
-        shipping = plan.shipping_from | set(plan.groups)
-        return candidate.code in shipping or len(shipping) < cap
-
-    complete = next((c for c in eligible if c.facts.can_ship_complete and within_cap(c)), None)
+    complete = complete_location(plan, eligible, cap)
     need = dict(plan.needs)
     if complete is not None:
-        plan.groups[complete.code] = dict(need)
-        plan.costs[complete.code] = shipping_cost(_distance(complete), _weight_kg(need, lines))
+        _take(plan, complete, need, lines)
         need = {}
-        complete.result = "won"
         complete.why = (f"ranked {complete.rank} of {len(eligible)} and can ship the whole "
                         "order" + (" (the better-ranked ones cannot)" if complete.rank != 1
                                    else ""))
@@ -437,31 +430,72 @@ def _allocate(plan: Plan, lines: Mapping[int, OrderLine]) -> None:
         for other in eligible:
             other.why = "cannot ship the whole order, and the rules require ship-complete"
     else:
-        for candidate in eligible:
-            if not any(need.values()):
-                candidate.why = "not needed: the order is filled"
-                continue
-            if not within_cap(candidate):
-                candidate.why = f"beyond the cap of {cap} location(s)"
-                continue
-            taken = fill_lines(need, lines, candidate.available)
-            taken = {line_id: units for line_id, units in taken.items() if units}
-            if not taken:
-                candidate.why = "has nothing the order still needs"
-                continue
-            plan.groups[candidate.code] = taken
-            plan.costs[candidate.code] = shipping_cost(_distance(candidate),
-                                                       _weight_kg(taken, lines))
-            for line_id, units in taken.items():
-                need[line_id] -= units
-            candidate.result = "won"
-            candidate.why = f"ranked {candidate.rank}: ships {sum(taken.values())} unit(s)"
+        need = split_greedily(plan, eligible, lines, cap)
     plan.remainder = {line_id: units for line_id, units in need.items() if units}
-    if len(plan.groups) > 1 or plan.remainder:
-        for candidate in eligible:
-            if candidate.result == "won" and complete is None:
+
+
+def rank(plan: Plan) -> list[Candidate]:
+    """Return the candidates the rules did not exclude, ranked; the excluded say why."""
+    eligible = []
+    for candidate in plan.candidates:
+        reasons = [e.reason for e in candidate.decision.effects if e.kind == "exclude"]
+        if reasons:
+            candidate.why = "excluded: " + "; ".join(reasons)
+        else:
+            eligible.append(candidate)
+    eligible.sort(key=rank_key(plan.prefer))
+    for position, candidate in enumerate(eligible, start=1):
+        candidate.rank = position
+    return eligible
+
+
+def complete_location(plan: Plan, ranked: Sequence[Candidate], cap: int) -> Candidate | None:
+    """Return the best-ranked location that can ship the whole order within the cap."""
+    return next((candidate for candidate in ranked
+                 if candidate.facts.can_ship_complete and _within_cap(plan, candidate, cap)),
+                None)
+
+
+def split_greedily(plan: Plan, ranked: Sequence[Candidate], lines: Mapping[int, OrderLine],
+                   cap: int) -> dict[int, int]:
+    """Take what each location can give, best-ranked first, from at most `cap` locations;
+    return what is still needed."""
+    need = dict(plan.needs)
+    for candidate in ranked:
+        if not any(need.values()):
+            candidate.why = "not needed: the order is filled"
+            continue
+        if not _within_cap(plan, candidate, cap):
+            candidate.why = f"beyond the cap of {cap} location(s)"
+            continue
+        taken = fill_lines(need, lines, candidate.available)
+        taken = {line_id: units for line_id, units in taken.items() if units}
+        if not taken:
+            candidate.why = "has nothing the order still needs"
+            continue
+        _take(plan, candidate, taken, lines)
+        for line_id, units in taken.items():
+            need[line_id] -= units
+        candidate.why = f"ranked {candidate.rank}: ships {sum(taken.values())} unit(s)"
+    if len(plan.groups) > 1 or any(need.values()):
+        for candidate in ranked:
+            if candidate.result == "won":
                 candidate.why += (" of a split order" if len(plan.groups) > 1
                                   else "; no location has the rest")
+    return need
+
+
+def _within_cap(plan: Plan, candidate: Candidate, cap: int) -> bool:
+    shipping = plan.shipping_from | set(plan.groups)
+    return candidate.code in shipping or len(shipping) < cap
+
+
+def _take(plan: Plan, candidate: Candidate, units: Mapping[int, int],
+          lines: Mapping[int, OrderLine]) -> None:
+    """Make the candidate ship these units: a group of the plan, with its estimated cost."""
+    plan.groups[candidate.code] = dict(units)
+    plan.costs[candidate.code] = shipping_cost(_distance(candidate), _weight_kg(units, lines))
+    candidate.result = "won"
 
 
 def _distance(candidate: Candidate) -> Decimal | None:
