@@ -124,7 +124,7 @@ def cancel_order(data: dict[str, Any], order_id: int) -> Order:
 @blp.response(200, OrderOutSchema)
 def hold_order(data: dict[str, Any], order_id: int) -> Order:
     """Put an order on hold for review, with the reason."""
-    return orders.hold_order(request_uow(), current_actor(), order_id, data["reason"])
+    return pipeline.hold(request_uow(), current_actor(), order_id, data["reason"])
 
 
 @blp.route(ORDER_PATH + "/release-hold", methods=["POST"])
@@ -135,7 +135,8 @@ def hold_order(data: dict[str, Any], order_id: int) -> Order:
 @blp.response(200, OrderOutSchema)
 def release_hold(data: dict[str, Any], order_id: int) -> Order:
     """Release a held order: the step it was held at runs again, without the released holds."""
-    return pipeline.release_order(request_uow(), current_actor(), order_id, data.get("note"))
+    return pipeline.resume_after_hold(request_uow(), current_actor(), order_id,
+                                      data.get("note"))
 
 
 @blp.route(ORDER_PATH + "/decisions", methods=["GET"])

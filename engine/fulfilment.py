@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from engine import transitions
 from engine.actors import Actor
 from engine.errors import (
     FieldProblem,
@@ -57,7 +58,8 @@ from engine.ports import (
     LabelRequest,
     UnitOfWork,
 )
-from engine.status import OrderStatus, can_transition, check_transition
+from engine.status import OrderStatus
+from engine.transitions import effective_status as effective_status  # returns reads it here
 
 RELEASE_JOB = "jobs.fulfilment.release_group"
 LABEL_JOB = "jobs.fulfilment.buy_label"
@@ -426,8 +428,8 @@ def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGr
            for line in lines):
         if any(line.quantity_shipped for line in lines):
             _progress(uow, actor, order, OrderStatus.SHIPPED, "order.shipped")
-        elif can_transition(order.status, OrderStatus.CANCELLED):
-            _move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled")
+        elif transitions.may_move(order, OrderStatus.CANCELLED):
+            transitions.move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled")
     handle_failure(uow, actor, order.id, Failure(
         "stock_short", "short_pick", "wms",
         ", ".join(f"{q} x {sku} missing at {group.location_code}"
@@ -663,7 +665,7 @@ def complete_if_done(uow: UnitOfWork, actor: Actor, order: Order) -> None:
     shipments = list(uow.session.scalars(select(Shipment).where(
         Shipment.order_id == order.id)))
     if all(s.invoiced_at is not None for s in shipments):
-        _move(uow, actor, order, OrderStatus.COMPLETED, "order.completed")
+        transitions.move(uow, actor, order, OrderStatus.COMPLETED, "order.completed")
 
 
 # --- work that stalled -----------------------------------------------------------------
@@ -761,13 +763,6 @@ def _locked(uow: UnitOfWork, kind: type[T], row_id: int) -> tuple[Order, T] | No
     return order, row
 
 
-def effective_status(order: Order) -> OrderStatus:
-    """Where the order is in its round trip, also while on hold."""
-    if order.status is OrderStatus.ON_HOLD and order.held_from:
-        return OrderStatus(order.held_from)
-    return order.status
-
-
 def _progress(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
               event_type: str) -> None:
     """Move the order forward to `target`, through `released` if it was still allocated
@@ -776,27 +771,9 @@ def _progress(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
     current = effective_status(order)
     if current is target:
         return
-    steps = [(target, event_type)]
     if current is OrderStatus.ALLOCATED and target is not OrderStatus.RELEASED:
-        steps.insert(0, (OrderStatus.RELEASED, "order.released"))
-    for step, name in steps:
-        if order.status is not OrderStatus.ON_HOLD:
-            _move(uow, actor, order, step, name)
-            continue
-        previous = effective_status(order)
-        check_transition(previous, step)
-        order.held_from, order.updated_at = step.value, utcnow()
-        record_event(uow, order, name, actor, previous_status=previous.value,
-                     status=step.value, on_hold=True)
-
-
-def _move(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
-          event_type: str) -> None:
-    previous = order.status
-    check_transition(previous, target)
-    order.status, order.updated_at = target, utcnow()
-    record_event(uow, order, event_type, actor, previous_status=previous.value,
-                 status=target.value)
+        transitions.progress(uow, actor, order, OrderStatus.RELEASED, "order.released")
+    transitions.progress(uow, actor, order, target, event_type)
 
 
 def _seen(uow: UnitOfWork, source: str, event_id: str) -> InboundEvent | None:
