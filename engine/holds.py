@@ -1,9 +1,11 @@
 """Holds: why orders wait for a person, in which queue, since when, and how they ended.
 
-Every hold is put here (`put_on_hold`, whichever stage or person raises it) and ended here
-(`release_hold`, `resolve_holds`): the order leaves for status on_hold remembering its step
-and comes back to it. The commands that find an order by id, and re-run its stages when
-its last hold is released, are `pipeline.hold` and `pipeline.resume_after_hold`.
+A held order is not released to a warehouse, labelled, billed or announced as shipped;
+what its warehouses had is withdrawn. Every hold is put here (`put_on_hold`, whichever
+stage or person raises it) and ended here (`release_hold`, `resolve_holds`): the order
+leaves for status on_hold remembering its step and comes back to it. The commands that
+find an order by id, and re-run its stages and its stopped work when its last hold is
+released, are `pipeline.hold` and `pipeline.resume_after_hold`.
 """
 
 from __future__ import annotations
@@ -22,12 +24,24 @@ from engine.paging import fetch_page
 from engine.ports import UnitOfWork
 from engine.status import OrderStatus
 from engine.timeline import record_event
-from engine.transitions import enter_hold, held_from, move
+from engine.transitions import (
+    HOLD_RELEASED,
+    announce,
+    enter_hold,
+    held_from,
+    move,
+    steps_while_held,
+)
 
 MANUAL_QUEUE = "manual"  # holds a person puts on an order
 # Where an order waits when a rule fails while deciding it: the analysts' queue.
 RULE_ERROR_QUEUE = "rule-error"
 NO_CARRIER_QUEUE = "carrier-review"  # no carrier service can take one of its groups
+# Goods left the warehouse while the order was on hold: recorded, flagged for ops, and
+# neither billed nor announced until the hold is released.
+SHIPPED_WHILE_HELD = "shipped_while_held"
+# Asks a warehouse to stop a group it was given, because its order is on hold.
+WITHDRAW_JOB = "jobs.fulfilment.withdraw_held_group"
 
 
 @dataclass(frozen=True)
@@ -63,7 +77,17 @@ def put_on_hold(uow: UnitOfWork, actor: Actor, order: Order, stage: str,
     record_event(uow, order, "order.held", actor, previous_status=previous.value,
                  status=order.status.value, stage=stage,
                  reasons=[why.explained() for why in reasons], **data)
+    stop_released_groups(uow, order)
     return holds
+
+
+def stop_released_groups(uow: UnitOfWork, order: Order) -> None:
+    """A held order ships nothing: each group its warehouses have is held, off their pick
+    lists, and they are asked (by a job, after this commits) to stop it."""
+    for group in order.fulfilment_groups:
+        if group.status == "released":
+            group.status = "on_hold"
+            uow.enqueue_after_commit(WITHDRAW_JOB, group.id)
 
 
 def hold_order(uow: UnitOfWork, actor: Actor, order: Order, reason: str) -> Order:
@@ -82,8 +106,10 @@ def release_hold(uow: UnitOfWork, actor: Actor, order: Order, note: str | None) 
     step = held_from(order)
     if order.status is not OrderStatus.ON_HOLD or step is None:
         raise NotOnHoldError(order.id, order.status.value)
-    move(uow, actor, order, step, "order.hold_released", note=note)
+    taken = steps_while_held(uow, order)
+    move(uow, actor, order, step, HOLD_RELEASED, note=note)
     resolve_holds(uow, actor, order, "released")
+    announce(uow, actor, order, taken)  # what happened while it was held, announced now
     return order
 
 

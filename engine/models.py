@@ -522,7 +522,9 @@ class ExpectedSupply(Base):
 
 
 # Groups that still hold a reservation: allocated, or released to the warehouse.
-OPEN_GROUP_STATUSES = ("allocated", "released")
+# on_hold: released, then withdrawn (or being withdrawn) from its warehouse while the order
+# is on hold; releasing the hold hands it back.
+OPEN_GROUP_STATUSES = ("allocated", "released", "on_hold")
 
 
 class FulfilmentGroup(Base):
@@ -538,7 +540,8 @@ class FulfilmentGroup(Base):
                                     primary_key=True, autoincrement=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
     location_code: Mapped[str] = mapped_column(ForeignKey("locations.code"))
-    status: Mapped[str] = mapped_column(String(16))  # allocated, released, shipped, cancelled
+    # allocated, released, on_hold, shipped, cancelled
+    status: Mapped[str] = mapped_column(String(16))
     decision_id: Mapped[int | None] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("order_decisions.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -552,6 +555,9 @@ class FulfilmentGroup(Base):
     # Set once the warehouse has taken the group (its id for it), by the release job.
     wms_reference: Mapped[str | None] = mapped_column(String(128))
     released_at: Mapped[datetime | None]
+    # How many times the warehouse took it: a hold withdraws a group, and its next release
+    # is a new request (a new idempotency key).
+    releases: Mapped[int] = mapped_column(default=0, server_default="0")
 
     lines: Mapped[list[FulfilmentLine]] = relationship(
         back_populates="group", order_by="FulfilmentLine.id", lazy="selectin",

@@ -19,7 +19,7 @@ from engine.carriers import Choice, choose_carriers, plan_carriers
 from engine.decisions import record_decision
 from engine.errors import NotFoundError, OmsError, StageNotRunnableError
 from engine.exceptions import handle_rule_error
-from engine.fulfilment import request_release
+from engine.fulfilment import request_release, resume_held_work
 from engine.inventory import WAITING_STATUSES
 from engine.iso import minor_units
 from engine.models import (
@@ -192,6 +192,7 @@ def resume_after_hold(uow: UnitOfWork, actor: Actor, order_id: int,
         NotOnHoldError: the order is not on hold.
     """
     order = holds.release_hold(uow, actor, get_order(uow, actor, order_id, lock=True), note)
+    resume_held_work(uow, order)
     return advance(uow, actor, order, holds.waived_rules(uow, order), resumed=True)
 
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
+
 from engine.actors import Actor
 from engine.models import Order, OrderEvent, utcnow
 from engine.ports import UnitOfWork
 from engine.status import OrderStatus, can_transition, check_transition
 from engine.timeline import record_event
+
+STEP_WHILE_HELD = "order.step_while_held"
+HOLD_RELEASED = "order.hold_released"
 
 
 def held_from(order: Order) -> OrderStatus | None:
@@ -93,5 +98,26 @@ def progress(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
     previous = effective_status(order)
     check_transition(previous, target)
     order.held_from, order.updated_at = target.value, utcnow()
-    return record_event(uow, order, event_type, actor, previous_status=previous.value,
-                        status=target.value, on_hold=True, **data)
+    # recorded as a step taken on hold: announced (webhooks) once the hold is released
+    return record_event(uow, order, STEP_WHILE_HELD, actor, step=event_type,
+                        previous_status=previous.value, status=target.value, on_hold=True,
+                        **data)
+
+
+def steps_while_held(uow: UnitOfWork, order: Order) -> list[OrderEvent]:
+    """The steps the order took during its current hold, oldest first."""
+    since = uow.session.scalar(select(func.max(OrderEvent.id)).where(
+        OrderEvent.order_id == order.id, OrderEvent.type == HOLD_RELEASED)) or 0
+    return list(uow.session.scalars(select(OrderEvent).where(
+        OrderEvent.order_id == order.id, OrderEvent.type == STEP_WHILE_HELD,
+        OrderEvent.id > since).order_by(OrderEvent.id)))
+
+
+def announce(uow: UnitOfWork, actor: Actor, order: Order,
+             steps: list[OrderEvent]) -> None:
+    """Announce steps taken on hold, each as it happened (the webhooks they owe go out
+    now), once the order has left its hold."""
+    for step in steps:
+        record_event(uow, order, step.data["step"], actor,
+                     previous_status=step.data["previous_status"], status=step.data["status"],
+                     taken_on_hold_at=step.occurred_at.isoformat())
