@@ -8,10 +8,9 @@ import uuid
 from decimal import Decimal
 
 from redis import Redis
-from rq import Queue
-from rq.worker import SimpleWorker
 
 from adapters.bootstrap import using
+from adapters.queue import run_worker
 from jobs.fulfilment import resume_stalled_work
 from tests.conftest import order_body
 from tests.e2e.test_round_trip import level, wms
@@ -136,8 +135,7 @@ def work(app, redis_url, queue_name):
     """Run every job waiting on the queue, as an RQ worker would."""
     redis = Redis.from_url(redis_url)
     with using(app.extensions["oms"]):
-        SimpleWorker([Queue(queue_name, connection=redis)], connection=redis).work(
-            burst=True)
+        run_worker(redis, queue_name, burst=True, fork=False)
     redis.close()
 
 
