@@ -32,7 +32,13 @@ from engine.errors import (
     NotReadyError,
 )
 from engine.exceptions import Failure, handle_failure
-from engine.holds import SHIPPED_WHILE_HELD, HoldReason, put_on_hold, stop_released_groups
+from engine.holds import (
+    SHIPPED_WHILE_HELD,
+    WITHDRAW_JOB,
+    HoldReason,
+    put_on_hold,
+    stop_released_groups,
+)
 from engine.inventory import WMS_CANCEL_JOB, lock_levels, move
 from engine.iso import minor_units
 from engine.models import (
@@ -806,7 +812,12 @@ def stalled_work(uow: UnitOfWork, before: datetime) -> list[tuple[str, int]]:
         Order.status == OrderStatus.DELIVERED, Order.updated_at < before,
         ~select(Shipment.id).where(Shipment.order_id == Order.id,
                                    Shipment.invoiced_at.is_(None)).exists()))
+    # held groups the warehouse still has: the job asking for them back was lost
+    withdrawals = uow.session.scalars(select(FulfilmentGroup.id).where(
+        FulfilmentGroup.status == "on_hold", FulfilmentGroup.wms_reference.is_not(None),
+        FulfilmentGroup.released_at < before))
     return ([(RELEASE_JOB, group_id) for group_id in releases]
+            + [(WITHDRAW_JOB, group_id) for group_id in withdrawals]
             + [(LABEL_JOB, shipment_id) for shipment_id in labels]
             + [(INVOICE_JOB, shipment_id) for shipment_id in bills]
             + [(COMPLETE_JOB, order_id) for order_id in done])

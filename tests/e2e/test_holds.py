@@ -199,3 +199,28 @@ def test_a_billing_job_queued_before_the_hold_bills_nothing_until_it_is_released
     group = the_group(client, admin, order_id)
     assert group["wms_reference"] is not None
     assert [(line["sku"], line["quantity"]) for line in group["lines"]] == [("MUG-2", 1)]
+
+
+def test_a_lost_request_to_stop_a_held_group_is_sent_again_by_the_sweep(
+        make_app, redis_url, admin, catalog):
+    app, queue_name = redis_app(make_app, redis_url)
+    client = app.test_client()
+    # given a released order held, whose request to the warehouse to stop was lost
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    work(app, redis_url, queue_name)
+    assert client.post(f"/orders/{order_id}/hold", json=FRAUD,
+                       headers=admin).status_code == 200
+    redis = Redis.from_url(redis_url)
+    redis.delete(f"rq:queue:{queue_name}")
+    redis.close()
+    assert the_group(client, admin, order_id)["wms_reference"] is not None
+
+    # when the stalled-work sweep runs, and its jobs
+    with using(app.extensions["oms"]):
+        assert resume_stalled_work(older_than_seconds=0) >= 1
+    work(app, redis_url, queue_name)
+
+    # then the warehouse was asked, once
+    group = the_group(client, admin, order_id)
+    assert (group["status"], group["wms_reference"]) == ("on_hold", None)
+    assert types(client, admin, order_id).count("group.withdrawn") == 1
