@@ -123,8 +123,10 @@ def cancel_order(data: dict[str, Any], order_id: int) -> Order:
 @blp.arguments(ReasonSchema())
 @blp.response(200, OrderOutSchema)
 def hold_order(data: dict[str, Any], order_id: int) -> Order:
-    """Put an order on hold for review, with the reason."""
-    return orders.hold_order(request_uow(), current_actor(), order_id, data["reason"])
+    """Put an order on hold for review, with the reason. While held it is not released,
+    labelled, billed or announced as shipped, and its warehouses are asked to give back
+    what they have; goods that leave anyway are recorded and flagged `shipped_while_held`."""
+    return pipeline.hold(request_uow(), current_actor(), order_id, data["reason"])
 
 
 @blp.route(ORDER_PATH + "/release-hold", methods=["POST"])
@@ -134,8 +136,10 @@ def hold_order(data: dict[str, Any], order_id: int) -> Order:
 @blp.arguments(NoteSchema())
 @blp.response(200, OrderOutSchema)
 def release_hold(data: dict[str, Any], order_id: int) -> Order:
-    """Release a held order: the step it was held at runs again, without the released holds."""
-    return pipeline.release_order(request_uow(), current_actor(), order_id, data.get("note"))
+    """Release a held order: the step it was held at runs again, without the released holds,
+    and what the hold stopped resumes (release, labels, billing, notices), once."""
+    return pipeline.resume_after_hold(request_uow(), current_actor(), order_id,
+                                      data.get("note"))
 
 
 @blp.route(ORDER_PATH + "/decisions", methods=["GET"])

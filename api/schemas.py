@@ -253,7 +253,8 @@ class FulfilmentLineOutSchema(Schema):
 class FulfilmentGroupOutSchema(Schema):
     id = fields.Integer()
     location = fields.String(attribute="location_code")
-    status = fields.String(metadata={"enum": ["allocated", "released", "shipped", "cancelled"]})
+    status = fields.String(metadata={"enum": ["allocated", "released", "on_hold", "shipped",
+                                             "cancelled"]})
     decision_id = fields.Integer()
     created_at = fields.AwareDateTime()
     carrier = fields.String(attribute="carrier_code")

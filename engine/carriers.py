@@ -18,17 +18,17 @@ from typing import Any
 from sqlalchemy import func, select
 
 from engine.actors import Actor
+from engine.decisions import record_decision
 from engine.errors import NotFoundError
 from engine.exceptions import handle_rule_error
 from engine.geo import UNKNOWN_DISTANCE_KM, Point, destination_of, distance_km
-from engine.holds import RULE_ERROR_QUEUE
+from engine.holds import NO_CARRIER_QUEUE, RULE_ERROR_QUEUE, HoldReason, put_on_hold
 from engine.models import (
     Carrier,
     CarrierRate,
     CarrierService,
     Customer,
     FulfilmentGroup,
-    Hold,
     Location,
     Order,
     OrderDecision,
@@ -39,13 +39,11 @@ from engine.models import (
 from engine.orders import record_event
 from engine.ports import UnitOfWork
 from engine.rulesets import compiled, deciding_version
-from engine.status import OrderStatus, check_transition
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate_each
 from rules.stage import plain
 from rules.stages.carrier import PICKS, CarrierDecision, CarrierOptionFacts
 from rules.vocabulary import SERVICE_LEVELS
 
-NO_CARRIER_QUEUE = "carrier-review"
 DELIVERY_HOUR = time(18)  # promises are "by the end of the day", UTC
 CENT = Decimal("0.01")
 SHIPMENT_FIELDS = ("channel", "customer_tier", "requested_service_level", "order_total",
@@ -263,15 +261,12 @@ def choose_carriers(uow: UnitOfWork, actor: Actor, order: Order) -> OrderDecisio
     now = utcnow()
     choices = plan_carriers(uow, order, groups, compiled(version) if version else None, now)
     stuck = [choice for choice in choices if choice.chosen is None]
-    recorded = OrderDecision(
-        order_id=order.id, stage="carrier", rule_set_version_id=version.id if version else None,
-        outcome="on_hold" if stuck else "selected",
-        decision={"groups": [{key: value for key, value in c.explained().items()
-                              if key != "options"} for c in choices]},
-        facts={"shipments": [plain(c.shipment_facts) for c in choices]},
-        trace=[c.explained() for c in choices], evaluated_at=now)
-    uow.session.add(recorded)
-    uow.session.flush()
+    recorded = record_decision(
+        uow, order, "carrier", version, "on_hold" if stuck else "selected",
+        {"groups": [{key: value for key, value in c.explained().items() if key != "options"}
+                    for c in choices]},
+        {"shipments": [plain(c.shipment_facts) for c in choices]},
+        [c.explained() for c in choices], now)
     for choice in choices:
         if choice.chosen is not None:
             group, chosen = choice.group, choice.chosen.quote
@@ -424,30 +419,22 @@ def pick_option(choice: Choice) -> None:
 
 def _apply(uow: UnitOfWork, actor: Actor, order: Order, choices: list[Choice],
            version: RuleSetVersion | None, decision_id: int) -> None:
+    """Hold the order for the groups no service can take; else say what was chosen."""
     stuck = [choice for choice in choices if choice.chosen is None]
-    reasons = []
-    for choice in stuck:
-        if choice.error is not None:
-            queue, reason, rule = RULE_ERROR_QUEUE, str(choice.error), choice.error.rule
-        else:
-            queue, rule = NO_CARRIER_QUEUE, None
-            reason = f"No carrier service can ship the group from {choice.group.location_code}."
-        reasons.append({"code": queue, "message": reason, "rule": rule})
-        uow.session.add(Hold(order_id=order.id, stage="carrier", queue=queue, reason=reason,
-                             rule=rule, rule_set_version_id=version.id if version else None,
-                             created_by=actor.label, created_at=utcnow()))
-    previous = order.status
-    if stuck and previous is not OrderStatus.ON_HOLD:
-        check_transition(previous, OrderStatus.ON_HOLD)
-        order.status, order.held_from, order.updated_at = (OrderStatus.ON_HOLD, previous.value,
-                                                           utcnow())
-    record_event(uow, order, "order.held" if stuck else "order.carrier_selected", actor,
-                 previous_status=previous.value, status=order.status.value, stage="carrier",
-                 reasons=reasons,
-                 shipments=[{"location": c.group.location_code,
-                             "carrier": c.chosen.quote.service.carrier_code,
-                             "service": c.chosen.quote.service.code,
-                             "cost": str(c.chosen.quote.cost),
-                             "promised_at": c.chosen.quote.promised_at.isoformat()}
-                            for c in choices if c.chosen is not None],
-                 version=version.version if version else None, decision_id=decision_id)
+    about = {"shipments": [{"location": c.group.location_code,
+                            "carrier": c.chosen.quote.service.carrier_code,
+                            "service": c.chosen.quote.service.code,
+                            "cost": str(c.chosen.quote.cost),
+                            "promised_at": c.chosen.quote.promised_at.isoformat()}
+                           for c in choices if c.chosen is not None],
+             "version": version.version if version else None, "decision_id": decision_id}
+    if stuck:
+        put_on_hold(uow, actor, order, "carrier", [
+            HoldReason(RULE_ERROR_QUEUE, str(c.error), c.error.rule) if c.error is not None
+            else HoldReason(NO_CARRIER_QUEUE, "No carrier service can ship the group from "
+                                              f"{c.group.location_code}.")
+            for c in stuck], version, **about)
+        return
+    record_event(uow, order, "order.carrier_selected", actor,
+                 previous_status=order.status.value, status=order.status.value, stage="carrier",
+                 reasons=[], **about)

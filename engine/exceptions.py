@@ -18,12 +18,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from engine.actors import Actor
-from engine.holds import RULE_ERROR_QUEUE
+from engine.decisions import record_decision
+from engine.holds import RULE_ERROR_QUEUE, HoldReason, put_on_hold
 from engine.models import Customer, Hold, Order, OrderDecision, utcnow
 from engine.orders import cancel_order, record_event
 from engine.ports import JobArg, UnitOfWork
 from engine.rulesets import compiled, deciding_version
-from engine.status import OrderStatus, can_transition
+from engine.status import OrderStatus
+from engine.transitions import may_hold, may_move
 from rules.evaluation import RuleEvaluationError, evaluate
 from rules.stage import plain
 from rules.stages.exceptions import ExceptionDecision, ExceptionFacts, Step
@@ -115,17 +117,12 @@ def handle_failure(uow: UnitOfWork, actor: Actor, order_id: int,
         step = Step(None, "hold", {"queue": "exceptions",
                                    "reason": f"Retried {MAX_RULE_RETRIES} times."})
         reason = f"{step.params['reason']} ({failure.detail})"[:500]
-    if step.kind == "hold" and can_transition(order.status, OrderStatus.ON_HOLD):
-        previous = order.status
-        order.status, order.held_from, order.updated_at = OrderStatus.ON_HOLD, previous.value, now
-        uow.session.add(Hold(order_id=order.id, stage=failure.stage, queue=step.params["queue"],
-                             reason=reason, rule=step.rule,
-                             rule_set_version_id=recorded.rule_set_version_id,
-                             created_by=actor.label, created_at=now))
-        record_event(uow, order, "order.held", actor, previous_status=previous.value,
-                     status=order.status.value, stage="exceptions", reason=reason,
-                     queue=step.params["queue"], decision_id=recorded.id)
-    elif step.kind == "cancel" and can_transition(order.status, OrderStatus.CANCELLED):
+    if step.kind == "hold" and may_hold(order):
+        put_on_hold(uow, actor, order, failure.stage,
+                    [HoldReason(step.params["queue"], reason, step.rule)],
+                    recorded.rule_set_version_id, reason=reason, queue=step.params["queue"],
+                    decision_id=recorded.id)
+    elif step.kind == "cancel" and may_move(order, OrderStatus.CANCELLED):
         cancel_order(uow, actor, order.id, reason)
     return recorded
 
@@ -181,10 +178,5 @@ def _facts(uow: UnitOfWork, order: Order, event_type: str, code: str, stage: str
 def _record(uow: UnitOfWork, order: Order, version_id: int, outcome: str,
             decision: dict[str, Any], facts: ExceptionFacts, trace: list[Any],
             now: datetime) -> OrderDecision:
-    recorded = OrderDecision(order_id=order.id, stage="exceptions",
-                             rule_set_version_id=version_id, outcome=outcome,
-                             decision=plain(decision), facts=plain(asdict(facts)),
-                             trace=list(trace), evaluated_at=now)
-    uow.session.add(recorded)
-    uow.session.flush()
-    return recorded
+    return record_decision(uow, order, "exceptions", version_id, outcome, plain(decision),
+                           plain(asdict(facts)), list(trace), now)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from engine import transitions
 from engine.actors import Actor
 from engine.errors import (
     FieldProblem,
@@ -31,6 +32,12 @@ from engine.errors import (
     NotReadyError,
 )
 from engine.exceptions import Failure, handle_failure
+from engine.holds import (
+    SHIPPED_WHILE_HELD,
+    HoldReason,
+    put_on_hold,
+    stop_released_groups,
+)
 from engine.inventory import lock_levels, move
 from engine.iso import minor_units
 from engine.job_names import (
@@ -39,6 +46,7 @@ from engine.job_names import (
     LABEL_JOB,
     NOTIFY_JOB,
     RELEASE_JOB,
+    WITHDRAW_JOB,
     WMS_CANCEL_JOB,
 )
 from engine.models import (
@@ -66,7 +74,8 @@ from engine.ports import (
     LabelRequest,
     UnitOfWork,
 )
-from engine.status import OrderStatus, can_transition, check_transition
+from engine.status import OrderStatus
+from engine.transitions import effective_status as effective_status  # returns reads it here
 from rules.vocabulary import PAID_UP_FRONT
 
 T = TypeVar("T", FulfilmentGroup, Shipment)
@@ -112,27 +121,32 @@ def request_release(uow: UnitOfWork, order: Order) -> None:
             uow.enqueue_after_commit(RELEASE_JOB, group.id)
 
 
-def release_key(group_id: int) -> str:
-    return f"wms-release-group-{group_id}"
+def release_key(group_id: int, releases: int = 0) -> str:
+    """The key of a group's release; a group released again after a hold withdrew it is a
+    new request, with a new key."""
+    return f"wms-release-group-{group_id}" + (f"-{releases + 1}" if releases else "")
 
 
-def release_request(uow: UnitOfWork, group_id: int) -> FulfilmentRequest | None:
-    """What to send the warehouse for a group; None when there is nothing to release
-    (already released, or the order was cancelled or held meanwhile)."""
-    group = uow.session.get(FulfilmentGroup, group_id)
-    if group is None or group.status != "allocated" or group.wms_reference is not None:
+def release_request(uow: UnitOfWork, group_id: int) -> tuple[FulfilmentRequest, str] | None:
+    """What to send the warehouse for a group, and its key; None when there is nothing to
+    release (already released, or the order was cancelled or held meanwhile)."""
+    locked = _locked(uow, FulfilmentGroup, group_id)  # a hold or cancel decided first
+    if locked is None:
         return None
-    order = group.order
+    order, group = locked
+    if group.status != "allocated" or group.wms_reference is not None:
+        return None
     if order.status is OrderStatus.ON_HOLD:
         return None  # releasing the hold asks again
-    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.RELEASED):
+    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.RELEASED,
+                            OrderStatus.PARTIALLY_SHIPPED):
         return None
     return FulfilmentRequest(
         group_id=group.id, order_id=order.id, location_code=group.location_code,
         carrier_code=group.carrier_code, service_code=group.service_code,
         ship_to=_address(order),
         items=tuple(ItemToShip(line.order_line_id, line.sku, line.quantity)
-                    for line in group.lines))
+                    for line in group.lines)), release_key(group.id, group.releases)
 
 
 def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str) -> bool:
@@ -145,7 +159,9 @@ def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str)
     if group.wms_reference is not None:
         return False
     group.wms_reference, group.released_at = reference, utcnow()
-    record_effect(uow, release_key(group_id), "wms", "release", order.id, reference)
+    record_effect(uow, release_key(group_id, group.releases), "wms", "release", order.id,
+                  reference)
+    group.releases += 1
     if group.status != "allocated":  # cancelled while the call was out: take it back
         record_event(uow, order, "group.released_after_cancel", actor, group=group.id,
                      wms_reference=reference)
@@ -154,6 +170,8 @@ def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str)
     group.status = "released"
     record_event(uow, order, "group.released", actor, group=group.id,
                  location=group.location_code, wms_reference=reference)
+    if order.status is OrderStatus.ON_HOLD:  # held while the call was out: take it back
+        stop_released_groups(uow, order)
     if effective_status(order) is OrderStatus.ALLOCATED and all(
             g.status != "allocated" for g in order.fulfilment_groups):
         _progress(uow, actor, order, OrderStatus.RELEASED, "order.released")
@@ -174,6 +192,54 @@ def record_cancel(uow: UnitOfWork, actor: Actor, group_id: int) -> None:
     record_effect(uow, cancel_key(group_id), "wms", "cancel", order.id, group.wms_reference)
     record_event(uow, order, "group.withdrawn", actor, group=group.id,
                  location=group.location_code, wms_reference=group.wms_reference)
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A group to take back from its warehouse because its order is on hold."""
+
+    order_id: int
+    location_code: str
+    reference: str
+    key: str
+
+
+def withdraw_key(group_id: int, releases: int) -> str:
+    return f"wms-withdraw-group-{group_id}-{releases}"
+
+
+def withdrawal(uow: UnitOfWork, group_id: int) -> Withdrawal | None:
+    """What to ask a warehouse to stop for a held order; None when nothing (the hold was
+    released before the warehouse was asked, or the group is withdrawn or cancelled)."""
+    locked = _locked(uow, FulfilmentGroup, group_id)
+    if locked is None:
+        return None
+    order, group = locked
+    if (group.status not in ("on_hold", "cancelled") or group.wms_reference is None
+            or effect(uow, cancel_key(group_id)) is not None):
+        return None
+    return Withdrawal(order.id, group.location_code, group.wms_reference,
+                      withdraw_key(group.id, group.releases))
+
+
+def record_withdrawal(uow: UnitOfWork, actor: Actor, group_id: int, stop: Withdrawal) -> bool:
+    """Record that the warehouse stopped a held order's group: it no longer has it, and
+    releasing the hold releases it again. Returns False when it was recorded already."""
+    locked = _locked(uow, FulfilmentGroup, group_id)
+    if locked is None:
+        return False
+    order, group = locked
+    if group.wms_reference != stop.reference or effect(uow, stop.key) is not None:
+        return False
+    record_effect(uow, stop.key, "wms", "withdraw", order.id, stop.reference)
+    group.wms_reference = group.released_at = None
+    record_event(uow, order, "group.withdrawn", actor, group=group.id,
+                 location=group.location_code, wms_reference=stop.reference,
+                 reason="order on hold")
+    if group.status == "released":  # the hold was released meanwhile: hand it back
+        group.status = "allocated"
+        uow.enqueue_after_commit(RELEASE_JOB, group.id)
+    return True
 
 
 # --- events from the warehouse ---------------------------------------------------------
@@ -226,7 +292,7 @@ def apply_wms_event(uow: UnitOfWork, actor: Actor, event: WmsEvent,
     uow.session.refresh(group, with_for_update=True)
     if group.status == "allocated":  # the release is on its way: the sender tries again
         raise NotReadyError(f"fulfilment group {group.id} is not released yet")
-    if group.status not in ("released", "shipped"):
+    if group.status not in ("released", "on_hold", "shipped"):
         return _remember(uow, "wms", event.event_id, event.type, order, payload, "ignored",
                          f"the group is {group.status}, not released")
     packed = (_packed(uow, group, event.package_ref) if event.type in ("packed", "shipped")
@@ -245,8 +311,8 @@ def apply_wms_event(uow: UnitOfWork, actor: Actor, event: WmsEvent,
     elif event.type == "packed":
         shipment = packed or _new_shipment(uow, order, group, event, quantities)
         shipment_id = shipment.id
-        if shipment.tracking_number is None:
-            uow.enqueue_after_commit(LABEL_JOB, shipment.id)
+        if shipment.tracking_number is None and order.status is not OrderStatus.ON_HOLD:
+            uow.enqueue_after_commit(LABEL_JOB, shipment.id)  # on hold: bought on release
     elif event.type == "shipped":
         shipment = packed or _new_shipment(uow, order, group, event, quantities)
         shipment_id = shipment.id
@@ -388,6 +454,15 @@ def _ship(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
                         for line in shipment.lines])
     event_type = "order.shipped" if everything_shipped else "order.partially_shipped"
     _progress(uow, actor, order, target, event_type)
+    if order.status is OrderStatus.ON_HOLD:
+        # it happened, so it is recorded; but ops must look at it, and nothing is billed or
+        # announced before the hold is released
+        put_on_hold(uow, actor, order, "fulfilment", [HoldReason(
+            SHIPPED_WHILE_HELD,
+            f"Package {shipment.package_ref} (shipment {shipment.id}) left "
+            f"{group.location_code} while the order was on hold; it is billed and announced "
+            "once the hold is released.")], shipment=shipment.id)
+        return
     uow.enqueue_after_commit(INVOICE_JOB, shipment.id)
     uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"shipped:{shipment.id}")
 
@@ -427,8 +502,8 @@ def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGr
            for line in lines):
         if any(line.quantity_shipped for line in lines):
             _progress(uow, actor, order, OrderStatus.SHIPPED, "order.shipped")
-        elif can_transition(order.status, OrderStatus.CANCELLED):
-            _move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled")
+        elif transitions.may_move(order, OrderStatus.CANCELLED):
+            transitions.move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled")
     handle_failure(uow, actor, order.id, Failure(
         "stock_short", "short_pick", "wms",
         ", ".join(f"{q} x {sku} missing at {group.location_code}"
@@ -443,14 +518,16 @@ def label_key(shipment_id: int) -> str:
 
 
 def label_request(uow: UnitOfWork, shipment_id: int) -> LabelRequest | None:
-    """What to ask the carrier for; None when the shipment has its label already."""
-    shipment = uow.session.get(Shipment, shipment_id)
-    if (shipment is None or shipment.tracking_number is not None
-            or shipment.carrier_code is None or shipment.service_code is None
-            or shipment.group.status == "cancelled"):
+    """What to ask the carrier for; None when the shipment has its label already, or its
+    order is on hold (releasing the hold asks again)."""
+    locked = _locked(uow, Shipment, shipment_id)
+    if locked is None:
         return None
-    order = uow.session.get(Order, shipment.order_id)
-    assert order is not None
+    order, shipment = locked
+    if (shipment.tracking_number is not None
+            or shipment.carrier_code is None or shipment.service_code is None
+            or shipment.group.status == "cancelled" or order.status is OrderStatus.ON_HOLD):
+        return None
     value = sum((line.order_line.unit_price * line.quantity for line in shipment.lines),
                 Decimal(0))
     return LabelRequest(shipment_id=shipment.id, carrier_code=shipment.carrier_code,
@@ -526,7 +603,8 @@ def _deliver(uow: UnitOfWork, actor: Actor, order: Order, shipment: Shipment,
     shipment.delivered_at = at
     for line in shipment.lines:
         line.order_line.quantity_delivered += line.quantity
-    uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"delivered:{shipment.id}")
+    if order.status is not OrderStatus.ON_HOLD:  # else told once the hold is released
+        uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"delivered:{shipment.id}")
     if effective_status(order) is OrderStatus.SHIPPED and all(
             line.quantity_delivered + line.quantity_cancelled == line.quantity_ordered
             for line in order.lines):
@@ -576,12 +654,14 @@ class Billing:
 
 def billing(uow: UnitOfWork, shipment_id: int) -> Billing | None:
     """What to bill for a shipped shipment (its amounts were fixed as it shipped); None
-    once it is invoiced."""
-    shipment = uow.session.get(Shipment, shipment_id)
-    if shipment is None or shipment.shipped_at is None or shipment.invoiced_at is not None:
+    once it is invoiced, or while its order is on hold (releasing the hold bills it)."""
+    locked = _locked(uow, Shipment, shipment_id)
+    if locked is None:
         return None
-    order = uow.session.get(Order, shipment.order_id)
-    assert order is not None
+    order, shipment = locked
+    if (shipment.shipped_at is None or shipment.invoiced_at is not None
+            or order.status is OrderStatus.ON_HOLD):
+        return None
     assert shipment.net_amount is not None and shipment.tax_amount is not None
     places = _places(order)
     lines, running = [], Decimal(0)
@@ -656,7 +736,45 @@ def complete_if_done(uow: UnitOfWork, actor: Actor, order: Order) -> None:
     shipments = list(uow.session.scalars(select(Shipment).where(
         Shipment.order_id == order.id)))
     if all(s.invoiced_at is not None for s in shipments):
-        _move(uow, actor, order, OrderStatus.COMPLETED, "order.completed")
+        transitions.move(uow, actor, order, OrderStatus.COMPLETED, "order.completed")
+
+
+# --- holds -----------------------------------------------------------------------------
+
+
+def on_hold(uow: UnitOfWork, order_id: int) -> bool:
+    """Tell, under the order's lock, whether it is on hold: a job that bills checks it
+    before each call, so a hold placed while it runs stops what is left of it."""
+    order = _lock_order(uow, order_id)
+    return order.status is OrderStatus.ON_HOLD
+
+
+def resume_held_work(uow: UnitOfWork, order: Order) -> None:
+    """Hand out again what a hold stopped, once the order is off hold: groups withdrawn from
+    their warehouses are released again (a group the warehouse still has stays there),
+    packed packages get their labels, shipped ones are billed, and the customer hears
+    what shipped or arrived meanwhile. Every job runs once per key, so work that was never
+    stopped is not done twice."""
+    for group in order.fulfilment_groups:
+        if group.status == "on_hold":
+            group.status = "allocated" if group.wms_reference is None else "released"
+            if group.wms_reference is None:
+                uow.enqueue_after_commit(RELEASE_JOB, group.id)
+    shipments = list(uow.session.scalars(select(Shipment).where(
+        Shipment.order_id == order.id).order_by(Shipment.id)))
+    for shipment in shipments:
+        if shipment.shipped_at is None:
+            if (shipment.tracking_number is None and shipment.carrier_code is not None
+                    and shipment.group.status != "cancelled"):
+                uow.enqueue_after_commit(LABEL_JOB, shipment.id)
+            continue
+        if shipment.invoiced_at is None:
+            uow.enqueue_after_commit(INVOICE_JOB, shipment.id)
+        uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"shipped:{shipment.id}")
+        if shipment.delivered_at is not None:
+            uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"delivered:{shipment.id}")
+    if order.status is OrderStatus.DELIVERED:
+        uow.enqueue_after_commit(COMPLETE_JOB, order.id)
 
 
 # --- work that stalled -----------------------------------------------------------------
@@ -669,7 +787,10 @@ def stalled_work(uow: UnitOfWork, before: datetime) -> list[tuple[str, int]]:
     releases = uow.session.scalars(
         select(FulfilmentGroup.id).join(Order, Order.id == FulfilmentGroup.order_id).where(
             FulfilmentGroup.status == "allocated", FulfilmentGroup.carrier_code.is_not(None),
-            FulfilmentGroup.created_at < before, Order.status == OrderStatus.ALLOCATED,
+            FulfilmentGroup.created_at < before,
+            # released or shipping already: a group a hold withdrew, to hand back
+            Order.status.in_((OrderStatus.ALLOCATED, OrderStatus.RELEASED,
+                              OrderStatus.PARTIALLY_SHIPPED)),
             ~select(OrderLine.id).where(OrderLine.order_id == Order.id,
                                         OrderLine.quantity_backordered > 0).exists()))
     live = Shipment.order_id.in_(select(Order.id).where(
@@ -684,7 +805,12 @@ def stalled_work(uow: UnitOfWork, before: datetime) -> list[tuple[str, int]]:
         Order.status == OrderStatus.DELIVERED, Order.updated_at < before,
         ~select(Shipment.id).where(Shipment.order_id == Order.id,
                                    Shipment.invoiced_at.is_(None)).exists()))
+    # held groups the warehouse still has: the job asking for them back was lost
+    withdrawals = uow.session.scalars(select(FulfilmentGroup.id).where(
+        FulfilmentGroup.status == "on_hold", FulfilmentGroup.wms_reference.is_not(None),
+        FulfilmentGroup.released_at < before))
     return ([(RELEASE_JOB, group_id) for group_id in releases]
+            + [(WITHDRAW_JOB, group_id) for group_id in withdrawals]
             + [(LABEL_JOB, shipment_id) for shipment_id in labels]
             + [(INVOICE_JOB, shipment_id) for shipment_id in bills]
             + [(COMPLETE_JOB, order_id) for order_id in done])
@@ -754,13 +880,6 @@ def _locked(uow: UnitOfWork, kind: type[T], row_id: int) -> tuple[Order, T] | No
     return order, row
 
 
-def effective_status(order: Order) -> OrderStatus:
-    """Where the order is in its round trip, also while on hold."""
-    if order.status is OrderStatus.ON_HOLD and order.held_from:
-        return OrderStatus(order.held_from)
-    return order.status
-
-
 def _progress(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
               event_type: str) -> None:
     """Move the order forward to `target`, through `released` if it was still allocated
@@ -769,27 +888,9 @@ def _progress(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
     current = effective_status(order)
     if current is target:
         return
-    steps = [(target, event_type)]
     if current is OrderStatus.ALLOCATED and target is not OrderStatus.RELEASED:
-        steps.insert(0, (OrderStatus.RELEASED, "order.released"))
-    for step, name in steps:
-        if order.status is not OrderStatus.ON_HOLD:
-            _move(uow, actor, order, step, name)
-            continue
-        previous = effective_status(order)
-        check_transition(previous, step)
-        order.held_from, order.updated_at = step.value, utcnow()
-        record_event(uow, order, name, actor, previous_status=previous.value,
-                     status=step.value, on_hold=True)
-
-
-def _move(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
-          event_type: str) -> None:
-    previous = order.status
-    check_transition(previous, target)
-    order.status, order.updated_at = target, utcnow()
-    record_event(uow, order, event_type, actor, previous_status=previous.value,
-                 status=target.value)
+        transitions.progress(uow, actor, order, OrderStatus.RELEASED, "order.released")
+    transitions.progress(uow, actor, order, target, event_type)
 
 
 def _seen(uow: UnitOfWork, source: str, event_id: str) -> InboundEvent | None:

@@ -518,7 +518,9 @@ class ExpectedSupply(Base):
 
 
 # Groups that still hold a reservation: allocated, or released to the warehouse.
-OPEN_GROUP_STATUSES = (GroupStatus.ALLOCATED, GroupStatus.RELEASED)
+# on_hold: released, then withdrawn (or being withdrawn) from its warehouse while the order
+# is on hold; releasing the hold hands it back.
+OPEN_GROUP_STATUSES = (GroupStatus.ALLOCATED, GroupStatus.RELEASED, GroupStatus.ON_HOLD)
 
 
 class FulfilmentGroup(Base):
@@ -548,6 +550,9 @@ class FulfilmentGroup(Base):
     # Set once the warehouse has taken the group (its id for it), by the release job.
     wms_reference: Mapped[str | None] = mapped_column(String(128))
     released_at: Mapped[datetime | None]
+    # How many times the warehouse took it: a hold withdraws a group, and its next release
+    # is a new request (a new idempotency key).
+    releases: Mapped[int] = mapped_column(default=0, server_default="0")
 
     lines: Mapped[list[FulfilmentLine]] = relationship(
         back_populates="group", order_by="FulfilmentLine.id", lazy="selectin",

@@ -1,4 +1,4 @@
-"""Order use cases: capture, read, list, the timeline, and the status commands."""
+"""Order use cases: capture, read, list, the timeline, and cancelling."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
 
 from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
@@ -18,19 +17,19 @@ from engine.errors import (
     ForbiddenError,
     InputValidationError,
     NotFoundError,
-    NotOnHoldError,
     UnknownReferencesError,
 )
+from engine.holds import resolve_holds
 from engine.inventory import offer_to_backorders, release_groups
 from engine.iso import decimals, minor_units
-from engine.models import Customer, Hold, Order, OrderEvent, OrderLine, Product, utcnow
+from engine.models import Customer, Order, OrderEvent, OrderLine, Product, utcnow
 from engine.paging import fetch_page
 from engine.ports import UnitOfWork
-from engine.status import OrderStatus, check_transition
-from engine.webhooks import fan_out
+from engine.status import OrderStatus
+from engine.timeline import record_event as record_event  # its home before the timeline had one
+from engine.transitions import move
 
 MANUAL_CHANNEL = "manual"
-MANUAL_QUEUE = "manual"  # holds a person puts on an order
 # What the record's amount columns hold (NUMERIC(18, 4)): 14 digits before the point.
 MAX_AMOUNT = Decimal(10) ** 14
 LIMIT = "99,999,999,999,999.99"
@@ -95,16 +94,6 @@ class _Problems:
 
     def add(self, path: str, message: str) -> None:
         self.items.append(FieldProblem(path, message))
-
-
-def record_event(uow: UnitOfWork, order: Order, type: str, actor: Actor,
-                 **data: Any) -> OrderEvent:
-    """Append one entry to the order's timeline."""
-    event = OrderEvent(order_id=order.id, type=type, actor_type=actor.type,
-                       actor_id=actor.id, data=data, occurred_at=utcnow())
-    uow.session.add(event)
-    fan_out(uow, order, event)  # the webhooks owed for it, sent once the transaction commits
-    return event
 
 
 def capture_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
@@ -212,9 +201,7 @@ def cancel_order(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) -> O
         InvalidTransitionError: the order has shipped, or is already closed.
     """
     order = _lock_order(uow, actor, order_id)
-    previous = order.status
-    _move(order, OrderStatus.CANCELLED)
-    order.held_from = None
+    move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled", reason=reason)
     resolve_holds(uow, actor, order, "cancelled")
     freed = release_groups(uow, actor, order.id, "order cancelled")
     for line in order.lines:
@@ -222,58 +209,7 @@ def cancel_order(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) -> O
         line.quantity_allocated = line.quantity_backordered = 0
     uow.session.flush()
     offer_to_backorders(uow, freed)
-    record_event(uow, order, "order.cancelled", actor, reason=reason,
-                 previous_status=previous.value, status=order.status.value)
     return order
-
-
-def hold_order(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) -> Order:
-    """Put the order on hold for review; releasing it returns it to where it was."""
-    order = _lock_order(uow, actor, order_id)
-    previous = order.status
-    _move(order, OrderStatus.ON_HOLD)
-    order.held_from = previous.value
-    uow.session.add(Hold(order_id=order.id, stage="manual", queue=MANUAL_QUEUE, reason=reason,
-                         created_by=actor.label, created_at=utcnow()))
-    record_event(uow, order, "order.held", actor, reason=reason,
-                 previous_status=previous.value, status=order.status.value)
-    return order
-
-
-def release_hold(uow: UnitOfWork, actor: Actor, order_id: int, note: str | None) -> Order:
-    """Take the order off hold, back to the status it was held at."""
-    order = _lock_order(uow, actor, order_id)
-    previous = order.status
-    if previous is not OrderStatus.ON_HOLD or order.held_from is None:
-        raise NotOnHoldError(order.id, previous.value)
-    _move(order, OrderStatus(order.held_from))
-    order.held_from = None
-    resolve_holds(uow, actor, order, "released")
-    record_event(uow, order, "order.hold_released", actor, note=note,
-                 previous_status=previous.value, status=order.status.value)
-    return order
-
-
-def open_holds(uow: UnitOfWork, order: Order) -> list[Hold]:
-    """Return the order's holds that nobody has resolved yet."""
-    return list(uow.session.scalars(select(Hold).where(Hold.order_id == order.id,
-                                                       Hold.resolved_at.is_(None))))
-
-
-def resolve_holds(uow: UnitOfWork, actor: Actor, order: Order, resolution: str) -> list[Hold]:
-    """Close every open hold of the order with this resolution; return them."""
-    holds = open_holds(uow, order)
-    now = utcnow()
-    for hold in holds:
-        hold.resolved_at, hold.resolved_by, hold.resolution = now, actor.label, resolution
-    return holds
-
-
-def _move(order: Order, target: OrderStatus) -> None:
-    check_transition(order.status, target,
-                     OrderStatus(order.held_from) if order.held_from else None)
-    order.status = target
-    order.updated_at = utcnow()
 
 
 def _lock_order(uow: UnitOfWork, actor: Actor, order_id: int) -> Order:

@@ -13,12 +13,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from engine import holds
 from engine.actors import Actor
 from engine.carriers import Choice, choose_carriers, plan_carriers
+from engine.decisions import record_decision
 from engine.errors import NotFoundError, OmsError, StageNotRunnableError
 from engine.exceptions import handle_rule_error
-from engine.fulfilment import request_release
-from engine.holds import RULE_ERROR_QUEUE
+from engine.fulfilment import request_release, resume_held_work
 from engine.inventory import WAITING_STATUSES
 from engine.iso import minor_units
 from engine.job_names import SIMULATION_JOB
@@ -34,14 +35,7 @@ from engine.models import (
     Simulation,
     utcnow,
 )
-from engine.orders import (
-    OrderDraft,
-    capture_order,
-    get_order,
-    open_holds,
-    record_event,
-    release_hold,
-)
+from engine.orders import OrderDraft, capture_order, get_order
 from engine.ports import UnitOfWork
 from engine.rulesets import (
     check_document,
@@ -52,7 +46,9 @@ from engine.rulesets import (
     stage_named,
 )
 from engine.sourcing import plan_sourcing, source_order, unsourced_units
-from engine.status import OrderStatus, check_transition
+from engine.status import OrderStatus
+from engine.timeline import record_event
+from engine.transitions import move
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, compile_rule_set, evaluate
 from rules.stage import plain
 from rules.stages.validation import VALIDATION, OrderFacts, ValidationDecision
@@ -168,7 +164,7 @@ def fill_backorder(uow: UnitOfWork, actor: Actor, order_id: int, sku: str) -> bo
     order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
     if order is None or order.status not in WAITING_STATUSES:
         return False
-    if source_order(uow, actor, order, waived_rules(uow, order), for_backorder=True,
+    if source_order(uow, actor, order, holds.waived_rules(uow, order), for_backorder=True,
                     front_of=sku) is None:
         return False
     choose_carriers(uow, actor, order)
@@ -176,21 +172,29 @@ def fill_backorder(uow: UnitOfWork, actor: Actor, order_id: int, sku: str) -> bo
     return True
 
 
-def release_order(uow: UnitOfWork, actor: Actor, order_id: int, note: str | None) -> Order:
-    """Release a held order: back to the step it was held at, which runs again.
+def hold(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) -> Order:
+    """Put an order on hold for review, with the reason; releasing it returns it to where
+    it was.
+
+    Raises:
+        InvalidTransitionError: the order may not be held (it is closed, or has shipped).
+    """
+    return holds.hold_order(uow, actor, get_order(uow, actor, order_id, lock=True), reason)
+
+
+def resume_after_hold(uow: UnitOfWork, actor: Actor, order_id: int,
+                      note: str | None) -> Order:
+    """Release every hold of an order: back to the step it was held at, which runs again.
 
     The holds a person releases are waived when the step runs again: their rules do not
     hold the order a second time. Anything else (a rejection, a new hold) still applies.
+
+    Raises:
+        NotOnHoldError: the order is not on hold.
     """
-    order = release_hold(uow, actor, order_id, note)
-    return advance(uow, actor, order, waived_rules(uow, order), resumed=True)
-
-
-def waived_rules(uow: UnitOfWork, order: Order) -> frozenset[str]:
-    """Return the rules whose holds on this order a person released."""
-    return frozenset(hold.rule for hold in uow.session.scalars(
-        select(Hold).where(Hold.order_id == order.id, Hold.resolution == "released"))
-        if hold.rule)
+    order = holds.release_hold(uow, actor, get_order(uow, actor, order_id, lock=True), note)
+    resume_held_work(uow, order)
+    return advance(uow, actor, order, holds.waived_rules(uow, order), resumed=True)
 
 
 def release_one_hold(uow: UnitOfWork, actor: Actor, hold_id: int, note: str | None) -> Hold:
@@ -207,13 +211,13 @@ def release_one_hold(uow: UnitOfWork, actor: Actor, hold_id: int, note: str | No
         uow.session.refresh(hold)
     if hold is None or order is None or hold.resolved_at is not None:
         raise NotFoundError("open hold", hold_id)
-    others = [other for other in open_holds(uow, order) if other.id != hold.id]
+    others = [other for other in holds.open_holds(uow, order) if other.id != hold.id]
     if others:
-        hold.resolved_at, hold.resolved_by, hold.resolution = utcnow(), actor.label, "released"
+        holds.resolve_hold(actor, hold, "released")
         record_event(uow, order, "hold.released", actor, hold=hold.id, queue=hold.queue,
                      note=note, still_open=[other.queue for other in others])
     else:
-        release_order(uow, actor, order.id, note)
+        resume_after_hold(uow, actor, order.id, note)
     return hold
 
 
@@ -234,12 +238,8 @@ def validate_order(uow: UnitOfWork, actor: Actor, order: Order,
         verdict = decide_validation(compiled(version), facts, now, waived)
     outcome, decision, trace, findings = (verdict.outcome, verdict.decision, verdict.trace,
                                           verdict.findings)
-    recorded = OrderDecision(
-        order_id=order.id, stage="validation",
-        rule_set_version_id=version.id if version else None, outcome=outcome,
-        decision=decision, facts=plain(asdict(facts)), trace=trace, evaluated_at=now)
-    uow.session.add(recorded)
-    uow.session.flush()  # the timeline event names the decision that explains it
+    recorded = record_decision(uow, order, "validation", version, outcome, decision,
+                               plain(asdict(facts)), trace, now)
     _apply(uow, actor, order, outcome, findings, version, recorded.id)
     if verdict.error is not None:
         handle_rule_error(uow, actor, order, "validation", verdict.error)
@@ -262,7 +262,7 @@ def decide_validation(rule_set: CompiledRuleSet, facts: OrderFacts, now: datetim
         evaluation = evaluate(rule_set, facts, at=now)
     except RuleEvaluationError as error:
         return Verdict("on_hold", {"error": str(error)}, error.trace,
-                       [(RULE_ERROR_QUEUE, str(error), error.rule)], error)
+                       [(holds.RULE_ERROR_QUEUE, str(error), error.rule)], error)
     result = evaluation.decision
     if not isinstance(result, ValidationDecision):
         raise TypeError(f"{rule_set.stage.name} rules do not decide validation")
@@ -270,10 +270,10 @@ def decide_validation(rule_set: CompiledRuleSet, facts: OrderFacts, now: datetim
     if result.outcome == "rejected":
         return Verdict("rejected", decision, evaluation.trace,
                        [(f.code, f.message, f.rule) for f in result.rejections])
-    holds = [(f.code, f.message, f.rule) for f in result.holds if f.rule not in waived]
+    held = [(f.code, f.message, f.rule) for f in result.holds if f.rule not in waived]
     if waived:
         decision["waived_rules"] = sorted(waived)
-    return Verdict("on_hold" if holds else "validated", decision, evaluation.trace, holds)
+    return Verdict("on_hold" if held else "validated", decision, evaluation.trace, held)
 
 
 def dry_run(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = None,
@@ -587,22 +587,15 @@ def _apply(uow: UnitOfWork, actor: Actor, order: Order, outcome: str,
            findings: list[tuple[str, str, str | None]], version: RuleSetVersion | None,
            decision_id: int) -> None:
     """Move the order as the validation decision says; one timeline event tells why."""
-    previous = order.status
-    target = {"validated": OrderStatus.VALIDATED, "on_hold": OrderStatus.ON_HOLD,
-              "rejected": OrderStatus.REJECTED}[outcome]
-    check_transition(order.status, target)
-    order.status, order.updated_at = target, utcnow()
-    if target is OrderStatus.ON_HOLD:
-        order.held_from = previous.value
-        for queue, reason, rule in findings:
-            uow.session.add(Hold(order_id=order.id, stage="validation", queue=queue,
-                                 reason=reason, rule=rule,
-                                 rule_set_version_id=version.id if version else None,
-                                 created_by=actor.label, created_at=utcnow()))
+    about = {"version": version.version if version else None,
+             "decision_id": decision_id}
+    if outcome == "on_hold":
+        holds.put_on_hold(uow, actor, order, "validation",
+                          [holds.HoldReason(queue, reason, rule)
+                           for queue, reason, rule in findings], version, **about)
+        return
+    target = {"validated": OrderStatus.VALIDATED, "rejected": OrderStatus.REJECTED}[outcome]
     reasons = [{"code": code, "message": message, "rule": rule}
                for code, message, rule in findings]
-    event = {"validated": "order.validated", "on_hold": "order.held",
-             "rejected": "order.rejected"}[outcome]
-    record_event(uow, order, event, actor, previous_status=previous.value,
-                 status=target.value, reasons=reasons, stage="validation",
-                 version=version.version if version else None, decision_id=decision_id)
+    move(uow, actor, order, target, f"order.{outcome}", reasons=reasons, stage="validation",
+         **about)

@@ -20,16 +20,17 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
+from engine import transitions
 from engine.actors import Actor
+from engine.decisions import record_decision
 from engine.exceptions import handle_rule_error
 from engine.geo import Point, destination_of, distance_km, shipping_cost
-from engine.holds import RULE_ERROR_QUEUE
+from engine.holds import RULE_ERROR_QUEUE, HoldReason, put_on_hold
 from engine.inventory import WAITING_STATUSES, lock_levels, move, waiting_backorders
 from engine.models import (
     Customer,
     FulfilmentGroup,
     FulfilmentLine,
-    Hold,
     Location,
     Order,
     OrderDecision,
@@ -41,7 +42,7 @@ from engine.models import (
 from engine.orders import get_order, record_event
 from engine.ports import UnitOfWork
 from engine.rulesets import compiled, deciding_version
-from engine.status import GroupStatus, OrderStatus, check_transition
+from engine.status import GroupStatus, OrderStatus
 from rules.evaluation import CompiledRuleSet, RuleEvaluationError, evaluate_each
 from rules.stage import plain
 from rules.stages.sourcing import NO_LOCATION, STRATEGIES, CandidateFacts, SourcingDecision
@@ -154,12 +155,8 @@ def source_order(uow: UnitOfWork, actor: Actor, order: Order,
     if for_backorder and not plan.groups:
         return None
     lines = {line.id: line for line in order.lines}
-    recorded = OrderDecision(
-        order_id=order.id, stage="sourcing", rule_set_version_id=version.id if version else None,
-        outcome=plan.outcome, decision=plan.decision(lines), facts=plain(plan.order_facts),
-        trace=plan.trace(), evaluated_at=now)
-    uow.session.add(recorded)
-    uow.session.flush()
+    recorded = record_decision(uow, order, "sourcing", version, plan.outcome,
+                               plan.decision(lines), plain(plan.order_facts), plan.trace(), now)
     _reserve(uow, actor, order, plan, lines, recorded.id)
     _apply(uow, actor, order, plan, lines, version, recorded.id)
     if plan.error is not None:
@@ -543,28 +540,22 @@ def _apply(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
         target = OrderStatus.ALLOCATED  # what is allocated may ship; the rest waits
     else:
         target = OrderStatus.BACKORDERED
-    previous = order.status
-    reasons: list[dict[str, Any]] = []
+    about = {"groups": [{"location": code, "units": sum(units.values())}
+                        for code, units in plan.groups.items()],
+             "backordered_units": 0 if held else sum(plan.remainder.values()),
+             "version": version.version if version else None, "decision_id": decision_id}
     if target is OrderStatus.ON_HOLD:
-        queue, reason, rule = ((RULE_ERROR_QUEUE, str(plan.error), plan.error.rule)
-                               if plan.error is not None else plan.hold or ("", "", None))
-        reasons.append({"code": queue, "message": reason, "rule": rule})
-        uow.session.add(Hold(order_id=order.id, stage="sourcing", queue=queue, reason=reason,
-                             rule=rule, rule_set_version_id=version.id if version else None,
-                             created_by=actor.label, created_at=utcnow()))
-    if target is not previous:
-        check_transition(previous, target)
-        if target is OrderStatus.ON_HOLD:
-            order.held_from = previous.value
-        order.status, order.updated_at = target, utcnow()
-    event = {OrderStatus.ALLOCATED: "order.allocated", OrderStatus.BACKORDERED:
-             "order.backordered", OrderStatus.ON_HOLD: "order.held"}[target]
-    record_event(uow, order, event, actor, previous_status=previous.value, status=target.value,
-                 stage="sourcing", reasons=reasons,
-                 groups=[{"location": code, "units": sum(units.values())}
-                         for code, units in plan.groups.items()],
-                 backordered_units=0 if held else sum(plan.remainder.values()),
-                 version=version.version if version else None, decision_id=decision_id)
+        why = (HoldReason(RULE_ERROR_QUEUE, str(plan.error), plan.error.rule)
+               if plan.error is not None else HoldReason(*(plan.hold or ("", "", None))))
+        put_on_hold(uow, actor, order, "sourcing", [why], version, **about)
+        return
+    event = "order.allocated" if target is OrderStatus.ALLOCATED else "order.backordered"
+    if target is order.status:  # more of what it waits for: the status says so already
+        record_event(uow, order, event, actor, previous_status=target.value,
+                     status=target.value, stage="sourcing", reasons=[], **about)
+    else:
+        transitions.move(uow, actor, order, target, event, stage="sourcing", reasons=[],
+                         **about)
 
 
 def waiting_for(uow: UnitOfWork, sku: str) -> list[int]:

@@ -81,6 +81,7 @@ class GroupStatus(StrEnum):
     PLANNED = "planned"  # only in dry runs and simulations: never stored
     ALLOCATED = "allocated"  # its units are reserved at the location
     RELEASED = "released"  # the warehouse has it
+    ON_HOLD = "on_hold"  # withdrawn from its warehouse while the order is held
     SHIPPED = "shipped"
     CANCELLED = "cancelled"
 

@@ -30,19 +30,21 @@ from engine.status import OrderStatus
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+# What the customer is not told while the order is on hold (releasing it tells them).
+HELD_NOTICES = ("shipped:", "delivered:")
 
 
 def release_group(group_id: int) -> str | None:
     """Release one fulfilment group to its warehouse; returns the warehouse's reference."""
     services = current_services()
     with services.uow() as uow:
-        request = fulfilment.release_request(uow, group_id)
-    if request is None:
+        found = fulfilment.release_request(uow, group_id)
+    if found is None:
         return None
+    request, key = found
     warehouse = services.partners.warehouse(request.location_code)
     release = _call(request.order_id, "wms_rejected", "wms",
-                    lambda: warehouse.release(request, fulfilment.release_key(group_id)),
-                    job_names.RELEASE_JOB, group_id)
+                    lambda: warehouse.release(request, key), job_names.RELEASE_JOB, group_id)
     with services.uow() as uow:
         fulfilment.record_release(uow, system_actor("wms-release"), group_id,
                                   release.reference)
@@ -89,15 +91,21 @@ def invoice_shipment(shipment_id: int) -> str | None:
     if bill.paid_up_front:
         reference = done[bill.authorise_key]
         if reference is None:
+            if _held(bill.order_id):
+                return None
             receipt = _call(bill.order_id, "payment_failed", "finance", lambda: finance.authorise(
                 bill.order_id, total, bill.authorise_key), job_names.INVOICE_JOB, shipment_id)
             _record_finance(bill.authorise_key, "authorise", bill.order_id, receipt)
             reference = receipt.reference
         if done[bill.capture_key] is None:
+            if _held(bill.order_id):
+                return None
             captured = _call(bill.order_id, "payment_failed", "finance", lambda: finance.capture(
                 bill.order_id, reference, gross, bill.capture_key), job_names.INVOICE_JOB,
                 shipment_id)
             _record_finance(bill.capture_key, "capture", bill.order_id, captured)
+    if _held(bill.order_id):
+        return None
     invoice = _call(bill.order_id, "payment_failed", "finance",
                     lambda: finance.invoice(bill.invoice, bill.invoice_key),
                     job_names.INVOICE_JOB, shipment_id)
@@ -115,6 +123,8 @@ def notify_customer(order_id: int, kind: str) -> bool:
         order = uow.session.get(Order, order_id, with_for_update=True)
         if order is None:
             return False
+        if order.status is OrderStatus.ON_HOLD and kind.startswith(HELD_NOTICES):
+            return False  # told once the hold is released
         sent = uow.session.scalar(select(OrderEvent.id).where(
             OrderEvent.order_id == order_id, OrderEvent.type == "customer.notified",
             OrderEvent.data["kind"].as_string() == kind))
@@ -170,6 +180,12 @@ def _call(order_id: int, event_type: str, stage: str, call: Callable[[], T],
         raise
 
 
+def _held(order_id: int) -> bool:
+    """Whether the order is on hold now: a billing job stops before its next call."""
+    with current_services().uow() as uow:
+        return fulfilment.on_hold(uow, order_id)
+
+
 def _record_finance(key: str, operation: str, order_id: int,
                     receipt: FinanceReceipt) -> None:
     with current_services().uow() as uow:
@@ -191,6 +207,23 @@ def cancel_at_warehouse(group_id: int) -> bool:
           job_names.WMS_CANCEL_JOB, group_id)
     with services.uow() as uow:
         fulfilment.record_cancel(uow, system_actor("wms-cancel"), group_id)
+        uow.commit()
+    return True
+
+
+def withdraw_held_group(group_id: int) -> bool:
+    """Ask a warehouse to stop a group whose order was put on hold (once per release of it);
+    releasing the hold releases the group again."""
+    services = current_services()
+    with services.uow() as uow:
+        stop = fulfilment.withdrawal(uow, group_id)
+    if stop is None:
+        return False
+    warehouse = services.partners.warehouse(stop.location_code)
+    _call(stop.order_id, "wms_rejected", "wms", lambda: warehouse.cancel(stop.reference, stop.key),
+          job_names.WITHDRAW_JOB, group_id)
+    with services.uow() as uow:
+        fulfilment.record_withdrawal(uow, system_actor("wms-withdraw"), group_id, stop)
         uow.commit()
     return True
 

@@ -299,3 +299,32 @@ def test_a_refund_the_finance_system_keeps_refusing_stops_being_retried_and_is_f
     assert events.count("return.settlement_failed") == 1
     with using(app.extensions["oms"]):
         assert resume_stalled_work(older_than_seconds=0) == 0  # left for a person
+
+
+def test_a_hold_takes_the_group_back_from_the_warehouse_and_its_release_is_a_new_request(
+        make_app, admin, partner_peer):
+    app = make_app(PARTNERS=partners(partner_peer))
+    client = app.test_client()
+    load_catalog(client, admin, app.extensions["oms"])
+    # given an order released to the warehouse over HTTP (jobs run inline)
+    order = client.post("/orders", json=order_body(), headers=admin).json
+    group = group_of(client, admin, order["id"])
+    assert (group["status"], group["wms_reference"]) == ("released", "WMS-000001")
+
+    # when it is held, the warehouse is asked to cancel its fulfilment order, once
+    assert client.post(f"/orders/{order['id']}/hold", json={"reason": "fraud check"},
+                       headers=admin).json["status"] == "on_hold"
+    [withdrawal] = partner_peer.effects_of("cancel")
+    assert withdrawal.key == f"wms-withdraw-group-{group['id']}-1"
+    group = group_of(client, admin, order["id"])
+    assert (group["status"], group["wms_reference"]) == ("on_hold", None)
+
+    # when the hold is released, the group is released again with a key of its own, so
+    # the warehouse makes a new fulfilment order instead of answering the cancelled one
+    assert client.post(f"/orders/{order['id']}/release-hold", json={},
+                       headers=admin).json["status"] == "released"
+    first, second = partner_peer.effects_of("release")
+    assert (first.key, second.key) == (f"wms-release-group-{group['id']}",
+                                       f"wms-release-group-{group['id']}-2")
+    group = group_of(client, admin, order["id"])
+    assert (group["status"], group["wms_reference"]) == ("released", "WMS-000002")

@@ -1,0 +1,20 @@
+"""The order's timeline: one entry per thing that happened to it, and the webhooks owed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.actors import Actor
+from engine.models import Order, OrderEvent, utcnow
+from engine.ports import UnitOfWork
+from engine.webhooks import fan_out
+
+
+def record_event(uow: UnitOfWork, order: Order, type: str, actor: Actor,
+                 **data: Any) -> OrderEvent:
+    """Append one entry to the order's timeline."""
+    event = OrderEvent(order_id=order.id, type=type, actor_type=actor.type,
+                       actor_id=actor.id, data=data, occurred_at=utcnow())
+    uow.session.add(event)
+    fan_out(uow, order, event)  # the webhooks owed for it, sent once the transaction commits
+    return event
