@@ -14,8 +14,11 @@ def test_a_new_group_is_allocated_and_a_new_shipment_packed():
     assert Shipment.__table__.c.status.default.arg == ShipmentStatus.PACKED
 
 
-def test_open_groups_are_those_the_warehouse_may_still_work_on():
-    assert set(OPEN_GROUP_STATUSES) == {GroupStatus.ALLOCATED, GroupStatus.RELEASED}
+def test_open_groups_are_those_that_still_hold_a_reservation():
+    # given a group withdrawn from its warehouse while the order is held
+    # then it still holds its reservation, like an allocated or released one
+    assert set(OPEN_GROUP_STATUSES) == {GroupStatus.ALLOCATED, GroupStatus.RELEASED,
+                                        GroupStatus.ON_HOLD}
 
 
 def test_every_shipment_status_has_a_place_in_its_progress():
