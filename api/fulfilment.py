@@ -231,7 +231,7 @@ def trial_balance() -> dict[str, Any]:
 
 @blp.route("/wms/work", methods=["GET"])
 @allow(*WAREHOUSE, scope="location")
-@_errors(401, 403, 422)
+@_errors(401, 403, 404, 422)
 @blp.arguments(WorkQuerySchema(), location="query")
 @blp.response(200, WorkListSchema)
 def released_work(query: dict[str, Any]) -> dict[str, list[FulfilmentGroup]]:

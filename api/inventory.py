@@ -227,7 +227,7 @@ class AvailabilitySchema(Schema):
 @blp.route("/counts", methods=["POST"])
 @allow(*WRITERS, scope="location")
 @command
-@_errors(400, 401, 403, 409, 413, 415)
+@_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(CountSchema())
 @blp.response(200, StockLevelSchema)
 def post_count(data: dict[str, Any]) -> StockLevel:
@@ -242,7 +242,7 @@ def post_count(data: dict[str, Any]) -> StockLevel:
 @blp.route("/adjustments", methods=["POST"])
 @allow(*WRITERS, scope="location")
 @command
-@_errors(400, 401, 403, 409, 413, 415)
+@_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(AdjustmentSchema())
 @blp.response(200, StockLevelSchema)
 def post_adjustment(data: dict[str, Any]) -> StockLevel:
@@ -256,7 +256,7 @@ def post_adjustment(data: dict[str, Any]) -> StockLevel:
 @blp.route("/receipts", methods=["POST"])
 @allow(*WRITERS, scope="location")
 @command
-@_errors(400, 401, 403, 413, 415)
+@_errors(400, 401, 403, 404, 413, 415)
 @blp.arguments(ReceiptSchema())
 @blp.response(200, StockLevelSchema)
 def post_receipt(data: dict[str, Any]) -> StockLevel:
@@ -354,7 +354,7 @@ def _row_errors(error: OmsError, index: int, amount: str) -> list[dict[str, str]
 @blp.route("/supply", methods=["POST"])
 @allow(*WRITERS, scope="location")
 @command
-@_errors(400, 401, 403, 409, 413, 415)
+@_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(SupplyInSchema())
 @blp.response(201, SupplySchema)
 def post_supply(data: dict[str, Any]) -> tuple[ExpectedSupply, int]:
