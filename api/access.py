@@ -1,11 +1,16 @@
-"""Who may call what: API keys resolved to actors, and a role list on every route.
+"""Who may call what: API keys resolved to actors, and on every route the roles it admits
+and the scope it is checked against.
 
 Deny by default: a route that declares no access is refused to everyone, so a new
-route cannot go out open by mistake.
+route cannot go out open by mistake. What an integration may see within a route is the
+engine's one visibility rule (engine/visibility.py); a route scoped by a path id is
+checked here, before its body is read, so an object out of scope answers 404 whatever
+was sent.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -16,27 +21,48 @@ from flask import Flask, current_app, g, request
 from adapters.signing import SIGNATURE_HEADER, SignatureError, verify
 from api.problems import ApiProblem
 from api.wiring import services
-from engine import access
-from engine.actors import Actor
-from engine.models import ROLES
+from engine import access, visibility
+from engine.actors import CARRIER, EVERY, ROLES, WAREHOUSE, Actor
 
 View = TypeVar("View", bound=Callable[..., Any])
 
 PUBLIC = "public"
 ROLES_ATTRIBUTE = "oms_access"
+SCOPE_ATTRIBUTE = "oms_scope"
 SIGNED_ATTRIBUTE = "oms_signed_by"
+# What a route is checked against, besides its roles (see the README's table):
+SCOPES = {
+    "global": "shared reference data, rules or settings: every admitted role alike",
+    "order": "the order in the path: another channel's is a 404",
+    "hold": "the hold in the path: a hold of an order out of scope is a 404",
+    "simulation": "the simulation in the path: another channel's is a 404",
+    "order_in_body": "the order named in the body (`order_id`): one out of scope is a 404",
+    "group": "the fulfilment group named in the body: one of another location is a 404",
+    "parcel": "the parcel named in the body: one of another carrier is a 404",
+    "location": "the location named in the query or body: another one is a 404 (in bulk, "
+                "the row fails with not_found)",
+    "list": "a list: it holds only what the caller may see",
+}
+_PATH_SCOPES = {"order": ("order_id", visibility.check_order),
+                "hold": ("hold_id", visibility.check_hold),
+                "simulation": ("simulation_id", visibility.check_simulation)}
+_CONVERTER = re.compile(r"<(?:[^<>:]+:)?(\w+)>")
 # A revoked key stops working within this many seconds on every worker.
 KEY_CACHE_SECONDS = 10.0
 
 
-def allow(*roles: str) -> Callable[[View], View]:
-    """Declare which roles may call this route; admin may call every route."""
+def allow(*roles: str, scope: str) -> Callable[[View], View]:
+    """Declare which roles may call this route (admin may call every route) and the scope
+    it is checked against, one of SCOPES."""
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}: one of {', '.join(SCOPES)}")
 
     def declare(view: View) -> View:
         setattr(view, ROLES_ATTRIBUTE, frozenset(roles) | {"admin"})
+        setattr(view, SCOPE_ATTRIBUTE, scope)
         return view
 
     return declare
@@ -122,8 +148,25 @@ def register(app: Flask) -> None:
         if actor.role not in roles:
             raise ApiProblem(403, "forbidden",
                              f"role {actor.role!r} may not call {request.method} "
-                             f"{request.url_rule}; allowed: {', '.join(sorted(roles))}")
+                             f"{route_as_written()}; allowed: {', '.join(sorted(roles))}")
         g.actor = actor
+        _check_path_scope(getattr(view, SCOPE_ATTRIBUTE, None), actor)
+
+
+def route_as_written() -> str:
+    """The route of this request as the API documents it: `/holds/{hold_id}/release`."""
+    return _CONVERTER.sub(r"{\1}", request.url_rule.rule if request.url_rule else request.path)
+
+
+def _check_path_scope(scope: str | None, actor: Actor) -> None:
+    # A read is checked by the engine call it makes; a command is checked here too, so
+    # that what it sent is not even read for an object out of scope.
+    if (scope not in _PATH_SCOPES or visibility.sees_everything(actor)
+            or request.method in ("GET", "HEAD")):
+        return
+    name, check = _PATH_SCOPES[scope]
+    with services().uow() as uow:
+        check(uow, actor, (request.view_args or {})[name])  # NotFoundError: a 404
 
 
 def _signed_partner(partner: str) -> Actor:
@@ -147,7 +190,8 @@ def _signed_partner(partner: str) -> Actor:
             failure = error
             continue
         return Actor(type="partner", id=f"{partner}:{speaks_for}" if speaks_for else partner,
-                     role="system", speaks_for=speaks_for)
+                     role=WAREHOUSE if partner == "wms" else CARRIER,
+                     scope=frozenset({speaks_for or EVERY}))
     assert failure is not None
     raise ApiProblem(401, failure.reason, {
         "missing_signature": "send X-OMS-Timestamp and X-OMS-Signature",

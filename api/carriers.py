@@ -18,7 +18,7 @@ from engine.errors import FieldProblem
 from engine.models import Carrier
 from rules.vocabulary import SERVICE_LEVELS
 
-READERS = ("system", "ops", "analyst")
+READERS = ("ops", "analyst")  # negotiated rates are not for integrations to read
 WRITERS = ("ops",)  # and admin: the people who negotiate rates keep them current
 CODE = validate.Regexp(r"^[A-Z0-9][A-Z0-9_.-]{0,31}$",
                        error="1 to 32 upper-case letters, digits, '_', '.' or '-'")
@@ -103,7 +103,7 @@ class CarrierPutSchema(CarrierSchema):
 
 
 @blp.route("", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="global")
 @_errors(401, 403)
 @blp.response(200, CarrierListSchema)
 def list_carriers() -> dict[str, Any]:
@@ -112,7 +112,7 @@ def list_carriers() -> dict[str, Any]:
 
 
 @blp.route("/<string:code>", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="global")
 @_errors(401, 403, 404)
 @blp.response(200, CarrierSchema)
 def read_carrier(code: str) -> Carrier:
@@ -121,7 +121,7 @@ def read_carrier(code: str) -> Carrier:
 
 
 @blp.route("/<string:code>", methods=["PUT"])
-@allow(*WRITERS)
+@allow(*WRITERS, scope="global")
 @command
 @_errors(400, 401, 403, 413, 415, 422)
 @blp.arguments(CarrierPutSchema())

@@ -20,9 +20,10 @@ from adapters.schedule import SCHEDULE, run_scheduler
 from adapters.settings import PROJECT_ROOT, Settings
 from api.carriers import CarrierSchema, carriers_document, shipped_carriers
 from engine import access, carriers, job_names, rulesets
-from engine.actors import system_actor
+from engine.actors import ROLES, system_actor
 from engine.carriers import install_default_carriers
 from engine.errors import OmsError
+from engine.models import ApiKey
 
 DEMO_KEY_NAME = "demo-admin"
 DEMO_KEY_FILE = PROJECT_ROOT / "instance" / "demo-api-key"
@@ -87,19 +88,34 @@ def keys() -> None:
 
 @keys.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["system", "analyst", "ops", "admin"]), required=True)
-@click.option("--channel", help="For system keys: the one channel this integration acts for.")
-def keys_create(name: str, role: str, channel: str | None) -> None:
+@click.option("--role", type=click.Choice(ROLES), required=True,
+              help="An integration kind (channel, warehouse, carrier) or a person's role.")
+@click.option("--channel", help="For a channel integration: the one channel it acts for.")
+@click.option("--location", "locations", multiple=True,
+              help="For a warehouse integration: a location it works for (repeat; '*': all).")
+@click.option("--carrier", "carriers", multiple=True,
+              help="For a carrier integration: a carrier it reports for (repeat; '*': all).")
+def keys_create(name: str, role: str, channel: str | None, locations: tuple[str, ...],
+                carriers: tuple[str, ...]) -> None:
     """Create a key and print it; it cannot be shown again."""
+    if locations and carriers:
+        raise click.UsageError("--location is for warehouse keys, --carrier for carrier keys")
     with _services() as built, built.uow() as uow:
         try:
-            key, plaintext = access.create_api_key(uow, name, role, channel)
+            key, plaintext = access.create_api_key(uow, name, role, channel,
+                                                   locations or carriers)
         except OmsError as error:
             raise _failure(error) from error
         uow.commit()
-    click.echo(f"created key {key.name!r} (role {key.role}"
-               f"{', channel ' + key.channel if key.channel else ''}); store it now:")
+    click.echo(f"created key {key.name!r} (role {key.role}{_binding(key)}); store it now:")
     click.echo(plaintext)
+
+
+def _binding(key: ApiKey) -> str:
+    if key.channel:
+        return f", channel {key.channel}"
+    what = {"warehouse": "locations", "carrier": "carriers"}.get(key.role)
+    return f", {what} {', '.join(key.scope or ())}" if what else ""
 
 
 @keys.command("list")
@@ -108,7 +124,8 @@ def keys_list() -> None:
     with _services() as built, built.uow() as uow:
         for key in access.list_api_keys(uow):
             state = "revoked" if key.revoked_at else "active"
-            click.echo(f"{key.name:<24} {key.role:<8} {key.channel or '-':<12} "
+            bound = key.channel or ",".join(key.scope or ()) or "-"
+            click.echo(f"{key.name:<24} {key.role:<9} {bound:<12} "
                        f"{key.display_prefix}...  {state}")
 
 

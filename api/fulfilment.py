@@ -29,9 +29,11 @@ from api.transactions import command, request_uow
 from engine import fulfilment, returns
 from engine.models import FulfilmentGroup, JournalEntry, OrderReturn, Shipment, utcnow
 
-READERS = ("system", "ops", "analyst")
+READERS = ("channel", "ops", "analyst")
 ORDER = "/orders" + ORDER_PATH  # ids beyond BIGINT are a 404, not an overflow
-CONFIRMERS = ("system", "ops")
+WAREHOUSE = ("warehouse", "ops")  # the warehouse's integration, or a person standing in
+CARRIER = ("carrier", "ops")
+RETURNERS = ("channel", "ops")
 MAX_LINES = 500
 
 blp = Blueprint("fulfilment", __name__,
@@ -154,7 +156,7 @@ class WorkListSchema(Schema):
 
 
 @blp.route("/wms/events", methods=["POST"])
-@allow(*CONFIRMERS)
+@allow(*WAREHOUSE, scope="group")
 @signed_by("wms")
 @command
 @_errors(400, 401, 403, 404, 409, 413, 415, 422)
@@ -175,7 +177,7 @@ def wms_event(data: dict[str, Any]) -> fulfilment.Applied:
 
 
 @blp.route("/carriers/events", methods=["POST"])
-@allow(*CONFIRMERS)
+@allow(*CARRIER, scope="parcel")
 @signed_by("carrier")
 @command
 @_errors(400, 401, 403, 404, 409, 413, 415, 422)
@@ -193,7 +195,7 @@ def tracking_event(data: dict[str, Any]) -> fulfilment.Applied:
 
 
 @blp.route(ORDER + "/shipments", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="order")
 @_errors(401, 403, 404)
 @blp.response(200, ShipmentListSchema)
 def list_shipments(order_id: int) -> dict[str, list[Shipment]]:
@@ -202,7 +204,7 @@ def list_shipments(order_id: int) -> dict[str, list[Shipment]]:
 
 
 @blp.route(ORDER + "/ledger", methods=["GET"])
-@allow("ops", "analyst")
+@allow("ops", "analyst", scope="order")
 @_errors(401, 403, 404)
 @blp.response(200, JournalSchema)
 def order_ledger(order_id: int) -> dict[str, Any]:
@@ -214,7 +216,7 @@ def order_ledger(order_id: int) -> dict[str, Any]:
 
 
 @blp.route("/ledger/trial-balance", methods=["GET"])
-@allow("ops", "analyst")
+@allow("ops", "analyst", scope="global")
 @_errors(401, 403)
 @blp.response(200, TrialBalanceSchema)
 def trial_balance() -> dict[str, Any]:
@@ -228,13 +230,13 @@ def trial_balance() -> dict[str, Any]:
 
 
 @blp.route("/wms/work", methods=["GET"])
-@allow(*CONFIRMERS)
-@_errors(401, 403, 422)
+@allow(*WAREHOUSE, scope="location")
+@_errors(401, 403, 404, 422)
 @blp.arguments(WorkQuerySchema(), location="query")
 @blp.response(200, WorkListSchema)
 def released_work(query: dict[str, Any]) -> dict[str, list[FulfilmentGroup]]:
     """The embedded warehouse's pick list: groups released to a location, not yet shipped."""
-    return {"items": fulfilment.released_work(request_uow(), query["location"])}
+    return {"items": fulfilment.released_work(request_uow(), current_actor(), query["location"])}
 
 
 class ReturnSchema(StrictSchema):
@@ -276,7 +278,7 @@ class ReturnListSchema(Schema):
 
 
 @blp.route(ORDER + "/returns", methods=["POST"])
-@allow(*CONFIRMERS)
+@allow(*RETURNERS, scope="order")
 @command
 @_errors(400, 401, 403, 404, 409, 413, 415, 422)
 @blp.arguments(ReturnSchema())
@@ -290,7 +292,7 @@ def create_return(data: dict[str, Any], order_id: int) -> OrderReturn:
 
 
 @blp.route(ORDER + "/returns", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="order")
 @_errors(401, 403, 404)
 @blp.response(200, ReturnListSchema)
 def list_returns(order_id: int) -> dict[str, list[OrderReturn]]:

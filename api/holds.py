@@ -47,7 +47,7 @@ HoldPageSchema = page_schema(HoldOutSchema, "HoldPage")
 
 
 @blp.route("/<int(min=1, max=9223372036854775807):hold_id>/release", methods=["POST"])
-@allow("ops")
+@allow("ops", scope="hold")
 @command
 @_document_errors(400, 401, 403, 404, 409, 415)
 @blp.arguments(NoteSchema())
@@ -59,7 +59,7 @@ def release_hold(data: dict[str, Any], hold_id: int) -> Any:
 
 
 @blp.route("", methods=["GET"])
-@allow("ops", "analyst", "system")
+@allow("ops", "analyst", "channel", scope="list")
 @_document_errors(401, 403, 422)
 @blp.arguments(HoldQuerySchema(), location="query", unknown=RAISE)
 @blp.response(200, HoldPageSchema)

@@ -31,8 +31,8 @@ from engine.inventory import MAX_ON_HAND, StockChange
 from engine.models import ExpectedSupply, StockLevel
 from engine.reference import PRODUCTS
 
-READERS = ("system", "ops", "analyst")
-WRITERS = ("system", "ops")  # the WMS integration, and people correcting stock
+READERS = ("warehouse", "channel", "ops", "analyst")  # a channel reads what it may promise
+WRITERS = ("warehouse", "ops")  # the WMS integration, and people correcting stock
 MAX_BULK_ROWS = 5000
 MAX_CHANGE = 1_000_000
 
@@ -225,9 +225,9 @@ class AvailabilitySchema(Schema):
 # ----- stock changes -----
 
 @blp.route("/counts", methods=["POST"])
-@allow(*WRITERS)
+@allow(*WRITERS, scope="location")
 @command
-@_errors(400, 401, 403, 409, 413, 415)
+@_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(CountSchema())
 @blp.response(200, StockLevelSchema)
 def post_count(data: dict[str, Any]) -> StockLevel:
@@ -240,9 +240,9 @@ def post_count(data: dict[str, Any]) -> StockLevel:
 
 
 @blp.route("/adjustments", methods=["POST"])
-@allow(*WRITERS)
+@allow(*WRITERS, scope="location")
 @command
-@_errors(400, 401, 403, 409, 413, 415)
+@_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(AdjustmentSchema())
 @blp.response(200, StockLevelSchema)
 def post_adjustment(data: dict[str, Any]) -> StockLevel:
@@ -254,9 +254,9 @@ def post_adjustment(data: dict[str, Any]) -> StockLevel:
 
 
 @blp.route("/receipts", methods=["POST"])
-@allow(*WRITERS)
+@allow(*WRITERS, scope="location")
 @command
-@_errors(400, 401, 403, 413, 415)
+@_errors(400, 401, 403, 404, 413, 415)
 @blp.arguments(ReceiptSchema())
 @blp.response(200, StockLevelSchema)
 def post_receipt(data: dict[str, Any]) -> StockLevel:
@@ -268,7 +268,7 @@ def post_receipt(data: dict[str, Any]) -> StockLevel:
 
 
 @blp.route("/counts/bulk", methods=["POST"])
-@allow(*WRITERS)
+@allow(*WRITERS, scope="location")
 @command
 @_errors(400, 401, 403, 413, 415)
 @blp.arguments(BulkRowsSchema(), description=f"Up to {MAX_BULK_ROWS:,} counts, each as for a "
@@ -280,7 +280,7 @@ def post_counts_bulk(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/adjustments/bulk", methods=["POST"])
-@allow(*WRITERS)
+@allow(*WRITERS, scope="location")
 @command
 @_errors(400, 401, 403, 413, 415)
 @blp.arguments(BulkRowsSchema(), description=f"Up to {MAX_BULK_ROWS:,} adjustments, each as "
@@ -292,7 +292,7 @@ def post_adjustments_bulk(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/receipts/bulk", methods=["POST"])
-@allow(*WRITERS)
+@allow(*WRITERS, scope="location")
 @command
 @_errors(400, 401, 403, 413, 415)
 @blp.arguments(BulkRowsSchema(), description=f"Up to {MAX_BULK_ROWS:,} receipts, each as for "
@@ -352,9 +352,9 @@ def _row_errors(error: OmsError, index: int, amount: str) -> list[dict[str, str]
 # ----- expected supply -----
 
 @blp.route("/supply", methods=["POST"])
-@allow(*WRITERS)
+@allow(*WRITERS, scope="location")
 @command
-@_errors(400, 401, 403, 409, 413, 415)
+@_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(SupplyInSchema())
 @blp.response(201, SupplySchema)
 def post_supply(data: dict[str, Any]) -> tuple[ExpectedSupply, int]:
@@ -370,7 +370,7 @@ def post_supply(data: dict[str, Any]) -> tuple[ExpectedSupply, int]:
 
 
 @blp.route("/supply", methods=["GET"])
-@allow(*READERS)
+@allow("warehouse", "ops", "analyst", scope="list")
 @_errors(401, 403, 404, 422)
 @blp.arguments(SupplyQuerySchema(), location="query", unknown=RAISE)
 @blp.response(200, SupplyListSchema)
@@ -378,26 +378,26 @@ def list_supply(query: dict[str, Any]) -> dict[str, Any]:
     """List the supply of a SKU still expected (overdue included), earliest first."""
     uow = request_uow()
     reference.get_record(uow, PRODUCTS, query["sku"])
-    return {"items": inventory.supply_for(uow, query["sku"])}
+    return {"items": inventory.supply_for(uow, current_actor(), query["sku"])}
 
 
 # ----- reading stock -----
 
 @blp.route("", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="list")
 @_errors(401, 403, 422)
 @blp.arguments(StockQuerySchema(), location="query", unknown=RAISE)
 @blp.response(200, page_schema(StockLevelSchema, "StockLevelPage"))
 def list_stock(query: dict[str, Any]) -> dict[str, Any]:
     """List stock levels in SKU then location order, filtered by SKU or location."""
     levels, next_key = inventory.stock_page(
-        request_uow(), sku=query.get("sku"), location_code=query.get("location"),
+        request_uow(), current_actor(), sku=query.get("sku"), location_code=query.get("location"),
         after=query.get("cursor"), limit=query["limit"])
     return page(levels, "after", list(next_key) if next_key is not None else None)
 
 
 @blp.route("/ledger", methods=["GET"])
-@allow(*READERS)
+@allow("warehouse", "ops", "analyst", scope="list")  # reservations name other channels' orders
 @_errors(401, 403, 422)
 @blp.arguments(LedgerQuerySchema(), location="query", unknown=RAISE)
 @blp.response(200, page_schema(MovementSchema, "StockMovementPage"))
@@ -407,7 +407,7 @@ def list_ledger(query: dict[str, Any]) -> dict[str, Any]:
     Every change to a level is one movement with the change and the level after it.
     """
     movements, next_id = inventory.ledger_page(
-        request_uow(), sku=query.get("sku"), location_code=query.get("location"),
+        request_uow(), current_actor(), sku=query.get("sku"), location_code=query.get("location"),
         order_id=query.get("order_id"), after=query.get("cursor"), limit=query["limit"])
     return page(movements, "after", next_id)
 
@@ -415,7 +415,7 @@ def list_ledger(query: dict[str, Any]) -> dict[str, Any]:
 # ----- availability -----
 
 @availability_blp.route("", methods=["GET"])
-@allow(*READERS)
+@allow("channel", "ops", "analyst", scope="global")
 @_availability_errors(401, 403, 404, 422)
 @availability_blp.arguments(AvailabilityQuerySchema(), location="query", unknown=RAISE)
 @availability_blp.response(200, AvailabilitySchema)

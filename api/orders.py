@@ -36,7 +36,7 @@ _document_errors = partial(document_errors, blp)
 
 
 @blp.route("", methods=["POST"])
-@allow("system", "ops")
+@allow("channel", "ops", scope="global")
 @command
 @_document_errors(400, 401, 403, 409, 413, 415)
 @blp.arguments(OrderInSchema(), description="The order; send an Idempotency-Key header to retry "
@@ -72,7 +72,7 @@ def draft_from(data: dict[str, Any]) -> orders.OrderDraft:
 
 
 @blp.route("", methods=["GET"])
-@allow("system", "ops", "analyst")
+@allow("channel", "ops", "analyst", scope="list")
 @_document_errors(401, 403, 422)
 @blp.arguments(OrderQuerySchema(), location="query", unknown=RAISE)
 @blp.response(200, OrderPageSchema)
@@ -88,7 +88,7 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route(ORDER_PATH, methods=["GET"])
-@allow("system", "ops", "analyst")
+@allow("channel", "ops", "analyst", scope="order")
 @_document_errors(401, 403, 404)
 @blp.response(200, OrderOutSchema)
 def get_order(order_id: int) -> Order:
@@ -97,7 +97,7 @@ def get_order(order_id: int) -> Order:
 
 
 @blp.route(ORDER_PATH + "/events", methods=["GET"])
-@allow("system", "ops", "analyst")
+@allow("channel", "ops", "analyst", scope="order")
 @_document_errors(401, 403, 404)
 @blp.response(200, EventListSchema)
 def list_order_events(order_id: int) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def list_order_events(order_id: int) -> dict[str, Any]:
 
 
 @blp.route(ORDER_PATH + "/cancel", methods=["POST"])
-@allow("system", "ops")
+@allow("channel", "ops", scope="order")
 @command
 @_document_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(ReasonSchema())
@@ -117,7 +117,7 @@ def cancel_order(data: dict[str, Any], order_id: int) -> Order:
 
 
 @blp.route(ORDER_PATH + "/hold", methods=["POST"])
-@allow("ops")
+@allow("ops", scope="order")
 @command
 @_document_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(ReasonSchema())
@@ -130,7 +130,7 @@ def hold_order(data: dict[str, Any], order_id: int) -> Order:
 
 
 @blp.route(ORDER_PATH + "/release-hold", methods=["POST"])
-@allow("ops")
+@allow("ops", scope="order")
 @command
 @_document_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(NoteSchema())
@@ -143,7 +143,7 @@ def release_hold(data: dict[str, Any], order_id: int) -> Order:
 
 
 @blp.route(ORDER_PATH + "/decisions", methods=["GET"])
-@allow("system", "ops", "analyst")
+@allow("channel", "ops", "analyst", scope="order")
 @_document_errors(401, 403, 404)
 @blp.response(200, DecisionListSchema)
 def list_order_decisions(order_id: int) -> dict[str, Any]:
@@ -152,7 +152,7 @@ def list_order_decisions(order_id: int) -> dict[str, Any]:
 
 
 @blp.route(ORDER_PATH + "/fulfilment", methods=["GET"])
-@allow("system", "ops", "analyst")
+@allow("channel", "ops", "analyst", scope="order")
 @_document_errors(401, 403, 404)
 @blp.response(200, FulfilmentListSchema)
 def list_fulfilment_groups(order_id: int) -> dict[str, Any]:

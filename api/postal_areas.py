@@ -23,8 +23,8 @@ from engine import geo
 from engine.errors import NotFoundError
 from engine.models import PostalArea
 
-READERS = ("system", "ops", "analyst")
-WRITERS = ("system", "ops")
+READERS = ("channel", "warehouse", "ops", "analyst")
+WRITERS = ("ops",)  # and admin
 MAX_ROWS = 5000
 PREFIX = validate.Regexp(r"^[0-9A-Z]{2,16}$", error="2 to 16 upper-case letters or digits, "
                                                      "as in the postal code without separators")
@@ -60,7 +60,7 @@ class LookupSchema(StrictSchema):
 
 
 @blp.route("/lookup", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="global")
 @_errors(401, 403, 404, 422)
 @blp.arguments(LookupSchema(), location="query")
 @blp.response(200, PostalAreaSchema)
@@ -73,7 +73,7 @@ def lookup(query: dict[str, Any]) -> PostalArea:
 
 
 @blp.route("/bulk", methods=["POST"])
-@allow(*WRITERS)
+@allow(*WRITERS, scope="global")
 @command
 @_errors(400, 401, 403, 413, 415)
 @blp.arguments(AreaRowsSchema(), description=f"Up to {MAX_ROWS:,} areas; an existing "

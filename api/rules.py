@@ -24,7 +24,7 @@ blp = Blueprint("rules", __name__, url_prefix="/rules",
                 description="Rule sets: versions, checks, publish, rollback, dry run")
 _document_errors = partial(document_errors, blp)
 
-READERS = ("analyst", "ops", "system")
+READERS = ("analyst", "ops", "channel")  # a channel simulates over its own orders
 STAGE = "/<string:stage>"
 VERSION = STAGE + "/versions/<int(min=1, max=2147483647):version>"
 
@@ -152,7 +152,7 @@ class DryRunResultSchema(Schema):
 
 
 @blp.route("", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="global")
 @_document_errors(401, 403)
 @blp.response(200, StageListSchema)
 def list_stages() -> dict[str, Any]:
@@ -168,7 +168,7 @@ def list_stages() -> dict[str, Any]:
 
 
 @blp.route(STAGE + "/schema", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="global")
 @_document_errors(401, 403, 404)
 @blp.response(200, EditorSchema)
 def stage_schema(stage: str) -> dict[str, Any]:
@@ -178,7 +178,7 @@ def stage_schema(stage: str) -> dict[str, Any]:
 
 
 @blp.route(STAGE + "/versions", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="global")
 @_document_errors(401, 403, 404)
 @blp.response(200, VersionListSchema)
 def list_versions(stage: str) -> dict[str, Any]:
@@ -187,7 +187,7 @@ def list_versions(stage: str) -> dict[str, Any]:
 
 
 @blp.route(STAGE + "/versions", methods=["POST"])
-@allow("analyst")
+@allow("analyst", scope="global")
 @command
 @_document_errors(400, 401, 403, 404, 413, 415)
 @blp.arguments(DraftSchema())
@@ -203,7 +203,7 @@ def create_draft(data: dict[str, Any],
 
 
 @blp.route(VERSION, methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="global")
 @_document_errors(401, 403, 404)
 @blp.response(200, VersionDetailSchema)
 def get_version(stage: str, version: int) -> RuleSetVersion:
@@ -212,7 +212,7 @@ def get_version(stage: str, version: int) -> RuleSetVersion:
 
 
 @blp.route(VERSION, methods=["PUT"])
-@allow("analyst")
+@allow("analyst", scope="global")
 @command
 @_document_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(DraftSchema())
@@ -224,7 +224,7 @@ def update_draft(data: dict[str, Any], stage: str, version: int) -> RuleSetVersi
 
 
 @blp.route(STAGE + "/validate", methods=["POST"])
-@allow(*READERS)
+@allow(*READERS, scope="global")
 @_document_errors(400, 401, 403, 404, 413, 415)
 @blp.arguments(DocumentSchema())
 @blp.response(200, CheckResultSchema)
@@ -235,7 +235,7 @@ def validate_document(data: dict[str, Any], stage: str) -> dict[str, Any]:
 
 
 @blp.route(VERSION + "/publish", methods=["POST"])
-@allow("analyst")
+@allow("analyst", scope="global")
 @command
 @_document_errors(400, 401, 403, 404, 409, 415)
 @blp.arguments(CommentSchema())
@@ -251,7 +251,7 @@ def publish(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
 
 
 @blp.route(VERSION + "/approve", methods=["POST"])
-@allow("analyst")
+@allow("analyst", scope="global")
 @command
 @_document_errors(400, 401, 403, 404, 409, 415)
 @blp.arguments(CommentSchema())
@@ -262,7 +262,7 @@ def approve(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
 
 
 @blp.route(VERSION + "/tests", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="global")
 @_document_errors(401, 403, 404)
 @blp.response(200, TestRunSchema)
 def run_tests(stage: str, version: int) -> dict[str, Any]:
@@ -274,7 +274,7 @@ def run_tests(stage: str, version: int) -> dict[str, Any]:
 
 
 @blp.route(VERSION + "/rollback", methods=["POST"])
-@allow("analyst")
+@allow("analyst", scope="global")
 @command
 @_document_errors(400, 401, 403, 404, 409, 415)
 @blp.arguments(CommentSchema())
@@ -285,7 +285,7 @@ def rollback(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
 
 
 @blp.route(STAGE + "/diff", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="global")
 @_document_errors(401, 403, 404, 422)
 @blp.arguments(DiffQuerySchema(), location="query", unknown=RAISE)
 @blp.response(200, DiffSchema)
@@ -296,7 +296,7 @@ def diff(query: dict[str, Any], stage: str) -> dict[str, Any]:
 
 
 @blp.route(STAGE + "/history", methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="global")
 @_document_errors(401, 403, 404)
 @blp.response(200, HistorySchema)
 def history(stage: str) -> dict[str, Any]:
@@ -305,7 +305,7 @@ def history(stage: str) -> dict[str, Any]:
 
 
 @blp.route(STAGE + "/dry-run", methods=["POST"])
-@allow(*READERS)
+@allow(*READERS, scope="order_in_body")
 @_document_errors(400, 401, 403, 404, 413, 415)
 @blp.arguments(DryRunSchema())
 @blp.response(200, DryRunResultSchema)
@@ -370,7 +370,7 @@ class SimulationResultSchema(Schema):
 
 
 @blp.route(STAGE + "/simulate", methods=["POST"])
-@allow(*READERS)
+@allow(*READERS, scope="list")
 @_document_errors(400, 401, 403, 404, 413, 415)
 @blp.arguments(SimulationSchema())
 @blp.response(200, SimulationResultSchema)
@@ -412,7 +412,7 @@ SIMULATION = STAGE + "/simulations/<int(min=1, max=2147483647):simulation_id>"
 
 
 @blp.route(STAGE + "/simulations", methods=["POST"])
-@allow(*READERS)
+@allow(*READERS, scope="list")
 @command
 @_document_errors(400, 401, 403, 404, 409, 413, 415)
 @blp.arguments(SimulationJobRequestSchema())
@@ -429,7 +429,7 @@ def start_simulation(data: dict[str, Any],
 
 
 @blp.route(SIMULATION, methods=["GET"])
-@allow(*READERS)
+@allow(*READERS, scope="simulation")
 @_document_errors(401, 403, 404)
 @blp.response(200, SimulationJobSchema)
 def get_simulation(stage: str, simulation_id: int) -> Any:

@@ -112,7 +112,7 @@ class ReplaySchema(StrictSchema):
 
 
 @blp.route("/subscriptions", methods=["POST"])
-@allow(*MANAGERS)
+@allow(*MANAGERS, scope="global")
 @command
 @_errors(400, 401, 403, 413, 415, 422)
 @blp.arguments(SubscriptionInSchema())
@@ -126,7 +126,7 @@ def subscribe(data: dict[str, Any]) -> tuple[WebhookSubscription, int, dict[str,
 
 
 @blp.route("/subscriptions", methods=["GET"])
-@allow(*MANAGERS)
+@allow(*MANAGERS, scope="global")
 @_errors(401, 403)
 @blp.response(200, SubscriptionListSchema)
 def list_subscriptions() -> dict[str, Any]:
@@ -135,7 +135,7 @@ def list_subscriptions() -> dict[str, Any]:
 
 
 @blp.route(SUBSCRIPTION, methods=["GET"])
-@allow(*MANAGERS)
+@allow(*MANAGERS, scope="global")
 @_errors(401, 403, 404)
 @blp.response(200, SubscriptionSchema)
 def read_subscription(subscription_id: int) -> WebhookSubscription:
@@ -144,7 +144,7 @@ def read_subscription(subscription_id: int) -> WebhookSubscription:
 
 
 @blp.route(SUBSCRIPTION, methods=["PATCH"])
-@allow(*MANAGERS)
+@allow(*MANAGERS, scope="global")
 @command
 @_errors(400, 401, 403, 404, 413, 415, 422)
 @blp.arguments(SubscriptionChangesSchema())
@@ -155,7 +155,7 @@ def update_subscription(data: dict[str, Any], subscription_id: int) -> WebhookSu
 
 
 @blp.route(SUBSCRIPTION, methods=["DELETE"])
-@allow(*MANAGERS)
+@allow(*MANAGERS, scope="global")
 @command
 @_errors(401, 403, 404)
 @blp.response(200, SubscriptionSchema, description="The subscription, now inactive")
@@ -165,7 +165,7 @@ def deactivate_subscription(subscription_id: int) -> WebhookSubscription:
 
 
 @blp.route(SUBSCRIPTION + "/deliveries", methods=["GET"])
-@allow(*MANAGERS)
+@allow(*MANAGERS, scope="global")
 @_errors(401, 403, 404, 422)
 @blp.arguments(DeliveryQuerySchema(), location="query", unknown=RAISE)
 @blp.response(200, DeliveryPageSchema)
@@ -178,7 +178,7 @@ def list_deliveries(query: dict[str, Any], subscription_id: int) -> dict[str, An
 
 
 @blp.route(DELIVERY + "/replay", methods=["POST"])
-@allow(*MANAGERS)
+@allow(*MANAGERS, scope="global")
 @command
 @_errors(400, 401, 403, 404, 413, 415, 422)
 @blp.arguments(ReplaySchema())

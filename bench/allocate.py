@@ -61,7 +61,7 @@ def prepare(url: str, pack: OlistPack, stock_per_sale: int) -> str:
     upsert_all(services, LOCATIONS, LocationSchema(), pack.locations())
     load_postal_areas(services, pack.postal_areas())
     with services.uow() as uow:
-        _, plaintext = access.create_api_key(uow, "bench-olist", "system", "olist")
+        _, plaintext = access.create_api_key(uow, "bench-olist", "channel", "olist")
         uow.commit()
     seed_stock(services, pack.stock(per_sale=stock_per_sale), say=lambda _: None)
     services.close()

@@ -107,7 +107,7 @@ def prepare(url: str, pack: OlistPack) -> str:
     upsert_all(services, PRODUCTS, ProductSchema(), pack.products)
     upsert_all(services, CUSTOMERS, CustomerSchema(), pack.customers)
     with services.uow() as uow:
-        _, plaintext = access.create_api_key(uow, "bench-olist", "system", "olist")
+        _, plaintext = access.create_api_key(uow, "bench-olist", "channel", "olist")
         uow.commit()
     services.close()
     return plaintext

@@ -1,18 +1,26 @@
-"""Who or what causes a change: an API key, a user, or a system job."""
+"""Who or what causes a change: an API key, a partner's signature, a user, or a system job."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Integration keys, each bound to what it works for; people's roles see everything.
+CHANNEL, WAREHOUSE, CARRIER = "channel", "warehouse", "carrier"
+INTEGRATION_KINDS = (CHANNEL, WAREHOUSE, CARRIER)
+PEOPLE_ROLES = ("analyst", "ops", "admin")
+ROLES = INTEGRATION_KINDS + PEOPLE_ROLES
+EVERY = "*"  # a warehouse or carrier integration that speaks for every location or carrier
+
 
 @dataclass(frozen=True)
 class Actor:
-    type: str  # "api_key", "user" or "system"
+    type: str  # "api_key", "partner" (a signed event), "user" or "system"
     id: str
-    role: str
-    channel: str | None = None  # set for integration keys: they act for one channel only
+    role: str  # one of ROLES
+    channel: str | None = None  # a channel integration: the one channel it acts for
     api_key_id: int | None = None
-    speaks_for: str | None = None  # a partner's signed events: its one location or carrier
+    # A warehouse integration: its location codes; a carrier integration: its carrier codes.
+    scope: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:

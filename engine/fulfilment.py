@@ -22,11 +22,10 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from engine import transitions
+from engine import transitions, visibility
 from engine.actors import Actor
 from engine.errors import (
     FieldProblem,
-    ForbiddenError,
     InputValidationError,
     NotFoundError,
     NotReadyError,
@@ -279,12 +278,10 @@ def apply_wms_event(uow: UnitOfWork, actor: Actor, event: WmsEvent,
         NotFoundError: the fulfilment group does not exist.
         InputValidationError: lines that are not in the group, or more than it holds.
     """
-    group = uow.session.get(FulfilmentGroup, event.group_id)
-    if group is None:
+    group = uow.session.scalar(select(FulfilmentGroup).where(
+        FulfilmentGroup.id == event.group_id, visibility.groups(actor)))
+    if group is None:  # another location's group is, for this warehouse, no group at all
         raise NotFoundError("fulfilment group", event.group_id)
-    if actor.speaks_for is not None and actor.speaks_for != group.location_code:
-        raise ForbiddenError(f"{actor.label} speaks for {actor.speaks_for}, not for "
-                             f"{group.location_code}, where group {group.id} ships from")
     order = _lock_order(uow, group.order_id)  # twins of one event queue here
     seen = _seen(uow, "wms", event.event_id)
     if seen is not None:
@@ -571,9 +568,8 @@ def apply_tracking_event(uow: UnitOfWork, actor: Actor, event: TrackingEvent,
         NotFoundError: no shipment has this tracking number.
     """
     shipment = uow.session.scalars(select(Shipment).where(
-        Shipment.tracking_number == event.tracking_number)).first()
-    if shipment is None or (actor.speaks_for is not None
-                            and actor.speaks_for != shipment.carrier_code):
+        Shipment.tracking_number == event.tracking_number, visibility.shipments(actor))).first()
+    if shipment is None:
         # another carrier's parcel is, for this carrier, no parcel at all
         raise NotFoundError("shipment with tracking number", event.tracking_number)
     order = _lock_order(uow, shipment.order_id)
@@ -850,10 +846,16 @@ def trial_balance(uow: UnitOfWork) -> dict[str, tuple[Decimal, Decimal]]:
             for account, debit, credit in rows}
 
 
-def released_work(uow: UnitOfWork, location_code: str) -> list[FulfilmentGroup]:
-    """What a location's warehouse has been given and not yet shipped: its pick list."""
+def released_work(uow: UnitOfWork, actor: Actor, location_code: str) -> list[FulfilmentGroup]:
+    """What a location's warehouse has been given and not yet shipped: its pick list.
+
+    Raises:
+        NotFoundError: a location this actor does not work at.
+    """
+    visibility.check_location(actor, location_code)
     return list(uow.session.scalars(select(FulfilmentGroup).where(
-        FulfilmentGroup.location_code == location_code, FulfilmentGroup.status == "released")
+        FulfilmentGroup.location_code == location_code, FulfilmentGroup.status == "released",
+        visibility.groups(actor))
         .order_by(FulfilmentGroup.released_at, FulfilmentGroup.id).limit(500)))
 
 

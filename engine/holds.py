@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
+from engine import visibility
 from engine.actors import Actor
 from engine.errors import NotOnHoldError
 from engine.job_names import WITHDRAW_JOB
@@ -150,9 +151,7 @@ class HoldQuery:
 def list_holds(uow: UnitOfWork, actor: Actor, query: HoldQuery) -> tuple[list[Hold], int | None]:
     """Return one page of holds, newest first, and the cursor of the next page."""
     statement: Select[Hold] = select(Hold).order_by(Hold.id.desc())
-    if actor.channel is not None:
-        statement = statement.join(Order, Order.id == Hold.order_id).where(
-            Order.channel == actor.channel)
+    statement = statement.where(visibility.holds(actor))
     if query.state == "open":
         statement = statement.where(Hold.resolved_at.is_(None))
     elif query.state == "resolved":

@@ -16,11 +16,13 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
+from engine import visibility
 from engine.actors import Actor
 from engine.errors import (
     FieldProblem,
     InputValidationError,
     InsufficientStockError,
+    NotFoundError,
     OmsError,
     UnknownReferencesError,
 )
@@ -100,6 +102,10 @@ def apply_changes(uow: UnitOfWork, actor: Actor,
     for change in changes:
         if change.key in unknown:
             outcomes.append(ChangeOutcome(None, unknown[change.key]))
+            continue
+        if not visibility.may_work_at(actor, change.location_code):
+            outcomes.append(ChangeOutcome(None, NotFoundError("location",
+                                                              change.location_code)))
             continue
         level = levels[change.key]
         try:
@@ -219,6 +225,7 @@ def expect_supply(uow: UnitOfWork, actor: Actor, sku: str, location_code: str,
     Raises:
         UnknownReferencesError: the SKU or location does not exist.
     """
+    visibility.check_location(actor, location_code)
     probe = StockChange("receipt", sku, location_code, quantity)
     unknown = _unknown_references(uow, [probe])
     if unknown:
@@ -274,10 +281,11 @@ def offer_to_backorders(uow: UnitOfWork, skus: Iterable[str]) -> None:
         uow.enqueue_after_commit(BACKORDER_JOB, sku)
 
 
-def stock_page(uow: UnitOfWork, *, sku: str | None, location_code: str | None,
+def stock_page(uow: UnitOfWork, actor: Actor, *, sku: str | None, location_code: str | None,
                after: Key | None, limit: int) -> tuple[list[StockLevel], Key | None]:
     """Return one page of levels in (sku, location) order, filtered by SKU or location."""
-    statement = select(StockLevel).order_by(StockLevel.sku, StockLevel.location_code)
+    statement = select(StockLevel).order_by(StockLevel.sku, StockLevel.location_code).where(
+        visibility.locations(actor, StockLevel.location_code))
     if sku is not None:
         statement = statement.where(StockLevel.sku == sku)
     if location_code is not None:
@@ -289,12 +297,12 @@ def stock_page(uow: UnitOfWork, *, sku: str | None, location_code: str | None,
                       lambda level: (level.sku, level.location_code))
 
 
-def ledger_page(uow: UnitOfWork, *, sku: str | None, location_code: str | None,
+def ledger_page(uow: UnitOfWork, actor: Actor, *, sku: str | None, location_code: str | None,
                 order_id: int | None, after: int | None,
                 limit: int) -> tuple[list[StockMovement], int | None]:
     """Return one page of movements, oldest first, filtered by SKU, location or order."""
     statement = select(StockMovement).order_by(StockMovement.id)
-    filters: list[Any] = []
+    filters: list[Any] = [visibility.movements(actor)]
     if sku is not None:
         filters.append(StockMovement.sku == sku)
     if location_code is not None:
@@ -306,11 +314,12 @@ def ledger_page(uow: UnitOfWork, *, sku: str | None, location_code: str | None,
     return fetch_page(uow.session, statement.where(*filters), limit, lambda move: move.id)
 
 
-def supply_for(uow: UnitOfWork, sku: str) -> list[ExpectedSupply]:
+def supply_for(uow: UnitOfWork, actor: Actor, sku: str) -> list[ExpectedSupply]:
     """Return the supply of a SKU still expected (overdue included), earliest first."""
     return list(uow.session.scalars(
         select(ExpectedSupply).where(ExpectedSupply.sku == sku,
-                                     ExpectedSupply.received < ExpectedSupply.quantity)
+                                     ExpectedSupply.received < ExpectedSupply.quantity,
+                                     visibility.locations(actor, ExpectedSupply.location_code))
         .order_by(ExpectedSupply.expected_on, ExpectedSupply.id)))
 
 

@@ -115,7 +115,6 @@ class Timestamped:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-ROLES = ("system", "analyst", "ops", "admin")
 
 
 class Customer(Timestamped, Base):
@@ -288,7 +287,9 @@ class ApiKey(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     role: Mapped[str] = mapped_column(String(16))
-    channel: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(64))  # a channel integration's
+    # A warehouse integration's location codes, a carrier integration's carrier codes.
+    scope: Mapped[list[str] | None] = mapped_column(JSON)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     display_prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

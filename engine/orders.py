@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
 
+from engine import visibility
 from engine.actors import Actor
 from engine.errors import (
     DuplicateOrderError,
@@ -156,7 +157,7 @@ def get_order(uow: UnitOfWork, actor: Actor, order_id: int, lock: bool = False) 
     """
     order = (uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
              if lock else uow.session.get(Order, order_id))
-    if order is None or not _may_see(actor, order):
+    if order is None or not visibility.may_see(uow, actor, order):
         raise NotFoundError("order", order_id)
     return order
 
@@ -164,8 +165,7 @@ def get_order(uow: UnitOfWork, actor: Actor, order_id: int, lock: bool = False) 
 def list_orders(uow: UnitOfWork, actor: Actor, query: OrderQuery) -> OrderPage:
     """Return one page of orders, newest first, and the cursor of the next page."""
     statement: Select[Order] = select(Order).order_by(Order.id.desc())
-    if actor.channel is not None:
-        statement = statement.where(Order.channel == actor.channel)
+    statement = statement.where(visibility.orders(actor))
     if query.status is not None:
         statement = statement.where(Order.status == query.status)
     if query.channel is not None:
@@ -214,10 +214,6 @@ def cancel_order(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) -> O
 
 def _lock_order(uow: UnitOfWork, actor: Actor, order_id: int) -> Order:
     return get_order(uow, actor, order_id, lock=True)
-
-
-def _may_see(actor: Actor, order: Order) -> bool:
-    return actor.channel is None or actor.channel == order.channel
 
 
 def _channel_for(actor: Actor, requested: str | None) -> str:

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from engine import holds
-from engine.actors import Actor
+from engine import holds, visibility
+from engine.actors import CHANNEL, Actor
 from engine.carriers import Choice, choose_carriers, plan_carriers
 from engine.decisions import record_decision
 from engine.errors import NotFoundError, OmsError, StageNotRunnableError
@@ -341,8 +341,7 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
         raise NotFoundError(f"published {stage} rule set", "")
     baseline = compiled(current)
     statement = select(Order).order_by(Order.id.desc()).limit(min(last, limit))
-    if actor.channel is not None:
-        statement = statement.where(Order.channel == actor.channel)
+    statement = statement.where(visibility.orders(actor))
     since, until = window
     if since is not None:
         statement = statement.where(Order.created_at >= since)
@@ -517,7 +516,8 @@ def run_simulation(uow: UnitOfWork, simulation_id: int) -> Simulation | None:
     simulation = uow.session.get(Simulation, simulation_id, with_for_update=True)
     if simulation is None or simulation.state != "queued":
         return simulation
-    requester = Actor(type="system", id="simulation", role="analyst",
+    requester = Actor(type="system", id="simulation",
+                      role=CHANNEL if simulation.channel else "analyst",
                       channel=simulation.channel)
     try:
         simulation.result = simulate(
@@ -533,9 +533,9 @@ def run_simulation(uow: UnitOfWork, simulation_id: int) -> Simulation | None:
 
 def get_simulation(uow: UnitOfWork, actor: Actor, stage: str, simulation_id: int) -> Simulation:
     """Return a simulation of this stage that the actor may see."""
-    simulation = uow.session.get(Simulation, simulation_id)
-    if (simulation is None or simulation.stage != stage
-            or (actor.channel is not None and simulation.channel != actor.channel)):
+    simulation = uow.session.scalar(select(Simulation).where(
+        Simulation.id == simulation_id, visibility.simulations(actor)))
+    if simulation is None or simulation.stage != stage:
         raise NotFoundError("simulation", simulation_id)
     return simulation
 

@@ -139,12 +139,14 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def make_key(services: Services) -> Callable[..., dict[str, str]]:
-    """Create an API key with a role; return the headers that present it."""
+    """Create an API key with a role (and its channel, or its locations or carriers in
+    `scope`); return the headers that present it."""
 
-    def make(role: str, channel: str | None = None, name: str | None = None) -> dict[str, str]:
+    def make(role: str, channel: str | None = None, name: str | None = None,
+             scope: tuple[str, ...] = ()) -> dict[str, str]:
         with services.uow() as uow:
             _, plaintext = access.create_api_key(uow, name or f"{role}-{uuid.uuid4().hex[:6]}",
-                                                 role, channel)
+                                                 role, channel, scope)
             uow.commit()
         return {"Authorization": f"Bearer {plaintext}"}
 

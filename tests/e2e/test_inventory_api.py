@@ -109,7 +109,7 @@ def test_a_count_sets_on_hand_and_the_ledger_records_the_difference(client, admi
 
 
 def test_adjustments_and_receipts_move_the_level_by_their_quantity(client, make_key, sites):
-    ops, system = make_key("ops"), make_key("system", channel="wms")
+    ops, system = make_key("ops"), make_key("warehouse", scope=(sites["south"],))
     post(client, system, "/inventory/receipts",
          {"sku": "T-MUG", "location": sites["south"], "quantity": 12, "reference": "ASN-7"})
     adjusted = post(client, ops, "/inventory/adjustments",
@@ -395,7 +395,7 @@ def test_the_ledger_pages_oldest_first_and_filters(client, admin, sites):
 def test_who_may_change_and_read_stock(client, make_key, sites):
     body = {"sku": "T-LAMP", "location": sites["north"], "on_hand": 1}
     analyst, ops = make_key("analyst"), make_key("ops")
-    system = make_key("system", channel="wms")
+    system = make_key("warehouse", scope=(sites["north"],))
     for path in ("/inventory/counts", "/inventory/counts/bulk"):
         payload = {"rows": [body]} if path.endswith("bulk") else body
         refused = client.post(path, json=payload, headers=analyst)

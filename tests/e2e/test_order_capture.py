@@ -43,7 +43,7 @@ def test_a_captured_order_is_recorded_in_status_received_with_its_totals(client,
 
 
 def test_the_timeline_records_the_capture_and_who_did_it(client, make_key, catalog):
-    erp = make_key("system", channel="erp", name="erp-integration")
+    erp = make_key("channel", channel="erp", name="erp-integration")
     created = client.post("/orders", json=order_body(channel="erp"), headers=erp).json
     events = client.get(f"/orders/{created['id']}/events", headers=erp).json["items"]
     assert [event["type"] for event in events] == [

@@ -388,9 +388,9 @@ def test_a_partner_with_its_own_secret_speaks_only_for_its_own_location_or_parce
     group, lines = everything(client, admin, order_id)
     event = {"event_id": "own-1", "type": "shipped", "group_id": group["id"],
              "tracking_number": "OWN000001BR", "lines": lines}
-    # Rio's warehouse cannot confirm Sao Paulo's group
+    # Rio's warehouse cannot confirm Sao Paulo's group: for it, there is none
     other = signed_post(client, "/wms/events", event, "rj-secret")
-    assert (other.status_code, other.json["code"]) == (403, "forbidden")
+    assert (other.status_code, other.json["code"]) == (404, "not_found")
     assert level(services, "LAMP-1") == (100, 2)
     assert signed_post(client, "/wms/events", event, "sp-secret").json["outcome"] == "applied"
     # a carrier cannot report on another carrier's parcel: for it, there is none

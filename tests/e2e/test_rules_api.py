@@ -162,7 +162,7 @@ def test_only_drafts_change_and_only_drafts_are_published(client, make_key):
 
 
 def test_ops_and_integrations_read_rules_and_only_analysts_change_them(client, make_key):
-    ops, system = make_key("ops"), make_key("system", channel="web")
+    ops, system = make_key("ops"), make_key("channel", channel="web")
     for reader in (ops, system):
         assert client.get("/rules", headers=reader).json["items"][0] == {
             "name": "validation", "published_version": 1, "stop_on_first_trigger": False,
@@ -311,7 +311,7 @@ def test_a_simulation_by_an_integration_key_sees_only_its_channel(client, make_k
                                                                   catalog):
     client.post("/orders", json=order_body(channel="web"), headers=admin)
     client.post("/orders", json=order_body(channel="erp"), headers=admin)
-    web = make_key("system", channel="web")
+    web = make_key("channel", channel="web")
     result = client.post("/rules/validation/simulate", headers=web,
                          json={"version": 1}).json
     assert result["orders"] == 1

@@ -356,7 +356,7 @@ def test_bad_subscriptions_are_refused_with_every_offending_field(client, admin)
 
 def test_only_ops_and_admin_manage_webhooks(client, admin, make_key):
     created = subscribe(client, make_key("ops"), "https://example.com/hooks", "order.created")
-    for key in (make_key("analyst"), make_key("system", channel="web")):
+    for key in (make_key("analyst"), make_key("channel", channel="web")):
         for method, path, body in (
                 ("post", "/webhooks/subscriptions",
                  {"url": "https://example.com/", "event_types": ["order.created"]}),
