@@ -196,6 +196,25 @@ def cancel_at_warehouse(group_id: int) -> bool:
     return True
 
 
+def stop_at_warehouse(group_id: int, event_id: int) -> bool:
+    """Tell a released group's warehouse to stop the units a cancellation took from it
+    (the timeline event that recorded it), once; the rest of the group still ships."""
+    services = current_services()
+    key = fulfilment.stop_key(group_id, event_id)
+    with services.uow() as uow:
+        request = fulfilment.stop_request(uow, group_id, event_id)
+    if request is None:
+        return False
+    warehouse = services.partners.warehouse(request.location_code)
+    _call(request.order_id, "wms_rejected", "wms",
+          lambda: warehouse.stop_units(request.reference, request.items, key),
+          fulfilment.STOP_JOB, group_id, event_id)
+    with services.uow() as uow:
+        fulfilment.record_stop(uow, system_actor("wms-stop"), group_id, event_id, request)
+        uow.commit()
+    return True
+
+
 def resume_stalled_work(older_than_seconds: int = 600) -> int:
     """Hand out again the release, label and billing work still undone after this long
     (a scheduled safety net behind the outbox). Returns how many jobs it started."""
