@@ -266,3 +266,26 @@ def test_a_cancel_racing_a_shipment_of_the_same_units_never_both_succeed(
         shipped += lamps["shipped"]
     # and the stock says the same: what shipped left, nothing is still reserved for it
     assert level(services, "LAMP-1") == (100 - shipped, 0)
+
+
+def test_a_sku_listed_twice_is_cancelled_from_its_lines_in_order(client, admin, catalog,
+                                                                 services):
+    # given an order listing lamps twice, and a mug
+    lines = [{"sku": "LAMP-1", "quantity": 2, "unit_price": "89.90"},
+             {"sku": "MUG-2", "quantity": 1, "unit_price": "24.50"},
+             {"sku": "LAMP-1", "quantity": 1, "unit_price": "89.90"}]
+    order_id = client.post("/orders", json=order_body(lines=lines), headers=admin).json["id"]
+    # when three lamps are cancelled by SKU
+    response = client.post(f"/orders/{order_id}/cancel", headers=admin, json={
+        "reason": "no lamps", "lines": [{"sku": "LAMP-1", "quantity": 3}]})
+    # then both lamp lines are, the mug still ships, and the lamps' stock is free again
+    assert response.status_code == 200, response.json
+    assert [line["quantities"]["cancelled"] for line in response.json["lines"]] == [2, 0, 1]
+    assert response.json["status"] == "released"
+    assert level(services, "LAMP-1") == (100, 0)
+    # cancelling the mug too leaves nothing: the order is cancelled, the group withdrawn
+    last = client.post(f"/orders/{order_id}/cancel", headers=admin, json={
+        "reason": "nothing then", "lines": [{"line_no": 2, "quantity": 1}]})
+    assert last.json["status"] == "cancelled"
+    types = [e["type"] for e in timeline(client, admin, order_id)]
+    assert types[-2:] == ["order.cancelled", "group.withdrawn"]
