@@ -137,9 +137,13 @@ def release_request(uow: UnitOfWork, group_id: int) -> FulfilmentRequest | None:
                     for line in group.lines))
 
 
-def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str) -> bool:
+def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str,
+                   sent: tuple[ItemToShip, ...] = ()) -> bool:
     """Record the warehouse's reference for a released group; the order is released once
-    all its groups are. Returns False when it was already recorded (a job run twice)."""
+    all its groups are. Returns False when it was already recorded (a job run twice).
+
+    Units of what was `sent` that a cancellation took while the call was out are then
+    stopped at the warehouse."""
     locked = _locked(uow, FulfilmentGroup, group_id)
     if locked is None:
         return False
@@ -156,11 +160,28 @@ def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str)
     group.status = "released"
     record_event(uow, order, "group.released", actor, group=group.id,
                  location=group.location_code, wms_reference=reference)
+    _stop_cancelled_meanwhile(uow, actor, order, group, sent)
     if effective_status(order) is OrderStatus.ALLOCATED and all(
             g.status != "allocated" for g in order.fulfilment_groups):
         _progress(uow, actor, order, OrderStatus.RELEASED, "order.released")
         uow.enqueue_after_commit(NOTIFY_JOB, order.id, "confirmation")
     return True
+
+
+def _stop_cancelled_meanwhile(uow: UnitOfWork, actor: Actor, order: Order,
+                              group: FulfilmentGroup, sent: tuple[ItemToShip, ...]) -> None:
+    left = {line.order_line_id: line.quantity for line in group.lines}
+    numbers = {line.id: line.line_no for line in order.lines}
+    extra = [{"line_no": numbers[item.order_line_id], "sku": item.sku,
+              "quantity": item.quantity - left.get(item.order_line_id, 0)}
+             for item in sent if item.quantity > left.get(item.order_line_id, 0)]
+    if extra:
+        event = record_event(uow, order, "group.released_after_cancel", actor,
+                             group=group.id, wms_reference=group.wms_reference,
+                             groups=[{"group": group.id, "location": group.location_code,
+                                      "withdrawn": False, "lines": extra}])
+        uow.session.flush()
+        uow.enqueue_after_commit(STOP_JOB, group.id, event.id)
 
 
 def cancel_key(group_id: int) -> str:

@@ -46,7 +46,7 @@ def release_group(group_id: int) -> str | None:
                     fulfilment.RELEASE_JOB, group_id)
     with services.uow() as uow:
         fulfilment.record_release(uow, system_actor("wms-release"), group_id,
-                                  release.reference)
+                                  release.reference, request.items)
         uow.commit()
     return release.reference
 

@@ -289,3 +289,43 @@ def test_a_sku_listed_twice_is_cancelled_from_its_lines_in_order(client, admin, 
     assert last.json["status"] == "cancelled"
     types = [e["type"] for e in timeline(client, admin, order_id)]
     assert types[-2:] == ["order.cancelled", "group.withdrawn"]
+
+
+def test_units_cancelled_while_the_release_was_out_are_stopped_once_it_lands(
+        make_app, admin, services):
+    from sqlalchemy import select
+
+    from engine import fulfilment
+    from engine.actors import system_actor
+    from engine.models import OutboxMessage
+    from tests.conftest import load_catalog
+
+    # given Redis unreachable: the release job waits in the outbox
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    client = app.test_client()
+    load_catalog(client, admin, services)
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    group_id = group_of(client, admin, order_id)["id"]
+    # and the release job has read what to send: both lamps and the mug
+    with services.uow() as uow:
+        request = fulfilment.release_request(uow, group_id)
+    assert request is not None
+    # when a lamp is cancelled while the call is out, then the warehouse answers
+    assert client.post(f"/orders/{order_id}/cancel", headers=admin, json={
+        "reason": "one lamp", "lines": [{"line_no": 1, "quantity": 1}]}).status_code == 200
+    with services.uow() as uow:
+        assert fulfilment.record_release(uow, system_actor("test"), group_id, "LATE-1",
+                                         request.items)
+        uow.commit()
+    # then the group is released with one lamp, and the warehouse is to stop the other
+    group = group_of(client, admin, order_id)
+    assert group["status"] == "released"
+    assert [(line["sku"], line["quantity"]) for line in group["lines"]] == [
+        ("LAMP-1", 1), ("MUG-2", 1)]
+    late = [e for e in timeline(client, admin, order_id)
+            if e["type"] == "group.released_after_cancel"]
+    assert [e["data"]["groups"][0]["lines"] for e in late] == [
+        [{"line_no": 1, "sku": "LAMP-1", "quantity": 1}]]
+    with services.uow() as uow:
+        jobs = [(m.job, list(m.args)) for m in uow.session.scalars(select(OutboxMessage))]
+    assert ("jobs.fulfilment.stop_at_warehouse", [group_id, late[0]["id"]]) in jobs
