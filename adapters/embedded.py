@@ -31,6 +31,7 @@ from engine.ports import (
     FinanceReceipt,
     FulfilmentRequest,
     InvoiceRequest,
+    ItemToShip,
     Label,
     LabelRequest,
     Money,
@@ -50,6 +51,9 @@ class EmbeddedWarehouse:
 
     def cancel(self, reference: str, key: str) -> None:
         return None  # nothing to take back: the pick list is our own fulfilment group
+
+    def stop_units(self, reference: str, items: tuple[ItemToShip, ...], key: str) -> None:
+        return None  # the pick list is our own group, which no longer has the units
 
 
 ZERO = Decimal(0)

@@ -14,6 +14,9 @@ Paths are relative to the partner's base URL ("effectful" = carries an Idempoten
         -> {"reference": str}
     POST /fulfilment-orders/{reference}/cancel  {}                        effectful
         -> {"reference": str, "status": "cancelled"}
+    POST /fulfilment-orders/{reference}/stop    {"items": [ItemToShip]}   effectful
+        -> {"reference": str, "status": "stopped"}
+        (units of it no longer wanted: the warehouse picks, packs and ships the rest)
 
     Carrier
     POST /rates                                 LabelRequest
@@ -70,6 +73,7 @@ from engine.ports import (
     FinanceReceipt,
     FulfilmentRequest,
     InvoiceRequest,
+    ItemToShip,
     Label,
     LabelRequest,
     Money,
@@ -132,6 +136,11 @@ class _Released(_Answer):
 class _Cancelled(_Answer):
     reference = _text(required=True)
     status = fields.String(required=True, validate=validate.Equal("cancelled"))
+
+
+class _Stopped(_Answer):
+    reference = _text(required=True)
+    status = fields.String(required=True, validate=validate.Equal("stopped"))
 
 
 class _Rate(_Answer):
@@ -272,6 +281,13 @@ class HttpWarehouse:
         """Withdraw a released fulfilment order that has not shipped."""
         path = f"/fulfilment-orders/{_segment(reference)}/cancel"
         answer = self.client.call("POST", path, _Cancelled(), {}, key)
+        _expect(self.client.system, f"POST {path}", "reference", reference, answer["reference"])
+
+    def stop_units(self, reference: str, items: tuple[ItemToShip, ...], key: str) -> None:
+        """Stop these units of a released fulfilment order; the rest of it still ships."""
+        path = f"/fulfilment-orders/{_segment(reference)}/stop"
+        answer = self.client.call("POST", path, _Stopped(),
+                                  {"items": [asdict(item) for item in items]}, key)
         _expect(self.client.system, f"POST {path}", "reference", reference, answer["reference"])
 
 

@@ -12,6 +12,7 @@ from marshmallow import RAISE
 from api.access import allow, current_actor
 from api.problems import document_errors
 from api.schemas import (
+    CancelSchema,
     DecisionListSchema,
     EventListSchema,
     FulfilmentListSchema,
@@ -108,12 +109,25 @@ def list_order_events(order_id: int) -> dict[str, Any]:
 @blp.route(ORDER_PATH + "/cancel", methods=["POST"])
 @allow("channel", "ops", scope="order")
 @command
-@_document_errors(400, 401, 403, 404, 409, 413, 415)
-@blp.arguments(ReasonSchema())
+@_document_errors(400, 401, 403, 404, 409, 413, 415, 422)
+@blp.arguments(CancelSchema())
 @blp.response(200, OrderOutSchema)
 def cancel_order(data: dict[str, Any], order_id: int) -> Order:
-    """Cancel an order that has not shipped (shipped goods are returned, not cancelled)."""
-    return orders.cancel_order(request_uow(), current_actor(), order_id, data["reason"])
+    """Cancel what has not shipped: the whole remainder, or units of some lines.
+
+    `{"reason": ..., "lines": [{"line_no": 2, "quantity": 1}]}` (or `"sku"` instead of
+    `"line_no"`) cancels only those units; without `lines`, everything not shipped yet.
+    Their reservations go back to stock (and to waiting orders), a released group is
+    withdrawn from its warehouse or told which units to stop, and they are never billed.
+    An order with nothing left to ship is `cancelled`, or `shipped` if some of it shipped.
+    Shipped goods are returned, not cancelled: a shipped or closed order is a 409; more
+    units than a line has left, an unknown line, or packed units without the rest of
+    their group, a 422 naming the field.
+    """
+    lines = data.get("lines")
+    return orders.cancel_order(
+        request_uow(), current_actor(), order_id, data["reason"],
+        None if lines is None else [orders.LineToCancel(**line) for line in lines])
 
 
 @blp.route(ORDER_PATH + "/hold", methods=["POST"])

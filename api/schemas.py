@@ -373,6 +373,29 @@ class ReasonSchema(StrictSchema):
     reason = text(500, required=True)
 
 
+class CancelLineSchema(StrictSchema):
+    line_no = fields.Integer(strict=True, validate=validate.Range(min=1, max=500), metadata={
+        "description": "The order line's number (`lines[].line_no` of the order)"})
+    sku = text(64, metadata={"description": "Or its SKU (a SKU listed twice: its lines in "
+                                            "order)"})
+    quantity = quantity(required=True, metadata={"description": "Units to cancel, at most "
+                                                                "those not shipped yet"})
+
+    @validates_schema
+    def names_one_line(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("line_no" in data) == ("sku" in data):
+            raise ValidationError("name the line by line_no or by sku (one of them)",
+                                  "line_no")
+
+
+class CancelSchema(StrictSchema):
+    reason = text(500, required=True)
+    lines = fields.List(fields.Nested(CancelLineSchema),
+                        validate=validate.Length(min=1, max=500), metadata={
+                            "description": "Cancel only these units; without it, "
+                                           "everything not shipped yet"})
+
+
 class NoteSchema(StrictSchema):
     note = text(500)
 

@@ -14,7 +14,7 @@ never moving a shipment backwards, so events that arrive out of order do no harm
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -37,7 +37,7 @@ from engine.holds import (
     put_on_hold,
     stop_released_groups,
 )
-from engine.inventory import lock_levels, move
+from engine.inventory import lock_levels, move, unreserve
 from engine.iso import minor_units
 from engine.job_names import (
     COMPLETE_JOB,
@@ -45,10 +45,12 @@ from engine.job_names import (
     LABEL_JOB,
     NOTIFY_JOB,
     RELEASE_JOB,
+    STOP_JOB,
     WITHDRAW_JOB,
     WMS_CANCEL_JOB,
 )
 from engine.models import (
+    OPEN_GROUP_STATUSES,
     ExternalEffect,
     FulfilmentGroup,
     FulfilmentLine,
@@ -56,12 +58,13 @@ from engine.models import (
     JournalEntry,
     JournalLine,
     Order,
+    OrderEvent,
     OrderLine,
     Shipment,
     ShipmentLine,
     utcnow,
 )
-from engine.money import cumulative_share
+from engine.money import cumulative_share, share
 from engine.orders import get_order, record_event
 from engine.ports import (
     Address,
@@ -148,9 +151,13 @@ def release_request(uow: UnitOfWork, group_id: int) -> tuple[FulfilmentRequest, 
                     for line in group.lines)), release_key(group.id, group.releases)
 
 
-def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str) -> bool:
+def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str,
+                   sent: tuple[ItemToShip, ...] = ()) -> bool:
     """Record the warehouse's reference for a released group; the order is released once
-    all its groups are. Returns False when it was already recorded (a job run twice)."""
+    all its groups are. Returns False when it was already recorded (a job run twice).
+
+    Units of what was `sent` that a cancellation took while the call was out are then
+    stopped at the warehouse."""
     locked = _locked(uow, FulfilmentGroup, group_id)
     if locked is None:
         return False
@@ -169,6 +176,7 @@ def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str)
     group.status = "released"
     record_event(uow, order, "group.released", actor, group=group.id,
                  location=group.location_code, wms_reference=reference)
+    _stop_cancelled_meanwhile(uow, actor, order, group, sent)
     if order.status is OrderStatus.ON_HOLD:  # held while the call was out: take it back
         stop_released_groups(uow, order)
     if effective_status(order) is OrderStatus.ALLOCATED and all(
@@ -176,6 +184,22 @@ def record_release(uow: UnitOfWork, actor: Actor, group_id: int, reference: str)
         _progress(uow, actor, order, OrderStatus.RELEASED, "order.released")
         uow.enqueue_after_commit(NOTIFY_JOB, order.id, "confirmation")
     return True
+
+
+def _stop_cancelled_meanwhile(uow: UnitOfWork, actor: Actor, order: Order,
+                              group: FulfilmentGroup, sent: tuple[ItemToShip, ...]) -> None:
+    left = {line.order_line_id: line.quantity for line in group.lines}
+    numbers = {line.id: line.line_no for line in order.lines}
+    extra = [{"line_no": numbers[item.order_line_id], "sku": item.sku,
+              "quantity": item.quantity - left.get(item.order_line_id, 0)}
+             for item in sent if item.quantity > left.get(item.order_line_id, 0)]
+    if extra:
+        event = record_event(uow, order, "group.released_after_cancel", actor,
+                             group=group.id, wms_reference=group.wms_reference,
+                             groups=[{"group": group.id, "location": group.location_code,
+                                      "withdrawn": False, "lines": extra}])
+        uow.session.flush()
+        uow.enqueue_after_commit(STOP_JOB, group.id, event.id)
 
 
 def cancel_key(group_id: int) -> str:
@@ -239,6 +263,193 @@ def record_withdrawal(uow: UnitOfWork, actor: Actor, group_id: int, stop: Withdr
         group.status = "allocated"
         uow.enqueue_after_commit(RELEASE_JOB, group.id)
     return True
+
+
+# --- cancelling units -------------------------------------------------------------------
+
+
+@dataclass
+class CancelPlan:
+    """Where the units an order no longer wants are taken from, decided before anything
+    changes: waiting for stock, not sourced yet, or reserved in a fulfilment group."""
+
+    wanted: dict[int, int]  # order line id -> units to cancel
+    backordered: dict[int, int] = field(default_factory=dict)
+    reserved: list[tuple[FulfilmentGroup, FulfilmentLine, int]] = field(default_factory=list)
+    # order line id -> why its packed units cannot go without the rest of their group
+    packed: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class CancelOutcome:
+    """What cancelling units did: the SKUs it freed stock of, and per group what it took."""
+
+    skus: set[str]
+    groups: list[dict[str, Any]]
+    stopped: list[int]  # released groups the warehouse must stop some units of
+
+
+def plan_cancel(uow: UnitOfWork, order: Order, wanted: dict[int, int]) -> CancelPlan:
+    """Decide where each unit to cancel comes from, on the locked order: units waiting for
+    stock first, then units not sourced yet, then reservations of groups not released
+    yet, then of released groups (units the warehouse has not packed before packed ones).
+
+    Packed units leave with their package: they can only be taken with everything else
+    left in their group (the warehouse withdraws the whole fulfilment order then).
+    """
+    plan = CancelPlan(wanted)
+    groups = sorted(uow.session.scalars(select(FulfilmentGroup).where(
+        FulfilmentGroup.order_id == order.id,
+        FulfilmentGroup.status.in_(OPEN_GROUP_STATUSES))
+        .with_for_update().execution_options(populate_existing=True)),
+        key=lambda group: (group.status != "allocated", group.id))
+    claimed = {group.id: _claimed(uow, group, None) for group in groups}
+    lines = {line.id: line for line in order.lines}
+    packed_in: dict[int, set[int]] = {}  # group id -> order lines taking packed units
+    planned: dict[int, int] = {}  # group line id -> units taken from it
+    for line_id, units in wanted.items():
+        line = lines[line_id]
+        left = units - min(units, line.quantity_backordered)
+        if units > left:
+            plan.backordered[line_id] = units - left
+        left -= min(left, max(0, line.quantity_ordered - line.quantity_allocated
+                               - line.quantity_shipped - line.quantity_cancelled
+                               - line.quantity_backordered))  # not sourced yet
+        for packed in (False, True):
+            for group in groups:
+                for group_line in group.lines:
+                    if group_line.order_line_id != line_id or left == 0:
+                        continue
+                    boxed = 0 if packed else min(claimed[group.id].get(line_id, 0),
+                                                 group_line.quantity)
+                    take = min(left, group_line.quantity - boxed
+                               - planned.get(group_line.id, 0))
+                    if take > 0:
+                        plan.reserved.append((group, group_line, take))
+                        planned[group_line.id] = planned.get(group_line.id, 0) + take
+                        left -= take
+                        if packed:
+                            packed_in.setdefault(group.id, set()).add(line_id)
+    for group in groups:
+        if group.id in packed_in and any(
+                group_line.quantity > planned.get(group_line.id, 0)
+                for group_line in group.lines):
+            for line_id in packed_in[group.id]:
+                plan.packed[line_id] = (
+                    f"units of {lines[line_id].sku} are packed for shipping in fulfilment "
+                    f"group {group.id} and leave with their package; cancel everything "
+                    "left in that group, or return them once delivered")
+    return plan
+
+
+def cancel_units(uow: UnitOfWork, actor: Actor, order: Order, plan: CancelPlan,
+                 reason: str) -> CancelOutcome:
+    """Cancel the planned units: counted as cancelled on their lines, their reservations
+    given back (ledger movements), their groups shrunk; a group left empty is cancelled
+    (and withdrawn from its warehouse if it was released), a released group that keeps
+    some units is to be told which units to stop (`STOP_JOB`, once the caller knows the
+    timeline event that says so)."""
+    lines = {line.id: line for line in order.lines}
+    for line_id, units in plan.wanted.items():
+        lines[line_id].quantity_cancelled += units
+    for line_id, units in plan.backordered.items():
+        lines[line_id].quantity_backordered -= units
+    freeing: dict[tuple[str, str], int] = {}
+    touched: dict[int, tuple[FulfilmentGroup, list[dict[str, Any]]]] = {}
+    for group, group_line, units in plan.reserved:
+        key = (group_line.sku, group.location_code)
+        freeing[key] = freeing.get(key, 0) + units
+        group_line.order_line.quantity_allocated -= units
+        touched.setdefault(group.id, (group, []))[1].append(
+            {"line_no": group_line.order_line.line_no, "sku": group_line.sku,
+             "quantity": units})
+        _take_from_group(group_line, units)
+    skus = unreserve(uow, actor, order.id, freeing, reason)
+    groups, stopped = [], []
+    for group, taken in touched.values():
+        released = group.status == "released"
+        if not group.lines:
+            group.status = "cancelled"
+            if released:  # the warehouse has it: take all of it back
+                uow.enqueue_after_commit(WMS_CANCEL_JOB, group.id)
+        elif released:
+            stopped.append(group.id)
+        groups.append({"group": group.id, "location": group.location_code,
+                       "withdrawn": not group.lines, "lines": taken})
+    return CancelOutcome(skus, groups, stopped)
+
+
+def move_on(uow: UnitOfWork, actor: Actor, order: Order) -> None:
+    """Take an order on once units of it were cancelled (not all of them): shipped, and
+    delivered or completed, when what is left has all gone; allocated and released when
+    what it was waiting for is no longer wanted."""
+    lines = order.lines
+    if all(line.quantity_shipped + line.quantity_cancelled == line.quantity_ordered
+           for line in lines):
+        _progress(uow, actor, order, OrderStatus.SHIPPED, "order.shipped")
+        if all(line.quantity_delivered + line.quantity_cancelled == line.quantity_ordered
+               for line in lines):
+            _progress(uow, actor, order, OrderStatus.DELIVERED, "order.delivered")
+        complete_if_done(uow, actor, order)
+        return
+    if any(line.quantity_backordered for line in lines):
+        return
+    if effective_status(order) is OrderStatus.BACKORDERED and any(
+            line.quantity_allocated for line in lines):
+        _progress(uow, actor, order, OrderStatus.ALLOCATED, "order.allocated")
+    if effective_status(order) is not OrderStatus.ALLOCATED:
+        return
+    live = [g for g in order.fulfilment_groups if g.status != "cancelled"]
+    if live and all(g.status != "allocated" for g in live):
+        _progress(uow, actor, order, OrderStatus.RELEASED, "order.released")
+    else:
+        request_release(uow, order)
+
+
+def stop_key(group_id: int, event_id: int) -> str:
+    return f"wms-stop-group-{group_id}-event-{event_id}"
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    order_id: int
+    location_code: str
+    reference: str  # the warehouse's
+    items: tuple[ItemToShip, ...]
+
+
+def stop_request(uow: UnitOfWork, group_id: int, event_id: int) -> StopRequest | None:
+    """The units a cancellation (its timeline event) took from a released group, as the
+    warehouse is to be told to stop them; None once told, or when the whole group has
+    been withdrawn since."""
+    group = uow.session.get(FulfilmentGroup, group_id)
+    event = uow.session.get(OrderEvent, event_id)
+    if (group is None or event is None or group.wms_reference is None
+            or group.status == "cancelled" or effect(uow, stop_key(group_id, event_id))):
+        return None
+    taken = next((entry["lines"] for entry in event.data.get("groups", ())
+                  if entry["group"] == group_id), None)
+    if not taken:
+        return None
+    line_ids = {line.line_no: line.id for line in group.order.lines}
+    return StopRequest(group.order_id, group.location_code, group.wms_reference,
+                       tuple(ItemToShip(line_ids[line["line_no"]], line["sku"],
+                                        line["quantity"]) for line in taken))
+
+
+def record_stop(uow: UnitOfWork, actor: Actor, group_id: int, event_id: int,
+                request: StopRequest) -> None:
+    """Record that the warehouse stopped the units of a cancellation (once)."""
+    key = stop_key(group_id, event_id)
+    order = _lock_order(uow, request.order_id)
+    if effect(uow, key):
+        return
+    record_effect(uow, key, "wms", "stop", order.id, request.reference)
+    lines = {line.id: line.line_no for line in order.lines}
+    record_event(uow, order, "group.units_stopped", actor, group=group_id,
+                 location=request.location_code, wms_reference=request.reference,
+                 lines=[{"line_no": lines[item.order_line_id], "sku": item.sku,
+                         "quantity": item.quantity} for item in request.items])
 
 
 # --- events from the warehouse ---------------------------------------------------------
@@ -633,7 +844,8 @@ class Billing:
     invoice: InvoiceRequest
     gross: Decimal
     paid_up_front: bool
-    order_total: Decimal  # what the payment is authorised for, once per order
+    order_total: Decimal  # what the payment is authorised for, once per order (less what
+    # was cancelled before the first shipment was billed)
 
     @property
     def authorise_key(self) -> str:
@@ -672,7 +884,18 @@ def billing(uow: UnitOfWork, shipment_id: int) -> Billing | None:
                              reference=f"shipment-{shipment.id}")
     gross = shipment.net_amount + shipment.tax_amount + shipping
     return Billing(order.id, order.currency, invoice, gross,
-                   order.payment_terms in PAID_UP_FRONT, order.total)
+                   order.payment_terms in PAID_UP_FRONT, billable_total(order))
+
+
+def billable_total(order: Order) -> Decimal:
+    """What the order bills in all once everything not cancelled has shipped (what its
+    payment is authorised for): cancelled units are never billed, nor their tax."""
+    places = _places(order)
+    net = sum(((line.unit_price * (line.quantity_ordered - line.quantity_cancelled))
+               .quantize(places) for line in order.lines), Decimal(0))
+    if not net:
+        return Decimal(0)
+    return net + share(order.tax_amount, net, order.subtotal, places) + order.shipping_amount
 
 
 def _fix_amounts(uow: UnitOfWork, order: Order, shipment: Shipment) -> None:

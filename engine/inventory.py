@@ -26,11 +26,9 @@ from engine.errors import (
     OmsError,
     UnknownReferencesError,
 )
-from engine.job_names import BACKORDER_JOB, WMS_CANCEL_JOB
+from engine.job_names import BACKORDER_JOB
 from engine.models import (
-    OPEN_GROUP_STATUSES,
     ExpectedSupply,
-    FulfilmentGroup,
     Location,
     Order,
     OrderLine,
@@ -328,22 +326,16 @@ def today(moment: datetime | None = None) -> date:
     return (moment or utcnow()).date()
 
 
-def release_groups(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) -> set[str]:
-    """Give back the stock an order's unshipped fulfilment groups reserve; return their SKUs.
+def unreserve(uow: UnitOfWork, actor: Actor, order_id: int, units: dict[Key, int],
+              reason: str) -> set[str]:
+    """Give back stock reserved for an order, per (sku, location), one `release` movement
+    each; return the SKUs that gained available stock.
 
-    The order's lines are left to the caller (a cancellation cancels them, a re-sourcing
-    sources them again).
+    The fulfilment groups and order lines that held the units are left to the caller.
     """
-    groups = list(uow.session.scalars(select(FulfilmentGroup).where(
-        FulfilmentGroup.order_id == order_id,
-        FulfilmentGroup.status.in_(OPEN_GROUP_STATUSES))))
-    keys = {(line.sku, group.location_code) for group in groups for line in group.lines}
-    levels = lock_levels(uow, keys)
-    for group in groups:
-        for line in group.lines:
-            move(uow, actor, levels[(line.sku, group.location_code)], "release", 0,
-                 -line.quantity, reason=reason, order_id=order_id)
-        if group.status == "released":  # the warehouse has it: take it back
-            uow.enqueue_after_commit(WMS_CANCEL_JOB, group.id)
-        group.status = "cancelled"
-    return {sku for sku, _ in keys}
+    levels = lock_levels(uow, units)
+    for key in sorted(units):
+        if units[key]:
+            move(uow, actor, levels[key], "release", 0, -units[key], reason=reason,
+                 order_id=order_id)
+    return {sku for (sku, _), quantity in units.items() if quantity}

@@ -10,6 +10,7 @@ from __future__ import annotations
 RELEASE_JOB = "jobs.fulfilment.release_group"
 WMS_CANCEL_JOB = "jobs.fulfilment.cancel_at_warehouse"
 WITHDRAW_JOB = "jobs.fulfilment.withdraw_held_group"
+STOP_JOB = "jobs.fulfilment.stop_at_warehouse"
 LABEL_JOB = "jobs.fulfilment.buy_label"
 INVOICE_JOB = "jobs.fulfilment.invoice_shipment"
 NOTIFY_JOB = "jobs.fulfilment.notify_customer"
@@ -29,7 +30,7 @@ RETRY_WEBHOOKS_JOB = "jobs.webhooks.retry_due"
 # maintenance
 PURGE_KEYS_JOB = "jobs.maintenance.purge_idempotency_keys"
 
-ALL_JOBS = (RELEASE_JOB, WMS_CANCEL_JOB, WITHDRAW_JOB, LABEL_JOB, INVOICE_JOB, NOTIFY_JOB,
+ALL_JOBS = (RELEASE_JOB, WMS_CANCEL_JOB, WITHDRAW_JOB, STOP_JOB, LABEL_JOB, INVOICE_JOB, NOTIFY_JOB,
             COMPLETE_JOB, SETTLE_JOB, RESUME_STALLED_JOB, POLL_TRACKING_JOB, LATE_SHIPMENTS_JOB,
             BACKORDER_JOB, SWEEP_BACKORDERS_JOB, SIMULATION_JOB, DELIVER_JOB,
             RETRY_WEBHOOKS_JOB, PURGE_KEYS_JOB)

@@ -21,14 +21,15 @@ from engine.errors import (
     UnknownReferencesError,
 )
 from engine.holds import resolve_holds
-from engine.inventory import offer_to_backorders, release_groups
+from engine.inventory import offer_to_backorders
 from engine.iso import decimals, minor_units
+from engine.job_names import STOP_JOB
 from engine.models import Customer, Order, OrderEvent, OrderLine, Product, utcnow
 from engine.paging import fetch_page
 from engine.ports import UnitOfWork
 from engine.status import OrderStatus
 from engine.timeline import record_event as record_event  # its home before the timeline had one
-from engine.transitions import move
+from engine.transitions import check_move, effective_status, move
 
 MANUAL_CHANNEL = "manual"
 # What the record's amount columns hold (NUMERIC(18, 4)): 14 digits before the point.
@@ -194,22 +195,108 @@ def order_events(uow: UnitOfWork, actor: Actor, order_id: int) -> list[OrderEven
     ))
 
 
-def cancel_order(uow: UnitOfWork, actor: Actor, order_id: int, reason: str) -> Order:
-    """Cancel everything on the order that has not shipped.
+@dataclass(frozen=True)
+class LineToCancel:
+    """Units of one order line to cancel, the line named by its number or by its SKU (a
+    SKU the order lists twice: spread over its lines in order)."""
+
+    quantity: int
+    line_no: int | None = None
+    sku: str | None = None
+
+
+def cancel_order(uow: UnitOfWork, actor: Actor, order_id: int, reason: str,
+                 lines: Sequence[LineToCancel] | None = None) -> Order:
+    """Cancel what has not shipped: all of it, or these units of these lines.
+
+    The units' reservations are given back and offered to waiting orders, a released
+    group is withdrawn from its warehouse (or told which units to stop), and nothing is
+    billed for them. An order left with nothing to ship is cancelled, or shipped if some
+    of it did ship; one left waiting for nothing moves on.
 
     Raises:
         InvalidTransitionError: the order has shipped, or is already closed.
+        InputValidationError: an unknown line, or more units than are left to cancel.
     """
+    from engine import fulfilment  # builds on this module: imported here, not at the top
+
     order = _lock_order(uow, actor, order_id)
-    move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled", reason=reason)
-    resolve_holds(uow, actor, order, "cancelled")
-    freed = release_groups(uow, actor, order.id, "order cancelled")
-    for line in order.lines:
-        line.quantity_cancelled = line.quantity_ordered - line.quantity_shipped
-        line.quantity_allocated = line.quantity_backordered = 0
+    previous = order.status
+    if effective_status(order) is not OrderStatus.PARTIALLY_SHIPPED:
+        check_move(order, OrderStatus.CANCELLED)
+    wanted, first = _units_to_cancel(order, lines)
+    plan = fulfilment.plan_cancel(uow, order, wanted)
+    if plan.packed:
+        raise InputValidationError([
+            FieldProblem(f"lines/{first[line_id]}/quantity" if lines is not None else "lines",
+                         message) for line_id, message in plan.packed.items()])
+    outcome = fulfilment.cancel_units(uow, actor, order, plan,
+                                      "order cancelled" if lines is None else "lines cancelled")
+    cancelled = [{"line_no": line.line_no, "sku": line.sku, "quantity": wanted[line.id]}
+                 for line in order.lines if line.id in wanted]
+    if all(line.quantity_cancelled == line.quantity_ordered for line in order.lines):
+        event = move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled", reason=reason,
+                     lines=cancelled, groups=outcome.groups)
+        resolve_holds(uow, actor, order, "cancelled")
+    else:
+        event = record_event(uow, order, "order.lines_cancelled", actor, reason=reason,
+                             status=previous.value, lines=cancelled, groups=outcome.groups)
+        fulfilment.move_on(uow, actor, order)
     uow.session.flush()
-    offer_to_backorders(uow, freed)
+    for group_id in outcome.stopped:
+        uow.enqueue_after_commit(STOP_JOB, group_id, event.id)
+    offer_to_backorders(uow, outcome.skus)
     return order
+
+
+def _units_to_cancel(order: Order, requested: Sequence[LineToCancel] | None,
+                     ) -> tuple[dict[int, int], dict[int, int]]:
+    """Return the units to cancel per order line id, and per line the index of the first
+    request naming it; with no request, every unit not shipped yet."""
+    left = {line.id: line.quantity_ordered - line.quantity_shipped - line.quantity_cancelled
+            for line in order.lines}
+    if requested is None:
+        return {line_id: units for line_id, units in left.items() if units > 0}, {}
+    by_number = {line.line_no: line for line in order.lines}
+    wanted: dict[int, int] = {}
+    first: dict[int, int] = {}
+    problems = _Problems()
+    for index, request in enumerate(requested):
+        if request.line_no is not None:
+            if request.line_no not in by_number:
+                problems.add(f"lines/{index}/line_no",
+                             f"order {order.id} has no line {request.line_no}")
+                continue
+            targets = [by_number[request.line_no]]
+        else:
+            targets = [line for line in order.lines if line.sku == request.sku]
+            if not targets:
+                problems.add(f"lines/{index}/sku", f"order {order.id} has no line of "
+                                                   f"SKU {request.sku!r}")
+                continue
+        available = sum(left[line.id] - wanted.get(line.id, 0) for line in targets)
+        if request.quantity > available:
+            shipped = sum(line.quantity_shipped for line in targets)
+            cancelled = sum(line.quantity_cancelled for line in targets)
+            ordered = sum(line.quantity_ordered for line in targets)
+            name = (f"line {request.line_no} ({targets[0].sku})" if request.line_no
+                    is not None else f"SKU {request.sku}")
+            problems.add(f"lines/{index}/quantity",
+                         f"{request.quantity} units of {name} to cancel; {available} left "
+                         f"to cancel ({ordered} ordered, {shipped} shipped, {cancelled} "
+                         "cancelled" + (", the rest named above)" if available < ordered
+                                        - shipped - cancelled else ")"))
+            continue
+        units = request.quantity
+        for line in targets:
+            take = min(units, left[line.id] - wanted.get(line.id, 0))
+            if take > 0:
+                wanted[line.id] = wanted.get(line.id, 0) + take
+                first.setdefault(line.id, index)
+                units -= take
+    if problems.items:
+        raise InputValidationError(problems.items)
+    return wanted, first
 
 
 def _lock_order(uow: UnitOfWork, actor: Actor, order_id: int) -> Order:

@@ -82,6 +82,9 @@ class Warehouse(Protocol):
     def cancel(self, reference: str, key: str) -> None:
         """Withdraw a released fulfilment order that has not shipped."""
 
+    def stop_units(self, reference: str, items: tuple[ItemToShip, ...], key: str) -> None:
+        """Stop these units of a released fulfilment order; the rest of it still ships."""
+
 
 @dataclass(frozen=True)
 class LabelRequest:

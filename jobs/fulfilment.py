@@ -47,7 +47,7 @@ def release_group(group_id: int) -> str | None:
                     lambda: warehouse.release(request, key), job_names.RELEASE_JOB, group_id)
     with services.uow() as uow:
         fulfilment.record_release(uow, system_actor("wms-release"), group_id,
-                                  release.reference)
+                                  release.reference, request.items)
         uow.commit()
     return release.reference
 
@@ -224,6 +224,23 @@ def withdraw_held_group(group_id: int) -> bool:
           job_names.WITHDRAW_JOB, group_id)
     with services.uow() as uow:
         fulfilment.record_withdrawal(uow, system_actor("wms-withdraw"), group_id, stop)
+
+
+def stop_at_warehouse(group_id: int, event_id: int) -> bool:
+    """Tell a released group's warehouse to stop the units a cancellation took from it
+    (the timeline event that recorded it), once; the rest of the group still ships."""
+    services = current_services()
+    key = fulfilment.stop_key(group_id, event_id)
+    with services.uow() as uow:
+        request = fulfilment.stop_request(uow, group_id, event_id)
+    if request is None:
+        return False
+    warehouse = services.partners.warehouse(request.location_code)
+    _call(request.order_id, "wms_rejected", "wms",
+          lambda: warehouse.stop_units(request.reference, request.items, key),
+          job_names.STOP_JOB, group_id, event_id)
+    with services.uow() as uow:
+        fulfilment.record_stop(uow, system_actor("wms-stop"), group_id, event_id, request)
         uow.commit()
     return True
 

@@ -21,8 +21,15 @@ def test_cancelling_an_order_cancels_every_unshipped_unit(client, admin, catalog
     events = client.get(f"/orders/{order_id}/events", headers=admin).json["items"]
     # cancelled, then taken back from the warehouse it had been released to
     assert [e["type"] for e in events][-2:] == ["order.cancelled", "group.withdrawn"]
-    assert events[-2]["data"] == {"reason": "customer changed mind",
-                                  "previous_status": "released", "status": "cancelled"}
+    assert events[-2]["data"] == {
+        "reason": "customer changed mind", "previous_status": "released",
+        "status": "cancelled",
+        "lines": [{"line_no": 1, "sku": "LAMP-1", "quantity": 2},
+                  {"line_no": 2, "sku": "MUG-2", "quantity": 1}],
+        "groups": [{"group": events[-1]["data"]["group"], "location": "WH-SP",
+                    "withdrawn": True,
+                    "lines": [{"line_no": 1, "sku": "LAMP-1", "quantity": 2},
+                              {"line_no": 2, "sku": "MUG-2", "quantity": 1}]}]}
 
 
 def test_a_refused_transition_is_a_409_with_current_and_requested_status(client, admin, catalog):

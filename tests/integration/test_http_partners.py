@@ -88,6 +88,37 @@ def test_cancelling_a_reference_the_warehouse_does_not_know_is_rejected(partner_
         wms(partner_peer).cancel("WMS-999999", key="cancel:x")
 
 
+def test_the_warehouse_is_told_which_units_of_a_released_order_to_stop(partner_peer):
+    # given a released fulfilment order
+    warehouse = wms(partner_peer)
+    release = warehouse.release(FULFILMENT, key="release:11")
+    # when one lamp of it is no longer wanted, asked twice with the same key
+    for _ in range(2):
+        warehouse.stop_units(release.reference, (ItemToShip(101, "LAMP-1", 1),),
+                             key="stop:11:1")
+    # then the warehouse stopped it once, told which line, SKU and how many
+    stops = partner_peer.effects_of("stop_units")
+    assert [(e.key, e.body) for e in stops] == [
+        ("stop:11:1", {"items": [{"order_line_id": 101, "sku": "LAMP-1", "quantity": 1}]})]
+    assert partner_peer.requests[-1].path == "/fulfilment-orders/WMS-000001/stop"
+
+
+def test_a_warehouse_confirming_a_stop_for_another_order_is_caught(partner_peer):
+    # given two released orders; the stop on the second is answered for the first
+    warehouse = wms(partner_peer)
+    first = warehouse.release(FULFILMENT, key="release:11")
+    second = warehouse.release(FULFILMENT, key="release:12")
+    warehouse.stop_units(first.reference, (ItemToShip(101, "LAMP-1", 1),), key="stop:11")
+    partner_peer.script("stop_units", "duplicate")
+    # when / then
+    with pytest.raises(ExternalResponseError, match="reference WMS-000001 to a request for "
+                                                    "WMS-000002"):
+        warehouse.stop_units(second.reference, (ItemToShip(101, "LAMP-1", 1),), key="stop:12")
+    # and a reference it does not know is a rejection
+    with pytest.raises(ExternalRejectedError, match="404"):
+        warehouse.stop_units("WMS-999999", (ItemToShip(101, "LAMP-1", 1),), key="stop:x")
+
+
 def test_the_carrier_rates_sells_a_label_and_tracks_it_oldest_first(partner_peer):
     gateway = carrier(partner_peer)
     # when

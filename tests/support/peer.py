@@ -9,7 +9,7 @@ and per operation (a repeated key gets the first answer back), and records every
     peer.effects                every effect applied: Effect(operation, key, body)
     peer.effects_of("release")  the effects of one operation
 
-Operations are named after the port methods: release, cancel, rate, create_label, track,
+Operations are named after the port methods: release, cancel, stop_units, rate, create_label, track,
 authorise, capture, invoice, refund, credit_note. `peer.script(operation, *behaviours)`
 queues behaviours for that operation's next requests, one per request, then "ok":
 
@@ -51,6 +51,7 @@ BEHAVIOURS = ("ok", "slow", "timeout", "500", "malformed", "duplicate", "reject"
 _ROUTES = [  # method, path pattern, operation, whether it is effectful
     ("POST", re.compile(r"/fulfilment-orders"), "release", True),
     ("POST", re.compile(r"/fulfilment-orders/(?P<ref>[^/]+)/cancel"), "cancel", True),
+    ("POST", re.compile(r"/fulfilment-orders/(?P<ref>[^/]+)/stop"), "stop_units", True),
     ("POST", re.compile(r"/rates"), "rate", False),
     ("POST", re.compile(r"/labels"), "create_label", True),
     ("GET", re.compile(r"/tracking/(?P<ref>[^/]+)"), "track", False),
@@ -65,6 +66,7 @@ _LABEL = ("shipment_id", "carrier_code", "service_code", "origin_location", "shi
 _FIELDS = {  # what each request must carry: a strict partner catches our wire drifting
     "release": ("group_id", "order_id", "location_code", "carrier_code", "service_code",
                 "ship_to", "items"),
+    "stop_units": ("items",),
     "rate": _LABEL, "create_label": _LABEL,
     "authorise": ("order_id", "amount", "currency"),
     "capture": ("order_id", "authorisation", "amount", "currency"),
@@ -267,6 +269,12 @@ class PartnerPeer:
             if reference not in self._released:
                 raise _Refusal(404, "not_found", f"no fulfilment order {reference}")
             return {"reference": reference, "status": "cancelled"}
+        if operation == "stop_units":
+            if reference not in self._released:
+                raise _Refusal(404, "not_found", f"no fulfilment order {reference}")
+            if not body["items"] or any(item["quantity"] < 1 for item in body["items"]):
+                raise _Refusal(400, "bad_request", "stop names units of at least one item")
+            return {"reference": reference, "status": "stopped"}
         if operation in ("rate", "create_label"):
             _money(body["declared_value"])
             price = Decimal("10.00") + _money(body["weight_kg"]) * Decimal("2.50")
