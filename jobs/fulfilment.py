@@ -224,6 +224,8 @@ def withdraw_held_group(group_id: int) -> bool:
           job_names.WITHDRAW_JOB, group_id)
     with services.uow() as uow:
         fulfilment.record_withdrawal(uow, system_actor("wms-withdraw"), group_id, stop)
+        uow.commit()
+    return True
 
 
 def stop_at_warehouse(group_id: int, event_id: int) -> bool:
