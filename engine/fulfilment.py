@@ -14,6 +14,8 @@ never moving a shipment backwards, so events that arrive out of order do no harm
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -24,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.actors import Actor
 from engine.errors import (
+    EventIdReusedError,
     FieldProblem,
     ForbiddenError,
     InputValidationError,
@@ -219,7 +222,7 @@ def apply_wms_event(uow: UnitOfWork, actor: Actor, event: WmsEvent,
         raise ForbiddenError(f"{actor.label} speaks for {actor.speaks_for}, not for "
                              f"{group.location_code}, where group {group.id} ships from")
     order = _lock_order(uow, group.order_id)  # twins of one event queue here
-    seen = _seen(uow, "wms", event.event_id)
+    seen = _seen(uow, "wms", event.event_id, payload)
     if seen is not None:
         return Applied("duplicate", seen.order_id, seen.detail)
     uow.session.refresh(group, with_for_update=True)
@@ -499,7 +502,7 @@ def apply_tracking_event(uow: UnitOfWork, actor: Actor, event: TrackingEvent,
         # another carrier's parcel is, for this carrier, no parcel at all
         raise NotFoundError("shipment with tracking number", event.tracking_number)
     order = _lock_order(uow, shipment.order_id)
-    seen = _seen(uow, "carrier", event.event_id)
+    seen = _seen(uow, "carrier", event.event_id, payload)
     if seen is not None:
         return Applied("duplicate", seen.order_id, seen.detail, shipment.id)
     uow.session.refresh(shipment, with_for_update=True)
@@ -799,10 +802,25 @@ def _move(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
                  status=target.value)
 
 
-def _seen(uow: UnitOfWork, source: str, event_id: str) -> InboundEvent | None:
+def _seen(uow: UnitOfWork, source: str, event_id: str,
+          payload: dict[str, Any]) -> InboundEvent | None:
+    """The event already received under this id, if it is this same event.
+
+    Raises:
+        EventIdReusedError: the id was first used for a different payload.
+    """
     found: InboundEvent | None = uow.session.scalars(select(InboundEvent).where(
         InboundEvent.source == source, InboundEvent.event_id == event_id)).first()
+    if found is not None and payload_fingerprint(found.payload) != payload_fingerprint(payload):
+        raise EventIdReusedError(source, event_id)
     return found
+
+
+def payload_fingerprint(payload: dict[str, Any]) -> str:
+    """What identifies 'the same event': its payload as canonical JSON (the stored payload
+    is the request as validated, so a field sent in another order or spelling matches)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _remember(uow: UnitOfWork, source: str, event_id: str, type: str, order: Order,
