@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters.bootstrap import Services, build_services
 from adapters.migrations import check_schema_current
+from adapters.schedule import start_in_process, wants_in_process
 from adapters.settings import Settings
 from adapters.sql import SqlUnitOfWork
 from api import (
@@ -70,6 +71,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                       inventory.availability_blp, carriers.blp,
                       postal_areas.blp, fulfilment.blp, webhooks.blp):
         api.register_blueprint(blueprint)
+    if wants_in_process(built, testing=app.testing):  # no Redis: nobody else starts them
+        start_in_process(built)
     return app
 
 
