@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.actors import Actor
+from engine.carriers import choose_carriers
 from engine.errors import (
     EventIdReusedError,
     FieldProblem,
@@ -60,6 +61,7 @@ from engine.ports import (
     LabelRequest,
     UnitOfWork,
 )
+from engine.sourcing import source_order
 from engine.status import OrderStatus, can_transition, check_transition
 
 RELEASE_JOB = "jobs.fulfilment.release_group"
@@ -105,9 +107,12 @@ def record_effect(uow: UnitOfWork, key: str, system: str, operation: str, order_
 def request_release(uow: UnitOfWork, order: Order) -> None:
     """Ask for each allocated group with a carrier to be released to its warehouse, once
     the whole order is allocated (an order waiting for some units keeps its groups until
-    they arrive, so it ships complete and its backorders can still be filled)."""
-    if order.status is not OrderStatus.ALLOCATED or any(
-            line.quantity_backordered for line in order.lines):
+    they arrive, so it ships complete and its backorders can still be filled). An order
+    on its way already (units re-sourced after a short pick) releases its new groups at
+    once."""
+    under_way = order.status in (OrderStatus.RELEASED, OrderStatus.PARTIALLY_SHIPPED)
+    if not under_way and (order.status is not OrderStatus.ALLOCATED or any(
+            line.quantity_backordered for line in order.lines)):
         return
     for group in order.fulfilment_groups:
         if group.status == "allocated" and group.carrier_code is not None:
@@ -127,7 +132,8 @@ def release_request(uow: UnitOfWork, group_id: int) -> FulfilmentRequest | None:
     order = group.order
     if order.status is OrderStatus.ON_HOLD:
         return None  # releasing the hold asks again
-    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.RELEASED):
+    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.RELEASED,
+                            OrderStatus.PARTIALLY_SHIPPED):
         return None
     return FulfilmentRequest(
         group_id=group.id, order_id=order.id, location_code=group.location_code,
@@ -404,26 +410,56 @@ def _take_from_group(line: FulfilmentLine, quantity: int) -> None:
 
 def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
                 quantities: dict[str, int]) -> None:
-    """The warehouse could not find the units: its stock is corrected down and the units
-    are cancelled from the order (never billed: only shipments are), the customer is
-    told, and the exceptions rules decide what else happens (stock_short)."""
+    """The warehouse could not find the units: its stock is corrected down, the units
+    leave the group (never billed: only shipments are), the customer is told, and the
+    exceptions rules decide what becomes of them (stock_short): re-sourced elsewhere or
+    backordered (`resource`, and when the rules say nothing), waiting on the order's
+    hold (`hold`), or cancelled (`cancel`)."""
     levels = lock_levels(uow, [(sku, group.location_code) for sku in quantities])
     claimed = _claimed(uow, group, None)
+    short: dict[int, int] = {}  # order line id -> units missing
     for sku, quantity in quantities.items():
         move(uow, actor, levels[(sku, group.location_code)], "short_pick", -quantity,
              -quantity, reason="short picked", reference=f"group {group.id}",
              order_id=order.id)
         for line, part in _spread(group, sku, quantity, claimed):
             line.order_line.quantity_allocated -= part
-            line.order_line.quantity_cancelled += part
+            short[line.order_line_id] = short.get(line.order_line_id, 0) + part
             _take_from_group(line, part)
     if not group.lines:
         group.status = "cancelled"
-    uow.session.flush()
     record_event(uow, order, "group.short_picked", actor, group=group.id,
                  location=group.location_code,
                  lines=[{"sku": sku, "quantity": q} for sku, q in quantities.items()])
+    uow.session.flush()  # the rules' decision reads the order afresh
     uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"short:{group.id}")
+    decided = handle_failure(uow, actor, order.id, Failure(
+        "stock_short", "short_pick", "wms",
+        ", ".join(f"{q} x {sku} missing at {group.location_code}"
+                  for sku, q in quantities.items())))
+    resolution = decided.outcome if decided is not None else "none"
+    if order.status is OrderStatus.CANCELLED:  # the rules cancelled the whole order
+        return
+    lines = {line.id: line for line in order.lines}
+    if resolution == "cancel":  # the order could not be cancelled whole: these units are
+        for line_id, units in short.items():
+            lines[line_id].quantity_cancelled += units
+        record_event(uow, order, "order.lines_cancelled", actor, reason="short picked",
+                     lines=[{"sku": lines[line_id].sku, "quantity": units}
+                            for line_id, units in short.items()])
+        _close_if_done(uow, actor, order)
+    elif order.status is OrderStatus.ON_HOLD:  # they wait with the order; its release
+        for line_id, units in short.items():  # sources them again
+            lines[line_id].quantity_backordered += units
+    else:  # re-source them elsewhere, or backorder them until stock arrives
+        source_order(uow, actor, order, excluded=frozenset({group.location_code}))
+        choose_carriers(uow, actor, order)
+        request_release(uow, order)
+
+
+def _close_if_done(uow: UnitOfWork, actor: Actor, order: Order) -> None:
+    """An order with every unit shipped or cancelled is shipped (or cancelled, if none
+    shipped)."""
     lines = order.lines
     if all(line.quantity_shipped + line.quantity_cancelled == line.quantity_ordered
            for line in lines):
@@ -431,10 +467,6 @@ def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGr
             _progress(uow, actor, order, OrderStatus.SHIPPED, "order.shipped")
         elif can_transition(order.status, OrderStatus.CANCELLED):
             _move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled")
-    handle_failure(uow, actor, order.id, Failure(
-        "stock_short", "short_pick", "wms",
-        ", ".join(f"{q} x {sku} missing at {group.location_code}"
-                  for sku, q in quantities.items())))
 
 
 # --- labels ----------------------------------------------------------------------------
