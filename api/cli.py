@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, TextIO
@@ -294,11 +296,13 @@ def serve(host: str, port: int) -> None:
 
 def _run(app: Flask, host: str, port: int) -> None:
     """Serve until interrupted, then stop the in-process scheduler (if it runs: no Redis)
-    and close the connections."""
+    and close the connections. SIGTERM stops it as Ctrl-C does."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         app.run(host=host, port=port, threaded=True, use_reloader=False)
     finally:
         app.extensions["oms"].close()
+        click.echo("stopped")
 
 
 @main.command()
