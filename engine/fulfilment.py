@@ -441,9 +441,12 @@ def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGr
     if order.status is OrderStatus.CANCELLED:  # the rules cancelled the whole order
         return
     lines = {line.id: line for line in order.lines}
-    if resolution == "cancel":  # the order could not be cancelled whole: these units are
-        for line_id, units in short.items():
+    if resolution == "cancel" and decided is not None:  # not cancellable whole (part
+        for line_id, units in short.items():  # has shipped): these units are
             lines[line_id].quantity_cancelled += units
+        decided.decision = {**{key: value for key, value in decided.decision.items()
+                               if key != "not_applied"},
+                            "cancelled_units": sum(short.values())}
         record_event(uow, order, "order.lines_cancelled", actor, reason="short picked",
                      lines=[{"sku": lines[line_id].sku, "quantity": units}
                             for line_id, units in short.items()])

@@ -145,3 +145,41 @@ def test_every_event_can_be_held_and_notified_about():
     # the catch-all rule of any rule set must be possible whatever happened
     assert set(ACTIONS_BY_EVENT) == set(EVENTS)
     assert all({"hold", "notify"} <= actions for actions in ACTIONS_BY_EVENT.values())
+
+
+def test_rules_that_cancel_a_short_pick_cancel_only_the_units_left_once_part_has_shipped(
+        client, admin, make_key, catalog, services):
+    ops, analyst = make_key("ops"), make_key("analyst")
+    # given exceptions rules that cancel what a short pick misses
+    document = {"rules": [
+        {"name": "short-cancels", "conditions": {"name": "event_type", "operator":
+                                                 "equal_to", "value": "stock_short"},
+         "actions": [{"name": "cancel", "params": {"reason": "Out of stock."}}]},
+        {"name": "anything-else", "conditions": {"name": "event_type", "operator":
+                                                 "non_empty", "value": None},
+         "actions": [{"name": "hold", "params": {"queue": "exceptions",
+                                                 "reason": "Look at it."}}]}]}
+    draft = client.post("/rules/exceptions/versions", headers=analyst,
+                        json={"document": document, "comment": "cancel shorts"})
+    assert draft.status_code == 201, draft.json
+    assert client.post(f"/rules/exceptions/versions/{draft.json['version']}/publish",
+                       headers=analyst, json={"comment": "go"}).status_code == 200
+    # and an order whose lamps have shipped
+    order = client.post("/orders", json=order_body(customer_id="C-BEN"), headers=admin).json
+    [group] = client.get(f"/orders/{order['id']}/fulfilment", headers=ops).json["items"]
+    assert wms(client, ops, group["id"], "shipped", "s-1", tracking_number="CS000000001BR",
+               lines=[{"sku": "LAMP-1", "quantity": 2}]).status_code == 200
+    # when the mug is short
+    wms(client, ops, group["id"], "short_picked", "sp-1",
+        lines=[{"sku": "MUG-2", "quantity": 1}])
+    # then the mug is cancelled, the order has shipped all it will, and bills the lamps only
+    seen = client.get(f"/orders/{order['id']}", headers=ops).json
+    assert seen["status"] == "shipped"
+    assert seen["lines"][1]["quantities"]["cancelled"] == 1
+    ledger = client.get(f"/orders/{order['id']}/ledger", headers=ops).json["items"]
+    billed = sum(Decimal(e["amount"]) for e in ledger if e["kind"] == "invoice")
+    assert billed < Decimal(order["total"])
+    [decision] = [d for d in client.get(f"/orders/{order['id']}/decisions", headers=ops)
+                  .json["items"] if d["stage"] == "exceptions"]
+    assert decision["outcome"] == "cancel" and "not_applied" not in decision["decision"]
+    assert decision["decision"]["cancelled_units"] == 1
