@@ -13,6 +13,7 @@ from adapters.migrations import check_schema_current
 from adapters.schedule import start_in_process, wants_in_process
 from adapters.settings import Settings
 from adapters.sql import SqlUnitOfWork
+from adapters.webhooks import TargetPolicy
 from api import (
     access,
     carriers,
@@ -47,6 +48,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.update(test_config)
     settings = Settings.from_mapping(app.config)
+    TargetPolicy.parse(settings.webhook_allowed_hosts)  # a bad entry stops the start
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.json.sort_keys = False  # type: ignore[attr-defined]
 

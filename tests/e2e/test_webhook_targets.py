@@ -83,3 +83,8 @@ def test_a_target_no_longer_allowed_at_sending_time_gets_nothing(make_app, admin
     assert "127.0.0.1" in delivery["last_error"]
     with using(strict.extensions["oms"]):
         assert webhook_jobs.retry_due() == 0  # not due yet: it waits like any failure
+
+
+def test_a_malformed_allowance_stops_the_service_from_starting(make_app):
+    with pytest.raises(ValueError, match="not a host name"):
+        make_app(WEBHOOK_ALLOWED_HOSTS="hooks.internal, not a host")
