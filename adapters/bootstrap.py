@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from redis import Redis
@@ -27,6 +27,7 @@ class Services:
     session_factory: sessionmaker[Session]
     jobs: JobQueue
     redis: Redis | None = None
+    stoppers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def outbox(self) -> Outbox:
@@ -42,8 +43,14 @@ class Services:
         """Return a new unit of work (use it as a context manager)."""
         return SqlUnitOfWork(self.session_factory, self.outbox)
 
+    def on_close(self, stop: Callable[[], None]) -> None:
+        """Run `stop` first when the services close (e.g. a background scheduler)."""
+        self.stoppers.append(stop)
+
     def close(self) -> None:
-        """Release connections to the database and Redis."""
+        """Stop what runs in the background, release connections to the database and Redis."""
+        while self.stoppers:
+            self.stoppers.pop()()
         self.engine.dispose()
         if self.redis is not None:
             self.redis.close()

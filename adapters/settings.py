@@ -35,10 +35,24 @@ class Settings:
     wms_event_secrets: str = ""
     carrier_event_secrets: str = ""
     event_tolerance_seconds: int = 300
+    # Webhook targets allowed although private, loopback or link-local: host names,
+    # addresses or CIDR ranges, comma-separated ("hooks.internal,10.20.0.0/16,127.0.0.1").
+    webhook_allowed_hosts: str = ""
+    # Who starts the periodic jobs: "auto" (the serving process itself, in a background
+    # thread, when there is no Redis; `oms scheduler` otherwise), "in_process" or "off".
+    scheduler: str = "auto"
+    # Periods overriding the schedule's, "jobs.webhooks.retry_due=5,..." (seconds).
+    schedule_seconds: str = ""
+    scheduler_tick_seconds: str = "5"
 
     @property
     def retry_seconds(self) -> tuple[int, ...]:
         return tuple(int(part) for part in self.job_retry_seconds.split(",") if part.strip())
+
+    @property
+    def schedule_overrides(self) -> dict[str, int]:
+        pairs = (part.split("=", 1) for part in self.schedule_seconds.split(",") if part.strip())
+        return {job.strip(): int(seconds) for job, seconds in pairs}
 
     def requires_approval(self, stage: str) -> bool:
         return stage in {name.strip() for name in self.rules_approval_stages.split(",")}

@@ -10,8 +10,10 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters.bootstrap import Services, build_services
 from adapters.migrations import check_schema_current
+from adapters.schedule import start_in_process, wants_in_process
 from adapters.settings import Settings
 from adapters.sql import SqlUnitOfWork
+from adapters.webhooks import TargetPolicy
 from api import (
     access,
     carriers,
@@ -46,6 +48,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.update(test_config)
     settings = Settings.from_mapping(app.config)
+    TargetPolicy.parse(settings.webhook_allowed_hosts)  # a bad entry stops the start
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
@@ -70,6 +73,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                       inventory.availability_blp, carriers.blp,
                       postal_areas.blp, fulfilment.blp, webhooks.blp):
         api.register_blueprint(blueprint)
+    if wants_in_process(built, testing=app.testing):  # no Redis: nobody else starts them
+        start_in_process(built)
     return app
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 from alembic import command
@@ -24,6 +26,9 @@ from engine.actors import ROLES, system_actor
 from engine.carriers import install_default_carriers
 from engine.errors import OmsError
 from engine.models import ApiKey
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 DEMO_KEY_NAME = "demo-admin"
 DEMO_KEY_FILE = PROJECT_ROOT / "instance" / "demo-api-key"
@@ -277,7 +282,7 @@ def demo(host: str, port: int, order_count: int, no_serve: bool) -> None:
     click.echo(f"  demo API key (admin): {plaintext}")
     click.echo(f"  try: curl -H 'Authorization: Bearer {plaintext}' {url}/orders?limit=2")
     click.echo("")
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    _run(app, host, port)
 
 
 def _demo_key(built: Services) -> str:
@@ -303,7 +308,18 @@ def serve(host: str, port: int) -> None:
     """Serve with the development server (use gunicorn in production)."""
     from api import create_app
 
-    create_app().run(host=host, port=port, threaded=True, use_reloader=False)
+    _run(create_app(), host, port)
+
+
+def _run(app: Flask, host: str, port: int) -> None:
+    """Serve until interrupted, then stop the in-process scheduler (if it runs: no Redis)
+    and close the connections. SIGTERM stops it as Ctrl-C does."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        app.extensions["oms"].close()
+        click.echo("stopped")
 
 
 @main.command()

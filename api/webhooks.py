@@ -5,16 +5,19 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from flask import url_for
+from flask import current_app, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from adapters.webhooks import TargetPolicy
 from api.access import allow, current_actor
 from api.problems import document_errors
 from api.schemas import Cursor, StrictSchema, page, page_schema, text
 from api.transactions import command, request_uow
 from engine import webhooks
-from engine.models import WEBHOOK_EVENT_TYPES, WebhookDelivery, WebhookSubscription
+from engine.errors import FieldProblem, InputValidationError
+from engine.models import WebhookDelivery, WebhookSubscription
+from engine.webhooks import WEBHOOK_EVENT_TYPES
 
 MANAGERS = ("ops",)  # and admin
 SUBSCRIPTION = "/subscriptions/<int(min=1, max=9223372036854775807):subscription_id>"
@@ -33,6 +36,17 @@ def _url(value: str) -> None:
     problem = webhooks.url_problem(value)
     if problem is not None:
         raise ValidationError(problem)
+
+
+def _check_target(url: str | None) -> None:
+    """Refuse a URL that points at our own network, unless OMS_WEBHOOK_ALLOWED_HOSTS
+    allows it (checked again at each send)."""
+    if url is None:
+        return
+    settings = current_app.extensions["oms"].settings
+    problem = TargetPolicy.parse(settings.webhook_allowed_hosts).problem(url)
+    if problem is not None:
+        raise InputValidationError([FieldProblem("url", problem)])
 
 
 def _event_types(**kwargs: Any) -> fields.List:
@@ -118,7 +132,11 @@ class ReplaySchema(StrictSchema):
 @blp.arguments(SubscriptionInSchema())
 @blp.response(201, NewSubscriptionSchema)
 def subscribe(data: dict[str, Any]) -> tuple[WebhookSubscription, int, dict[str, str]]:
-    """Register a URL for some order events; the answer carries its secret, only this once."""
+    """Register a URL for some order events; the answer carries its secret, only this once.
+
+    URLs pointing at private, loopback or link-local addresses are refused unless
+    OMS_WEBHOOK_ALLOWED_HOSTS names them."""
+    _check_target(data["url"])
     subscription = webhooks.subscribe(request_uow(), current_actor(), data["url"],
                                       data["event_types"], data["description"])
     return subscription, 201, {"Location": url_for("webhooks.read_subscription",
@@ -151,6 +169,7 @@ def read_subscription(subscription_id: int) -> WebhookSubscription:
 @blp.response(200, SubscriptionSchema)
 def update_subscription(data: dict[str, Any], subscription_id: int) -> WebhookSubscription:
     """Change the URL, the event types, the description, or whether it is active."""
+    _check_target(data.get("url"))
     return webhooks.update_subscription(request_uow(), subscription_id, data)
 
 

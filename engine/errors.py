@@ -96,6 +96,20 @@ class DuplicateOrderError(OmsError):
         self.order_id = order_id
 
 
+class EventIdReusedError(InputValidationError):
+    """A partner sent an event id it already used for a different event."""
+
+    code = "event_id_reused"
+
+    def __init__(self, source: str, event_id: str) -> None:
+        super().__init__([FieldProblem("event_id", f"{event_id!r} was already used for "
+                                                   "a different event")],
+                         f"{source} event id {event_id!r} was already used with a different "
+                         "payload; send a new id for a new event")
+        self.source = source
+        self.event_id = event_id
+
+
 class AlreadyExistsError(OmsError):
     code = "already_exists"
 

@@ -1,11 +1,15 @@
 """Exceptions: when something goes wrong with an order, the exceptions rules say what next.
 
-Two kinds of event reach them. A rule that fails while deciding an order (validation,
+Three kinds of event reach them. A rule that fails while deciding an order (validation,
 sourcing or carrier): the stage has already put the order on hold in the rule-error queue,
 and the exceptions rules may send that hold to another queue, cancel the order, and ask
 for notifications. A job that talks to a partner (warehouse, carrier, finance) and gives
-up after its retries: the rules may hold the order in a queue with the error, cancel it,
-or notify.
+up after its retries: the rules may run it again, hold the order in a queue with the
+error, cancel it, or notify. Something that happened to the order (a short pick, a late
+parcel): the rules may also re-source the missing units (fulfilment carries that out).
+What each event allows is `rules.stages.exceptions.ACTIONS_BY_EVENT`, checked when a rule
+set is saved; a rule set saved before that check may still ask for something else, which
+is then recorded as not applied.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from engine.status import OrderStatus
 from engine.transitions import may_hold, may_move
 from rules.evaluation import RuleEvaluationError, evaluate
 from rules.stage import plain
-from rules.stages.exceptions import ExceptionDecision, ExceptionFacts, Step
-
-# Resolutions a rule error can take today; the others need the jobs of later stages.
-APPLICABLE = ("hold", "cancel")
+from rules.stages.exceptions import (
+    ExceptionDecision,
+    ExceptionFacts,
+    Step,
+    possible_actions,
+)
 
 
 def handle_rule_error(uow: UnitOfWork, actor: Actor, order: Order, stage: str,
@@ -43,8 +49,8 @@ def handle_rule_error(uow: UnitOfWork, actor: Actor, order: Order, stage: str,
     """
     now = utcnow()
     decided = _decide(uow, order, _facts(uow, order, "rule_error", error.rule or "", stage,
-                                         now), APPLICABLE, f"the order stays in "
-                                                           f"{RULE_ERROR_QUEUE}")
+                                         now), possible_actions("rule_error"),
+                      f"the order stays in {RULE_ERROR_QUEUE}")
     if decided is None:
         return None
     decision, recorded = decided
@@ -83,20 +89,21 @@ class Failure:
 
 def handle_failure(uow: UnitOfWork, actor: Actor, order_id: int,
                    failure: Failure) -> OrderDecision | None:
-    """Let the exceptions rules decide what happens to an order whose job gave up: run
-    the job again (a new round of retries), hold the order in a queue with the error,
-    cancel it, or notify. Returns the recorded decision.
-
-    "resource" is recorded but not applied: re-sourcing a released group needs the
-    warehouse to give it back first.
+    """Let the exceptions rules decide what happens to an order something went wrong
+    with: run the failed job again (a new round of retries), hold the order in a queue
+    with the error, cancel it, or notify. Returns the recorded decision; "resource" is
+    the caller's to carry out (the short pick re-sources its units).
     """
     order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
     if order is None:
         return None
     now = utcnow()
+    possible = possible_actions(failure.event_type)
+    if failure.job is None:
+        possible -= {"retry"}
     decided = _decide(uow, order, _facts(uow, order, failure.event_type, failure.code,
                                          failure.stage, now, failure.delay_hours),
-                      (*APPLICABLE, "retry"), "the job has given up; nothing else happens")
+                      possible, "nothing else happens")
     if decided is None:
         return None
     decision, recorded = decided
@@ -124,10 +131,14 @@ def handle_failure(uow: UnitOfWork, actor: Actor, order_id: int,
                     decision_id=recorded.id)
     elif step.kind == "cancel" and may_move(order, OrderStatus.CANCELLED):
         cancel_order(uow, actor, order.id, reason)
+    elif step.kind in ("hold", "cancel"):  # the order has gone past where it means anything
+        recorded.decision = {**recorded.decision, "not_applied":
+                             f"the order is {order.status.value}: it can no longer be "
+                             f"{'held' if step.kind == 'hold' else 'cancelled'}"}
     return recorded
 
 
-def _decide(uow: UnitOfWork, order: Order, facts: ExceptionFacts, applicable: tuple[str, ...],
+def _decide(uow: UnitOfWork, order: Order, facts: ExceptionFacts, applicable: frozenset[str],
             otherwise: str) -> tuple[ExceptionDecision | None, OrderDecision] | None:
     """Run the exceptions rules and record their decision (None: no rules published)."""
     version = deciding_version(uow, "exceptions")
@@ -144,7 +155,9 @@ def _decide(uow: UnitOfWork, order: Order, facts: ExceptionFacts, applicable: tu
     resolution = decision.resolution
     summary = decision.to_dict() | {"resolution": resolution}
     if resolution not in applicable and resolution != "none":
-        summary["not_applied"] = f"{resolution} is not available here; {otherwise}"
+        summary["not_applied"] = (f"{resolution} cannot be carried out for "
+                                  f"{facts.event_type} (the rule set predates that check); "
+                                  f"{otherwise}")
     return decision, _record(uow, order, version.id, resolution, summary, facts,
                              evaluation.trace, now)
 

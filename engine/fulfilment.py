@@ -14,6 +14,8 @@ never moving a shipment backwards, so events that arrive out of order do no harm
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -24,7 +26,9 @@ from sqlalchemy.exc import IntegrityError
 
 from engine import transitions, visibility
 from engine.actors import Actor
+from engine.carriers import choose_carriers
 from engine.errors import (
+    EventIdReusedError,
     FieldProblem,
     InputValidationError,
     NotFoundError,
@@ -76,6 +80,7 @@ from engine.ports import (
     LabelRequest,
     UnitOfWork,
 )
+from engine.sourcing import source_order
 from engine.status import OrderStatus
 from engine.transitions import effective_status as effective_status  # returns reads it here
 from rules.vocabulary import PAID_UP_FRONT
@@ -114,9 +119,12 @@ def record_effect(uow: UnitOfWork, key: str, system: str, operation: str, order_
 def request_release(uow: UnitOfWork, order: Order) -> None:
     """Ask for each allocated group with a carrier to be released to its warehouse, once
     the whole order is allocated (an order waiting for some units keeps its groups until
-    they arrive, so it ships complete and its backorders can still be filled)."""
-    if order.status is not OrderStatus.ALLOCATED or any(
-            line.quantity_backordered for line in order.lines):
+    they arrive, so it ships complete and its backorders can still be filled). An order
+    on its way already (units re-sourced after a short pick) releases its new groups at
+    once."""
+    under_way = order.status in (OrderStatus.RELEASED, OrderStatus.PARTIALLY_SHIPPED)
+    if not under_way and (order.status is not OrderStatus.ALLOCATED or any(
+            line.quantity_backordered for line in order.lines)):
         return
     for group in order.fulfilment_groups:
         if group.status == "allocated" and group.carrier_code is not None:
@@ -494,7 +502,7 @@ def apply_wms_event(uow: UnitOfWork, actor: Actor, event: WmsEvent,
     if group is None:  # another location's group is, for this warehouse, no group at all
         raise NotFoundError("fulfilment group", event.group_id)
     order = _lock_order(uow, group.order_id)  # twins of one event queue here
-    seen = _seen(uow, "wms", event.event_id)
+    seen = _seen(uow, "wms", event.event_id, payload)
     if seen is not None:
         return Applied("duplicate", seen.order_id, seen.detail)
     uow.session.refresh(group, with_for_update=True)
@@ -685,26 +693,59 @@ def _take_from_group(line: FulfilmentLine, quantity: int) -> None:
 
 def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
                 quantities: dict[str, int]) -> None:
-    """The warehouse could not find the units: its stock is corrected down and the units
-    are cancelled from the order (never billed: only shipments are), the customer is
-    told, and the exceptions rules decide what else happens (stock_short)."""
+    """The warehouse could not find the units: its stock is corrected down, the units
+    leave the group (never billed: only shipments are), the customer is told, and the
+    exceptions rules decide what becomes of them (stock_short): re-sourced elsewhere or
+    backordered (`resource`, and when the rules say nothing), waiting on the order's
+    hold (`hold`), or cancelled (`cancel`)."""
     levels = lock_levels(uow, [(sku, group.location_code) for sku in quantities])
     claimed = _claimed(uow, group, None)
+    short: dict[int, int] = {}  # order line id -> units missing
     for sku, quantity in quantities.items():
         move(uow, actor, levels[(sku, group.location_code)], "short_pick", -quantity,
              -quantity, reason="short picked", reference=f"group {group.id}",
              order_id=order.id)
         for line, part in _spread(group, sku, quantity, claimed):
             line.order_line.quantity_allocated -= part
-            line.order_line.quantity_cancelled += part
+            short[line.order_line_id] = short.get(line.order_line_id, 0) + part
             _take_from_group(line, part)
     if not group.lines:
         group.status = "cancelled"
-    uow.session.flush()
     record_event(uow, order, "group.short_picked", actor, group=group.id,
                  location=group.location_code,
                  lines=[{"sku": sku, "quantity": q} for sku, q in quantities.items()])
+    uow.session.flush()  # the rules' decision reads the order afresh
     uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"short:{group.id}")
+    decided = handle_failure(uow, actor, order.id, Failure(
+        "stock_short", "short_pick", "wms",
+        ", ".join(f"{q} x {sku} missing at {group.location_code}"
+                  for sku, q in quantities.items())))
+    resolution = decided.outcome if decided is not None else "none"
+    if order.status is OrderStatus.CANCELLED:  # the rules cancelled the whole order
+        return
+    lines = {line.id: line for line in order.lines}
+    if resolution == "cancel" and decided is not None:  # not cancellable whole (part
+        for line_id, units in short.items():  # has shipped): these units are
+            lines[line_id].quantity_cancelled += units
+        decided.decision = {**{key: value for key, value in decided.decision.items()
+                               if key != "not_applied"},
+                            "cancelled_units": sum(short.values())}
+        record_event(uow, order, "order.lines_cancelled", actor, reason="short picked",
+                     lines=[{"sku": lines[line_id].sku, "quantity": units}
+                            for line_id, units in short.items()])
+        _close_if_done(uow, actor, order)
+    elif order.status is OrderStatus.ON_HOLD:  # they wait with the order; its release
+        for line_id, units in short.items():  # sources them again
+            lines[line_id].quantity_backordered += units
+    else:  # re-source them elsewhere, or backorder them until stock arrives
+        source_order(uow, actor, order, excluded=frozenset({group.location_code}))
+        choose_carriers(uow, actor, order)
+        request_release(uow, order)
+
+
+def _close_if_done(uow: UnitOfWork, actor: Actor, order: Order) -> None:
+    """An order with every unit shipped or cancelled is shipped (or cancelled, if none
+    shipped)."""
     lines = order.lines
     if all(line.quantity_shipped + line.quantity_cancelled == line.quantity_ordered
            for line in lines):
@@ -712,10 +753,6 @@ def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGr
             _progress(uow, actor, order, OrderStatus.SHIPPED, "order.shipped")
         elif transitions.may_move(order, OrderStatus.CANCELLED):
             transitions.move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled")
-    handle_failure(uow, actor, order.id, Failure(
-        "stock_short", "short_pick", "wms",
-        ", ".join(f"{q} x {sku} missing at {group.location_code}"
-                  for sku, q in quantities.items())))
 
 
 # --- labels ----------------------------------------------------------------------------
@@ -784,7 +821,7 @@ def apply_tracking_event(uow: UnitOfWork, actor: Actor, event: TrackingEvent,
         # another carrier's parcel is, for this carrier, no parcel at all
         raise NotFoundError("shipment with tracking number", event.tracking_number)
     order = _lock_order(uow, shipment.order_id)
-    seen = _seen(uow, "carrier", event.event_id)
+    seen = _seen(uow, "carrier", event.event_id, payload)
     if seen is not None:
         return Applied("duplicate", seen.order_id, seen.detail, shipment.id)
     uow.session.refresh(shipment, with_for_update=True)
@@ -1118,10 +1155,25 @@ def _progress(uow: UnitOfWork, actor: Actor, order: Order, target: OrderStatus,
     transitions.progress(uow, actor, order, target, event_type)
 
 
-def _seen(uow: UnitOfWork, source: str, event_id: str) -> InboundEvent | None:
+def _seen(uow: UnitOfWork, source: str, event_id: str,
+          payload: dict[str, Any]) -> InboundEvent | None:
+    """The event already received under this id, if it is this same event.
+
+    Raises:
+        EventIdReusedError: the id was first used for a different payload.
+    """
     found: InboundEvent | None = uow.session.scalars(select(InboundEvent).where(
         InboundEvent.source == source, InboundEvent.event_id == event_id)).first()
+    if found is not None and payload_fingerprint(found.payload) != payload_fingerprint(payload):
+        raise EventIdReusedError(source, event_id)
     return found
+
+
+def payload_fingerprint(payload: dict[str, Any]) -> str:
+    """What identifies 'the same event': its payload as canonical JSON (the stored payload
+    is the request as validated, so a field sent in another order or spelling matches)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _remember(uow: UnitOfWork, source: str, event_id: str, type: str, order: Order,

@@ -43,7 +43,8 @@ from engine.status import OrderStatus
 
 Key = tuple[str, str]  # (sku, location code)
 # Orders whose backordered units wait for stock (a held order waits for a person first).
-WAITING_STATUSES = (OrderStatus.BACKORDERED, OrderStatus.ALLOCATED)
+WAITING_STATUSES = (OrderStatus.BACKORDERED, OrderStatus.ALLOCATED, OrderStatus.RELEASED,
+                    OrderStatus.PARTIALLY_SHIPPED)
 # Levels are INTEGER columns: refuse a change that would take one past this, not overflow.
 MAX_ON_HAND = 10_000_000
 

@@ -802,11 +802,6 @@ class JournalLine(Base):
     entry: Mapped[JournalEntry] = relationship(back_populates="lines")
 
 
-WEBHOOK_EVENT_TYPES = ("order.created", "order.held", "order.allocated", "order.released",
-                       "order.shipped", "order.delivered", "order.cancelled",
-                       "order.returned", "order.completed")
-
-
 class WebhookSubscription(Base):
     """A subscriber's URL and the order events it wants, signed with its own secret."""
 

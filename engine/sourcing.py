@@ -140,18 +140,22 @@ class Plan:
 
 def source_order(uow: UnitOfWork, actor: Actor, order: Order,
                  waived: frozenset[str] = frozenset(), for_backorder: bool = False,
-                 front_of: str | None = None) -> OrderDecision | None:
+                 front_of: str | None = None,
+                 excluded: frozenset[str] = frozenset()) -> OrderDecision | None:
     """Decide where the order ships from, reserve it, and move the order on.
 
     `for_backorder`: fill what the order waits for; nothing is written when no unit can be
     allocated. `front_of`: the SKU whose waiting queue this order heads (the backorder job),
-    so units of it are not kept back from it. Returns the recorded decision (None when
-    nothing moved).
+    so units of it are not kept back from it. `excluded`: locations not to source from (the
+    one that just came up short). An order already on its way (released, partially
+    shipped: units re-sourced after a short pick) keeps its status; its new groups join
+    it. Returns the recorded decision (None when nothing moved).
     """
     version = deciding_version(uow, "sourcing")
     now = utcnow()
     rule_set = compiled(version) if version is not None else None
-    plan = plan_sourcing(uow, order, rule_set, now, waived, front_of=front_of)
+    plan = plan_sourcing(uow, order, rule_set, now, waived, front_of=front_of,
+                         excluded=excluded)
     if for_backorder and not plan.groups:
         return None
     lines = {line.id: line for line in order.lines}
@@ -167,7 +171,7 @@ def source_order(uow: UnitOfWork, actor: Actor, order: Order,
 def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | None,
                   now: datetime, waived: frozenset[str] = frozenset(),
                   front_of: str | None = None, lock: bool = True,
-                  as_new: bool = False) -> Plan:
+                  as_new: bool = False, excluded: frozenset[str] = frozenset()) -> Plan:
     """Build the candidates, run the rules over each, rank them and split the order.
 
     With `lock` (a live allocation) the stock of the order's SKUs stays locked until the
@@ -189,6 +193,8 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
     locations: dict[str, Location] = {}
     held_back: dict[str, int] = {}
     for level, location in stock:
+        if location.code in excluded:
+            continue
         units = level.available + own.get((level.sku, location.code), 0)
         kept = min(owed.get(level.sku, 0), units)  # backorders first, wherever they fill
         owed[level.sku] = owed.get(level.sku, 0) - kept
@@ -549,13 +555,21 @@ def _apply(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
                if plan.error is not None else HoldReason(*(plan.hold or ("", "", None))))
         put_on_hold(uow, actor, order, "sourcing", [why], version, **about)
         return
-    event = "order.allocated" if target is OrderStatus.ALLOCATED else "order.backordered"
+    if order.status in UNDER_WAY:
+        target = order.status  # new groups join an order on its way; the rest waits
+    event = {OrderStatus.ALLOCATED: "order.allocated",
+             OrderStatus.BACKORDERED: "order.backordered"}.get(target, "order.resourced")
     if target is order.status:  # more of what it waits for: the status says so already
         record_event(uow, order, event, actor, previous_status=target.value,
                      status=target.value, stage="sourcing", reasons=[], **about)
     else:
         transitions.move(uow, actor, order, target, event, stage="sourcing", reasons=[],
                          **about)
+
+
+# Orders whose units already went to a warehouse: sourcing more of them does not take
+# them back a step.
+UNDER_WAY = (OrderStatus.RELEASED, OrderStatus.PARTIALLY_SHIPPED)
 
 
 def waiting_for(uow: UnitOfWork, sku: str) -> list[int]:

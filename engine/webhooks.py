@@ -28,7 +28,6 @@ from engine.errors import (
 )
 from engine.job_names import DELIVER_JOB
 from engine.models import (
-    WEBHOOK_EVENT_TYPES,
     Order,
     OrderEvent,
     WebhookDelivery,
@@ -53,6 +52,9 @@ EVENT_TYPES: Mapping[str, str] = {
     "order.returned": "order.returned",
     "order.completed": "order.completed",
 }
+# The webhook types a subscription may ask for: the one vocabulary the API accepts, the
+# deliveries carry and the README lists.
+WEBHOOK_EVENT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(EVENT_TYPES.values()))
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 DELIVERY_STATUSES = (PENDING, DELIVERED, FAILED)
 # The wait after the 1st, 2nd... failed attempt; the attempt after the last wait is the last.

@@ -21,7 +21,8 @@ def deliver(delivery_id: int) -> str:
         uow.commit()
     if outgoing is None:
         return "skipped"
-    result = sender.send(outgoing)
+    policy = sender.TargetPolicy.parse(services.settings.webhook_allowed_hosts)
+    result = sender.send(outgoing, policy=policy)
     with services.uow() as uow:
         delivery = webhooks.record_attempt(uow, delivery_id, result, utcnow())
         uow.commit()

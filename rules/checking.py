@@ -102,7 +102,12 @@ class _Checker:
             self.add(f"{path}/conditions", "missing")
         else:
             self.conditions(rule["conditions"], f"{path}/conditions", 0)
+        before = len(self.problems)
         self.actions_of(rule.get("actions"), f"{path}/actions")
+        if self.stage.check_actions is not None and len(self.problems) == before:
+            for index, message in self.stage.check_actions(rule.get("conditions"),
+                                                           rule["actions"]):
+                self.add(f"{path}/actions/{index}/name", message)
 
     def conditions(self, node: Any, path: str, depth: int) -> None:
         if depth > MAX_DEPTH:

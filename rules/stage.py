@@ -92,6 +92,9 @@ class Stage(Generic[Facts]):
     baseline: Facts
     # The fact that says when the case happened: test cases are evaluated at that time.
     clock: str
+    # Problems with a rule's actions that depend on its conditions (e.g. an action the
+    # engine cannot carry out for the events the rule fires for): (action index, message).
+    check_actions: Callable[[Any, Any], list[tuple[int, str]]] | None = None
 
     def moment_of(self, facts: Facts) -> datetime:
         """Return when the case the facts describe happened."""

@@ -5,6 +5,7 @@ Rules are a priority list: the first rule that fires decides the resolution.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,6 +20,70 @@ from rules.vocabulary import CUSTOMER_TIERS, SERVICE_LEVELS
 
 EVENTS = ["payment_failed", "stock_short", "wms_rejected", "label_failed", "carrier_delay",
           "rule_error"]
+
+# What the engine can carry out for each event, the one table both the save-time check and
+# the engine read. retry: run the failed job again (only events that come from a job);
+# resource: source the missing units again elsewhere, or backorder them (a short pick);
+# hold: the order waits in the named queue (an order already on hold gets the queue too);
+# cancel: whatever has not shipped; notify: always possible.
+ACTIONS_BY_EVENT: Mapping[str, frozenset[str]] = {
+    "payment_failed": frozenset({"retry", "hold", "cancel", "notify"}),
+    "wms_rejected": frozenset({"retry", "hold", "cancel", "notify"}),
+    "label_failed": frozenset({"retry", "hold", "cancel", "notify"}),
+    "stock_short": frozenset({"resource", "hold", "cancel", "notify"}),
+    "carrier_delay": frozenset({"hold", "cancel", "notify"}),
+    "rule_error": frozenset({"hold", "cancel", "notify"}),
+}
+assert set(ACTIONS_BY_EVENT) == set(EVENTS)
+
+
+def possible_actions(event_type: str) -> frozenset[str]:
+    """Return the actions the engine carries out for this event (an event it does not know
+    can still be held and notified about)."""
+    return ACTIONS_BY_EVENT.get(event_type, frozenset({"hold", "notify"}))
+
+
+def events_of(conditions: Any) -> frozenset[str]:
+    """Return the events a rule with these conditions may fire for, as far as its
+    conditions on event_type tell (every event when they do not)."""
+    every = frozenset(EVENTS)
+    if not isinstance(conditions, Mapping):
+        return every
+    if isinstance(conditions.get("all"), list):
+        found = every
+        for member in conditions["all"]:
+            found &= events_of(member)
+        return found
+    if isinstance(conditions.get("any"), list):
+        return frozenset().union(*(events_of(member) for member in conditions["any"]))
+    if conditions.get("name") != "event_type":
+        return every
+    value, operator = conditions.get("value"), conditions.get("operator")
+    named = frozenset(value if isinstance(value, list) else [value])
+    if operator in ("equal_to", "is_in"):
+        return every & named
+    if operator in ("not_equal_to", "is_not_in"):
+        return every - named
+    return every
+
+
+def impossible_actions(conditions: Any, actions: Any) -> list[tuple[int, str]]:
+    """Return the actions of a rule the engine cannot carry out for some event the rule
+    may fire for: (index of the action, why)."""
+    events = events_of(conditions)
+    found = []
+    for index, action in enumerate(actions if isinstance(actions, list) else []):
+        name = action.get("name") if isinstance(action, Mapping) else None
+        if not isinstance(name, str):
+            continue
+        refused = sorted(event for event in events if name not in ACTIONS_BY_EVENT[event])
+        if refused:
+            can = sorted(ACTIONS_BY_EVENT[refused[0]])
+            found.append((index, f"{name!r} cannot be carried out for "
+                                 f"{', '.join(refused)} (for {refused[0]}: "
+                                 f"{', '.join(can)}); narrow the rule's event_type "
+                                 "condition or choose another action"))
+    return found
 
 
 @dataclass(frozen=True)
@@ -106,4 +171,5 @@ EXCEPTIONS: Stage[ExceptionFacts] = Stage(
         has_shipped_units=False, occurred_at=datetime(2026, 1, 5, 12, tzinfo=UTC),
     ),
     clock="occurred_at",
+    check_actions=impossible_actions,
 )

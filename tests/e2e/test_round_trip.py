@@ -14,7 +14,7 @@ from adapters.bootstrap import using
 from adapters.signing import sign
 from engine.models import StockLevel
 from jobs.fulfilment import settle_return
-from tests.conftest import order_body
+from tests.conftest import order_body, stock
 
 WMS_SECRETS = ("wms-secret-old", "wms-secret-new")
 CARRIER_SECRET = "carrier-secret"
@@ -261,7 +261,7 @@ def test_an_order_on_hold_still_ships_and_the_hold_returns_it_to_where_it_got(
     assert (released.status_code, released.json["status"]) == (200, "shipped")
 
 
-def test_a_short_pick_cancels_the_missing_units_and_the_rest_completes(
+def test_a_short_pick_backorders_the_missing_units_and_they_ship_when_stock_arrives(
         client, admin, make_key, catalog, services):
     ops = make_key("ops")
     order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
@@ -270,6 +270,10 @@ def test_a_short_pick_cancels_the_missing_units_and_the_rest_completes(
                 lines=[{"sku": "MUG-2", "quantity": 1}])
     assert short.json["outcome"] == "applied"
     assert level(services, "MUG-2") == (99, 0)  # the shelf was short: corrected
+    # the shipped rules re-source it; no other location has a mug: it waits for stock
+    order = client.get(f"/orders/{order_id}", headers=ops).json
+    assert order["lines"][1]["quantities"]["cancelled"] == 0
+    assert order["lines"][1]["quantities"]["backordered"] == 1
     # a short pick naming a package changes nothing about packages
     assert wms(client, ops, group["id"], "shipped", "sp2", package_ref="P1",
                tracking_number="SP000000001BR",
@@ -278,17 +282,32 @@ def test_a_short_pick_cancels_the_missing_units_and_the_rest_completes(
         "event_id": "d1", "tracking_number": "SP000000001BR",
         "status": "delivered"}).json["outcome"] == "applied"
     order = client.get(f"/orders/{order_id}", headers=ops).json
-    assert order["status"] == "completed"
-    assert order["lines"][1]["quantities"]["cancelled"] == 1
+    assert order["status"] == "partially_shipped"  # the mug is still owed
     invoices = [e for e in client.get(f"/orders/{order_id}/ledger", headers=ops).json["items"]
                 if e["kind"] == "invoice"]
     assert sum(Decimal(e["amount"]) for e in invoices) < Decimal(order["total"])  # no mug
     decision = [d for d in client.get(f"/orders/{order_id}/decisions", headers=ops).json[
         "items"] if d["stage"] == "exceptions"][-1]
     assert decision["facts"]["event_type"] == "stock_short"
+    assert decision["outcome"] == "resource" and "not_applied" not in decision["decision"]
     kinds = [e["data"]["kind"] for e in client.get(f"/orders/{order_id}/events", headers=ops)
              .json["items"] if e["type"] == "customer.notified"]
     assert f"short:{group['id']}" in kinds
+    # when mugs are found on the shelf, the order gets one, ships it and completes
+    stock(services, {("MUG-2", "WH-SP"): 105})
+    groups = client.get(f"/orders/{order_id}/fulfilment", headers=ops).json["items"]
+    [second] = [g for g in groups if g["id"] != group["id"]]
+    assert second["status"] == "released"
+    assert wms(client, ops, second["id"], "shipped", "sp3", tracking_number="SP000000002BR",
+               lines=[{"sku": "MUG-2", "quantity": 1}]).status_code == 200
+    assert client.post("/carriers/events", headers=ops, json={
+        "event_id": "d2", "tracking_number": "SP000000002BR",
+        "status": "delivered"}).json["outcome"] == "applied"
+    order = client.get(f"/orders/{order_id}", headers=ops).json
+    assert order["status"] == "completed"
+    invoices = [e for e in client.get(f"/orders/{order_id}/ledger", headers=ops).json["items"]
+                if e["kind"] == "invoice"]
+    assert sum(Decimal(e["amount"]) for e in invoices) == Decimal(order["total"])
 
 
 def test_events_that_come_early_or_late_do_no_harm(client, admin, make_key, catalog,

@@ -56,6 +56,12 @@ class Receiver:
 
 
 @pytest.fixture
+def app(make_app):
+    # the receivers listen on loopback, which subscriptions may reach only when allowed
+    return make_app(WEBHOOK_ALLOWED_HOSTS="127.0.0.1")
+
+
+@pytest.fixture
 def receiver():
     started = Receiver()
     started.thread.start()

@@ -3,6 +3,8 @@ orders past their promise, tells the customer once and lets the exceptions rules
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -68,3 +70,80 @@ def test_a_late_order_is_found_its_customer_told_once_and_the_rules_decide(
     assert decision["outcome"] == "hold"
     [hold] = client.get("/holds", headers=admin).json["items"]
     assert hold["queue"] == "vip-care"
+
+
+def _scheduler_threads():
+    return [thread for thread in threading.enumerate() if thread.name == "oms-scheduler"]
+
+
+def _eventually(check, seconds=15.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+def test_without_redis_the_service_runs_the_periodic_jobs_itself(make_app, admin, catalog):
+    from tests.e2e.test_webhooks import Receiver, make_due
+
+    receiver = Receiver()
+    receiver.thread.start()
+    receiver.answers = [500]  # the first attempt fails
+    try:
+        # given the service as the README runs it (no Redis, not a test app), with short
+        # periods for the webhook retries and the late-shipment check
+        app = make_app(TESTING=False, WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+                       SCHEDULER_TICK_SECONDS="0.1",
+                       SCHEDULE_SECONDS="jobs.webhooks.retry_due=1,"
+                                        "jobs.fulfilment.detect_late_shipments=1")
+        services = app.extensions["oms"]
+        assert services.redis is None and len(_scheduler_threads()) == 1
+        client = app.test_client()
+        subscription = client.post("/webhooks/subscriptions", headers=admin, json={
+            "url": receiver.url + "/hook", "event_types": ["order.created"]}).json
+        # when an order is posted and its webhook fails once
+        posted = client.post("/orders", json=order_body(), headers=admin)
+        assert posted.status_code == 201, posted.json
+        order_id = posted.json["id"]
+        [delivery] = client.get(f"/webhooks/subscriptions/{subscription['id']}/deliveries",
+                                headers=admin).json["items"]
+        assert (delivery["status"], delivery["attempts"]) == ("pending", 1)
+        make_due(services, delivery["id"])  # its 30 s wait has passed
+
+        # then the in-process scheduler retries it, and it is delivered
+        def delivered():
+            [found] = client.get(f"/webhooks/subscriptions/{subscription['id']}/deliveries",
+                                 headers=admin).json["items"]
+            return found["status"] == "delivered"
+
+        assert _eventually(delivered)
+        assert len(receiver.requests) == 2
+        # and when the order's promise has passed, the late-shipment check (every 15
+        # minutes, here every second) finds it and tells the customer
+        with services.uow() as uow:
+            uow.session.execute(update(FulfilmentGroup)
+                                .where(FulfilmentGroup.order_id == order_id)
+                                .values(promised_at=utcnow() - timedelta(hours=30)))
+            uow.commit()
+
+        def told():
+            events = client.get(f"/orders/{order_id}/events", headers=admin).json["items"]
+            return any(e["type"] == "customer.notified"
+                       and e["data"]["kind"].startswith("delay:") for e in events)
+
+        assert _eventually(told)
+        # and closing the service stops the scheduler
+        services.close()
+        assert _scheduler_threads() == []
+    finally:
+        receiver.close()
+
+
+def test_a_test_app_or_one_with_redis_leaves_the_periodic_jobs_to_the_scheduler(
+        make_app, redis_url):
+    make_app()
+    make_app(TESTING=False, REDIS_URL=redis_url,
+             QUEUE_NAME=f"oms-test-{uuid.uuid4().hex[:8]}")
+    assert _scheduler_threads() == []

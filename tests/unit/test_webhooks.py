@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from engine import webhooks
 from engine.actors import system_actor
 from engine.errors import InputValidationError
-from engine.models import WEBHOOK_EVENT_TYPES
+from engine.webhooks import WEBHOOK_EVENT_TYPES
 
 
 class RefusingUnitOfWork:
@@ -38,6 +41,7 @@ def test_other_urls_are_refused(url):
 
 def test_every_published_event_type_is_a_webhook_event_type():
     assert set(webhooks.EVENT_TYPES.values()) == set(WEBHOOK_EVENT_TYPES)
+    assert len(set(WEBHOOK_EVENT_TYPES)) == len(WEBHOOK_EVENT_TYPES)
     assert webhooks.EVENT_TYPES["order.received"] == "order.created"
     assert webhooks.EVENT_TYPES["order.partially_shipped"] == "order.shipped"
 
@@ -61,3 +65,12 @@ def test_only_a_2xx_answer_is_a_success():
     assert not webhooks.AttemptResult(status_code=301).succeeded
     assert not webhooks.AttemptResult(status_code=500).succeeded
     assert not webhooks.AttemptResult(error="ConnectionRefusedError").succeeded
+
+
+def test_the_readme_names_the_webhook_event_types_the_api_accepts():
+    # given the README's section on webhooks
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Webhooks", 1)[1].split("\n## ", 1)[0]
+    # then the event types it lists, written out in full, are exactly those accepted
+    listed = re.findall(r"`(order\.[a-z_]+)`", section)
+    assert listed == list(WEBHOOK_EVENT_TYPES)
