@@ -110,7 +110,7 @@ def list_carriers() -> dict[str, Any]:
     return {"items": carriers.list_carriers(request_uow())}
 
 
-@blp.route("/<string:code>", methods=["GET"])
+@blp.route("/<key:code>", methods=["GET"])
 @allow(*READERS)
 @_errors(401, 403, 404)
 @blp.response(200, CarrierSchema)
@@ -119,7 +119,7 @@ def read_carrier(code: str) -> Carrier:
     return carriers.get_carrier(request_uow(), code)
 
 
-@blp.route("/<string:code>", methods=["PUT"])
+@blp.route("/<key:code>", methods=["PUT"])
 @allow(*WRITERS)
 @command
 @_errors(400, 401, 403, 413, 415, 422)

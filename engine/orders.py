@@ -73,10 +73,11 @@ class OrderDraft:
 
 @dataclass(frozen=True)
 class OrderQuery:
-    status: OrderStatus | None = None
-    channel: str | None = None
-    customer_id: str | None = None
-    sku: str | None = None
+    # Each filter matches any of its values; an empty one does not filter.
+    status: tuple[OrderStatus, ...] = ()
+    channel: tuple[str, ...] = ()
+    customer_id: tuple[str, ...] = ()
+    sku: tuple[str, ...] = ()
     created_from: datetime | None = None
     created_to: datetime | None = None
     limit: int = 50
@@ -99,7 +100,11 @@ class _Problems:
 
 def record_event(uow: UnitOfWork, order: Order, type: str, actor: Actor,
                  **data: Any) -> OrderEvent:
-    """Append one entry to the order's timeline."""
+    """Append one entry to the order's timeline; amounts (`Decimal`) are written with the
+    decimals of the order's currency ("15.00" in BRL, "1500" in JPY)."""
+    places = Decimal(1).scaleb(-minor_units(order.currency))
+    data = {name: str(value.quantize(places, rounding=ROUND_HALF_EVEN))
+            if isinstance(value, Decimal) else value for name, value in data.items()}
     event = OrderEvent(order_id=order.id, type=type, actor_type=actor.type,
                        actor_id=actor.id, data=data, occurred_at=utcnow())
     uow.session.add(event)
@@ -153,7 +158,7 @@ def capture_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
     _insert_once(uow, order)
     record_event(uow, order, "order.received", actor, status=OrderStatus.RECEIVED.value,
                  channel=channel, channel_order_ref=draft.channel_order_ref,
-                 lines=len(lines), total=str(order.total), currency=order.currency)
+                 lines=len(lines), total=order.total, currency=order.currency)
     return order
 
 
@@ -177,15 +182,15 @@ def list_orders(uow: UnitOfWork, actor: Actor, query: OrderQuery) -> OrderPage:
     statement: Select[Order] = select(Order).order_by(Order.id.desc())
     if actor.channel is not None:
         statement = statement.where(Order.channel == actor.channel)
-    if query.status is not None:
-        statement = statement.where(Order.status == query.status)
-    if query.channel is not None:
-        statement = statement.where(Order.channel == query.channel)
-    if query.customer_id is not None:
-        statement = statement.where(Order.customer_id == query.customer_id)
-    if query.sku is not None:
+    if query.status:
+        statement = statement.where(Order.status.in_(query.status))
+    if query.channel:
+        statement = statement.where(Order.channel.in_(query.channel))
+    if query.customer_id:
+        statement = statement.where(Order.customer_id.in_(query.customer_id))
+    if query.sku:
         statement = statement.where(
-            exists().where(OrderLine.order_id == Order.id, OrderLine.sku == query.sku)
+            exists().where(OrderLine.order_id == Order.id, OrderLine.sku.in_(query.sku))
         )
     if query.created_from is not None:
         statement = statement.where(Order.created_at >= query.created_from)
