@@ -115,3 +115,37 @@ def test_options_advertises_only_the_methods_the_spec_documents_for_that_path(cl
         # then it names exactly that path's methods, not a sibling `/{code}`'s
         assert set(allowed.split(", ")) - {"HEAD", "OPTIONS"} == {
             method.upper() for method in item if method != "parameters"}, path
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("GET", "/rules/sourcing/diff?from=1&to=2147483648", None),
+    ("POST", "/rules/sourcing/dry-run", {"version": 2147483648, "order_id": 1}),
+    ("POST", "/rules/sourcing/simulate", {"version": 2147483648}),
+    ("POST", "/rules/sourcing/simulations", {"version": 9223372036854775808}),
+])
+def test_a_rule_version_beyond_what_is_stored_is_a_422_not_a_500(client, admin, method, path,
+                                                                  body):
+    response = client.open(path, method=method, json=body, headers=admin)
+    assert response.status_code == 422, response.json
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json["errors"][0]["field"] in ("to", "version")
+
+
+def test_cross_field_rules_are_in_the_spec_and_every_offending_field_is_named(client, admin):
+    spec = client.get("/openapi.json").json["components"]["schemas"]
+    assert spec["Simulation"]["oneOf"] == [{"required": ["version"]}, {"required": ["document"]}]
+    assert "exactly one of `version` and `document`" in spec["Simulation"]["description"]
+    assert {"not": {"required": ["version", "document"]}} in spec["DryRun"]["allOf"]
+    response = client.post("/rules/sourcing/dry-run", headers=admin,
+                           json={"version": 1, "document": {}})
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json["errors"]} == {"document", "order_id"}
+
+
+def test_fields_that_can_be_empty_are_declared_nullable(client):
+    spec = client.get("/openapi.json").json["components"]["schemas"]
+    for schema, names in {"Movement": ("reference", "order_id", "reason"),
+                          "Version": ("approved_at", "approved_by"),
+                          "Applied": ("shipment_id", "order_id")}.items():
+        for name in names:
+            assert spec[schema]["properties"][name].get("nullable") is True, (schema, name)
