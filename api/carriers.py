@@ -111,7 +111,7 @@ def list_carriers() -> dict[str, Any]:
     return {"items": carriers.list_carriers(request_uow())}
 
 
-@blp.route("/<string:code>", methods=["GET"])
+@blp.route("/<key:code>", methods=["GET"])
 @allow(*READERS, scope="global")
 @_errors(401, 403, 404)
 @blp.response(200, CarrierSchema)
@@ -120,7 +120,7 @@ def read_carrier(code: str) -> Carrier:
     return carriers.get_carrier(request_uow(), code)
 
 
-@blp.route("/<string:code>", methods=["PUT"])
+@blp.route("/<key:code>", methods=["PUT"])
 @allow(*WRITERS, scope="global")
 @command
 @_errors(400, 401, 403, 413, 415, 422)

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
 from api.access import allow, current_actor, signed_by
 from api.orders import ORDER_PATH
@@ -76,9 +76,9 @@ class TrackingEventSchema(StrictSchema):
 
 class AppliedSchema(Schema):
     outcome = fields.String(metadata={"enum": ["applied", "duplicate", "ignored"]})
-    order_id = fields.Integer()
-    shipment_id = fields.Integer()
-    detail = fields.String()
+    order_id = fields.Integer(allow_none=True)
+    shipment_id = fields.Integer(allow_none=True)
+    detail = fields.String(allow_none=True)
 
 
 class ShipmentLineOutSchema(Schema):
@@ -92,17 +92,17 @@ class ShipmentOutSchema(Schema):
     group_id = fields.Integer()
     package_ref = fields.String()
     location = fields.String(attribute="location_code")
-    carrier = fields.String(attribute="carrier_code")
-    service = fields.String(attribute="service_code")
+    carrier = fields.String(allow_none=True, attribute="carrier_code")
+    service = fields.String(allow_none=True, attribute="service_code")
     status = fields.String(metadata={"enum": list(fulfilment.PROGRESS)})
-    tracking_number = fields.String()
-    label_cost = Money()
+    tracking_number = fields.String(allow_none=True)
+    label_cost = Money(allow_none=True)
     weight_kg = fields.Decimal(as_string=True)
     created_at = fields.AwareDateTime()
-    shipped_at = fields.AwareDateTime()
-    delivered_at = fields.AwareDateTime()
-    invoice_reference = fields.String()
-    invoiced_at = fields.AwareDateTime()
+    shipped_at = fields.AwareDateTime(allow_none=True)
+    delivered_at = fields.AwareDateTime(allow_none=True)
+    invoice_reference = fields.String(allow_none=True)
+    invoiced_at = fields.AwareDateTime(allow_none=True)
     lines = fields.List(fields.Nested(ShipmentLineOutSchema))
 
 
@@ -120,7 +120,7 @@ class JournalEntryOutSchema(Schema):
     id = fields.Integer()
     kind = fields.String()
     reference = fields.String()
-    order_id = fields.Integer()
+    order_id = fields.Integer(allow_none=True)
     currency = fields.String()
     amount = Money()
     memo = fields.String()
@@ -232,7 +232,7 @@ def trial_balance() -> dict[str, Any]:
 @blp.route("/wms/work", methods=["GET"])
 @allow(*WAREHOUSE, scope="location")
 @_errors(401, 403, 404, 422)
-@blp.arguments(WorkQuerySchema(), location="query")
+@blp.arguments(WorkQuerySchema(), location="query", unknown=RAISE)
 @blp.response(200, WorkListSchema)
 def released_work(query: dict[str, Any]) -> dict[str, list[FulfilmentGroup]]:
     """The embedded warehouse's pick list: groups released to a location, not yet shipped."""
@@ -260,17 +260,17 @@ class ReturnOutSchema(Schema):
     order_id = fields.Integer()
     reason = fields.String()
     lines = fields.List(fields.Nested(ReturnedLineOutSchema))
-    restock_location = fields.String()
+    restock_location = fields.String(allow_none=True)
     net_amount = Money()
     tax_amount = Money()
     created_at = fields.AwareDateTime()
     created_by = fields.String()
-    credit_reference = fields.String()
-    refund_reference = fields.String()
-    settled_at = fields.AwareDateTime()
+    credit_reference = fields.String(allow_none=True)
+    refund_reference = fields.String(allow_none=True)
+    settled_at = fields.AwareDateTime(allow_none=True)
     settle_failures = fields.Integer(metadata={
         "description": "Failed rounds of settling; at 5 the sweep stops and a person looks"})
-    last_error = fields.String()
+    last_error = fields.String(allow_none=True)
 
 
 class ReturnListSchema(Schema):

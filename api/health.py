@@ -6,19 +6,34 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from adapters.errors import DatabaseBehindError
 from adapters.migrations import check_schema_current
 from api.access import public
-from api.problems import problem
+from api.problems import PROBLEM_JSON, problem
 from api.wiring import services
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")
 
 
+class LiveSchema(Schema):
+    status = fields.String(metadata={"enum": ["ok"]})
+
+
+class ReadySchema(Schema):
+    status = fields.String(metadata={"enum": ["ready"]})
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "each dependency: `ok`, or why it cannot be used"})
+    outbox = fields.Dict(metadata={
+        "description": "jobs written but not dispatched yet: `waiting`, `oldest_seconds`, "
+                       "and `queue_depth` when Redis is configured"})
+
+
 @blp.route("/healthz", methods=["GET"])
 @blp.doc(security=[])
+@blp.response(200, LiveSchema)
 @public
 def healthz() -> Response:
     """Answer as long as the process runs."""
@@ -27,6 +42,9 @@ def healthz() -> Response:
 
 @blp.route("/readyz", methods=["GET"])
 @blp.doc(security=[])
+@blp.response(200, ReadySchema)
+@blp.alt_response(503, schema="Problem", content_type=PROBLEM_JSON, description=(
+    "A dependency cannot be used: `checks` says which"))
 @public
 def readyz() -> Response:
     """Answer 200 when the database (and Redis, when configured) can be used."""

@@ -34,13 +34,13 @@ class HoldOutSchema(Schema):
     stage = fields.String()
     queue = fields.String()
     reason = fields.String()
-    rule = fields.String()
-    rule_set_version_id = fields.Integer()
+    rule = fields.String(allow_none=True)
+    rule_set_version_id = fields.Integer(allow_none=True)
     created_at = fields.AwareDateTime()
     created_by = fields.String()
-    resolved_at = fields.AwareDateTime()
-    resolved_by = fields.String()
-    resolution = fields.String()
+    resolved_at = fields.AwareDateTime(allow_none=True)
+    resolved_by = fields.String(allow_none=True)
+    resolution = fields.String(allow_none=True)
 
 
 HoldPageSchema = page_schema(HoldOutSchema, "HoldPage")

@@ -141,9 +141,9 @@ class MovementSchema(Schema):
     reserved_change = fields.Integer()
     on_hand_after = fields.Integer()
     reserved_after = fields.Integer()
-    reason = fields.String()
-    reference = fields.String()
-    order_id = fields.Integer()
+    reason = fields.String(allow_none=True)
+    reference = fields.String(allow_none=True)
+    order_id = fields.Integer(allow_none=True)
     actor = fields.String()
     occurred_at = fields.AwareDateTime()
 

@@ -83,8 +83,9 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
     Integration keys see only their own channel's orders.
     """
     before = query.pop("cursor", None)
+    filters = {name: tuple(values) for name, values in query.items() if isinstance(values, list)}
     found = orders.list_orders(request_uow(), current_actor(),
-                               orders.OrderQuery(before_id=before, **query))
+                               orders.OrderQuery(before_id=before, **{**query, **filters}))
     return page(found.orders, "before", found.next_before_id)
 
 

@@ -6,7 +6,7 @@ from functools import partial
 from typing import Any
 
 from flask_smorest import Blueprint
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
 from api.access import allow
 from api.problems import document_errors
@@ -62,7 +62,7 @@ class LookupSchema(StrictSchema):
 @blp.route("/lookup", methods=["GET"])
 @allow(*READERS, scope="global")
 @_errors(401, 403, 404, 422)
-@blp.arguments(LookupSchema(), location="query")
+@blp.arguments(LookupSchema(), location="query", unknown=RAISE)
 @blp.response(200, PostalAreaSchema)
 def lookup(query: dict[str, Any]) -> PostalArea:
     """Return the area a postal code falls in (its longest known prefix)."""

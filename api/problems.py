@@ -23,6 +23,7 @@ from engine.errors import (
     DuplicateOrderError,
     FieldProblem,
     ForbiddenError,
+    HoldResolvedError,
     InputValidationError,
     InsufficientStockError,
     InvalidTransitionError,
@@ -60,6 +61,7 @@ ENGINE_STATUSES: dict[type[OmsError], int] = {
     IdempotencyKeyReusedError: 422,
     InvalidTransitionError: 409,
     NotOnHoldError: 409,
+    HoldResolvedError: 409,
     NotReadyError: 409,
     InsufficientStockError: 409,
     RuleSetStateError: 409,
@@ -206,6 +208,8 @@ def _engine_problem(error: OmsError) -> Response:
             extra["held_from"] = error.held_from
     if isinstance(error, NotOnHoldError):
         extra = {"current_status": error.current}
+    if isinstance(error, HoldResolvedError):
+        extra = {"resolution": error.resolution}
     if isinstance(error, DuplicateOrderError):
         extra = {"order_id": error.order_id, "channel": error.channel,
                  "channel_order_ref": error.channel_order_ref}
@@ -231,7 +235,10 @@ def _http_problem(error: HTTPException) -> Response:
     elif status == 422 and isinstance(messages, Mapping):
         errors = []
         for location, found in messages.items():
-            errors.extend(flatten_messages(found, "body" if location == "json" else location))
+            flat = flatten_messages(found, "body" if location == "json" else location)
+            if location == "query":  # a repeated parameter is named, not its n-th value
+                flat = [{**error, "field": error["field"].split("/")[0]} for error in flat]
+            errors.extend(flat)
         detail = f"{len(errors)} field(s) are invalid"
     headers.update(data.get("headers") or {})
     return problem(status, code, detail, errors=errors, headers=headers)

@@ -47,7 +47,7 @@ def reference_blueprint(kind: ReferenceKind[Any], schema: type[Schema], plural: 
                     description=f"{plural.capitalize()} (reference data)")
     errors = partial(document_errors, blp)
     key = kind.key
-    path = f"/<string:{key}>"
+    path = f"/<key:{key}>"
     patch_schema = schema(partial=True, exclude=(key,))
 
     @blp.route("", methods=["POST"])

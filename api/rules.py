@@ -13,7 +13,7 @@ from marshmallow import ValidationError as SchemaError
 from api.access import allow, current_actor
 from api.orders import draft_from
 from api.problems import document_errors
-from api.schemas import OrderInSchema, StrictSchema, reasonable_time, text
+from api.schemas import OrderInSchema, StrictSchema, reasonable_time, text, version_number
 from api.transactions import command, request_uow
 from api.wiring import services
 from engine import pipeline, rulesets
@@ -44,24 +44,33 @@ class CommentSchema(StrictSchema):
 
 
 class DiffQuerySchema(StrictSchema):
-    from_ = fields.Integer(data_key="from", required=True, validate=validate.Range(min=1))
-    to = fields.Integer(required=True, validate=validate.Range(min=1))
+    from_ = version_number(data_key="from", required=True)
+    to = version_number(required=True)
 
 
 class DryRunSchema(StrictSchema):
-    version = fields.Integer(validate=validate.Range(min=1),
-                             metadata={"description": "a stored version (default: published)"})
+    version = version_number(metadata={"description": "a stored version (default: published)"})
     document = fields.Dict(metadata={"description": "or a rule set not stored yet"})
     order_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1),
                               metadata={"description": "an existing order"})
     order = fields.Nested(OrderInSchema, metadata={"description": "or an order as posted"})
 
+    OPENAPI_RULES = {
+        "description": "Give at most one of `version` and `document` (neither: the published "
+                       "version), and exactly one of `order_id` and `order`; otherwise 422.",
+        "allOf": [{"not": {"required": ["version", "document"]}},
+                  {"oneOf": [{"required": ["order_id"]}, {"required": ["order"]}]}],
+    }
+
     @validates_schema
     def one_of_each(self, data: dict[str, Any], **kwargs: Any) -> None:
+        problems: dict[str, list[str]] = {}
         if "version" in data and "document" in data:
-            raise SchemaError("give a version or a document, not both", "document")
+            problems["document"] = ["give a version or a document, not both"]
         if ("order_id" in data) == ("order" in data):
-            raise SchemaError("give exactly one of order_id and order", "order_id")
+            problems["order_id"] = ["give exactly one of order_id and order"]
+        if problems:
+            raise SchemaError(problems)
 
 
 class VersionSchema(Schema):
@@ -72,10 +81,10 @@ class VersionSchema(Schema):
     author = fields.String()
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
-    published_at = fields.AwareDateTime()
-    published_by = fields.String()
-    approved_at = fields.AwareDateTime()
-    approved_by = fields.String()
+    published_at = fields.AwareDateTime(allow_none=True)
+    published_by = fields.String(allow_none=True)
+    approved_at = fields.AwareDateTime(allow_none=True)
+    approved_by = fields.String(allow_none=True)
 
 
 class VersionDetailSchema(VersionSchema):
@@ -115,7 +124,7 @@ class AuditEntrySchema(Schema):
     version = fields.Integer()
     action = fields.String()
     actor = fields.String()
-    comment = fields.String()
+    comment = fields.String(allow_none=True)
     occurred_at = fields.AwareDateTime()
 
 
@@ -322,8 +331,7 @@ def dry_run(data: dict[str, Any], stage: str) -> dict[str, Any]:
 
 
 class SimulationSchema(StrictSchema):
-    version = fields.Integer(validate=validate.Range(min=1),
-                             metadata={"description": "the candidate: a stored version"})
+    version = version_number(metadata={"description": "the candidate: a stored version"})
     document = fields.Dict(metadata={"description": "or a rule set not stored yet"})
     last = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=2000),
                           metadata={"description": "how many of the latest orders (in the "
@@ -332,6 +340,12 @@ class SimulationSchema(StrictSchema):
         "description": "only orders received at or after this time"})
     created_to = fields.AwareDateTime(validate=reasonable_time, metadata={
         "description": "only orders received before this time"})
+
+    OPENAPI_RULES = {
+        "description": "Give exactly one of `version` and `document`; `created_to` must be "
+                       "after `created_from`; otherwise 422.",
+        "oneOf": [{"required": ["version"]}, {"required": ["document"]}],
+    }
 
     @validates_schema
     def one_candidate(self, data: dict[str, Any], **kwargs: Any) -> None:

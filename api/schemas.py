@@ -111,9 +111,11 @@ def is_clean_text(value: str) -> bool:
 
 
 def no_control_characters(value: str) -> None:
-    """Refuse text no database stores faithfully."""
+    """Refuse text no database stores faithfully, and text of spaces only."""
     if not is_clean_text(value):
         raise ValidationError("must not contain control characters or invalid unicode")
+    if value and not value.strip():
+        raise ValidationError("must not be blank")
 
 
 def reasonable_time(value: datetime) -> None:
@@ -143,6 +145,16 @@ def text(maximum: int, **kwargs: Any) -> fields.String:
 
 def timestamp() -> fields.AwareDateTime:
     return fields.AwareDateTime(default_timezone=UTC, validate=reasonable_time)
+
+
+def any_of(field: fields.Field) -> fields.List:
+    """A query filter that may be repeated: it matches any of its values."""
+    return fields.List(field, validate=validate.Length(max=50))
+
+
+def version_number(**kwargs: Any) -> fields.Integer:
+    """A rule set version number: a positive integer the database can store (32 bits)."""
+    return fields.Integer(validate=validate.Range(min=1, max=2**31 - 1), **kwargs)
 
 
 def quantity(**kwargs: Any) -> fields.Integer:
@@ -212,12 +224,12 @@ class LineOutSchema(Schema):
 class AddressOutSchema(Schema):
     name = fields.String(attribute="ship_to_name")
     line1 = fields.String(attribute="ship_to_line1")
-    line2 = fields.String(attribute="ship_to_line2")
+    line2 = fields.String(allow_none=True, attribute="ship_to_line2")
     city = fields.String(attribute="ship_to_city")
-    region = fields.String(attribute="ship_to_region")
-    postal_code = fields.String(attribute="ship_to_postal_code")
+    region = fields.String(allow_none=True, attribute="ship_to_region")
+    postal_code = fields.String(allow_none=True, attribute="ship_to_postal_code")
     country = fields.String(attribute="ship_to_country")
-    phone = fields.String(attribute="ship_to_phone")
+    phone = fields.String(allow_none=True, attribute="ship_to_phone")
 
 
 _ADDRESS = AddressOutSchema()
@@ -227,7 +239,7 @@ class OrderOutSchema(Schema):
     id = fields.Integer()
     status = fields.Enum(OrderStatus, by_value=True)
     channel = fields.String()
-    channel_order_ref = fields.String()
+    channel_order_ref = fields.String(allow_none=True)
     customer_id = fields.String()
     currency = fields.String()
     service_level = fields.String()
@@ -255,15 +267,15 @@ class FulfilmentGroupOutSchema(Schema):
     location = fields.String(attribute="location_code")
     status = fields.String(metadata={"enum": ["allocated", "released", "on_hold", "shipped",
                                              "cancelled"]})
-    decision_id = fields.Integer()
+    decision_id = fields.Integer(allow_none=True)
     created_at = fields.AwareDateTime()
-    carrier = fields.String(attribute="carrier_code")
-    service = fields.String(attribute="service_code")
-    shipping_cost = Money()
-    promised_at = fields.AwareDateTime()
-    carrier_decision_id = fields.Integer()
-    wms_reference = fields.String()
-    released_at = fields.AwareDateTime()
+    carrier = fields.String(allow_none=True, attribute="carrier_code")
+    service = fields.String(allow_none=True, attribute="service_code")
+    shipping_cost = Money(allow_none=True)
+    promised_at = fields.AwareDateTime(allow_none=True)
+    carrier_decision_id = fields.Integer(allow_none=True)
+    wms_reference = fields.String(allow_none=True)
+    released_at = fields.AwareDateTime(allow_none=True)
     lines = fields.List(fields.Nested(FulfilmentLineOutSchema),
                         metadata={"description": "What the group still has to ship"})
 
@@ -361,10 +373,11 @@ class PageQuerySchema(StrictSchema):
 class OrderQuerySchema(StrictSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = Cursor("before", int)
-    status = fields.Enum(OrderStatus, by_value=True)
-    channel = text(64)
-    customer_id = text(64)
-    sku = text(64)
+    # A filter given more than once matches any of its values (`status=new&status=held`).
+    status = any_of(fields.Enum(OrderStatus, by_value=True))
+    channel = any_of(text(64))
+    customer_id = any_of(text(64))
+    sku = any_of(text(64))
     created_from = timestamp()
     created_to = timestamp()
 

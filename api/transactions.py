@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 from flask_smorest import Blueprint
+from marshmallow import fields
 
 from adapters import idempotency
 from adapters.sql import SqlUnitOfWork
@@ -28,6 +29,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEPT_HEADERS = ("Content-Type", "Location")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+FRAMEWORK_ROUTES = ("api-docs.", "swagger_static.")  # the spec and the docs: not ours to check
 IDEMPOTENCY_PARAMETER = {
     "in": "header", "name": IDEMPOTENCY_HEADER, "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -84,13 +86,15 @@ def register(app: Flask) -> None:
         for value in (request.view_args or {}).values():
             if isinstance(value, str) and not is_clean_text(value):
                 raise ApiProblem(404, "not_found", "no resource has such a name")
+        if request.endpoint is not None and not request.endpoint.startswith(FRAMEWORK_ROUTES):
+            _check_query()
         if request.method not in BODY_METHODS or request.endpoint is None:
             return
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         if request.content_length is not None and request.content_length > limit:
             raise ApiProblem(413, "payload_too_large",
                              f"the body is {request.content_length} bytes; the limit is {limit}")
-        if not request.is_json:
+        if not request.is_json and (_takes_body() or request.get_data(cache=True)):
             raise ApiProblem(415, "unsupported_media_type",
                              f"send the body as application/json, not "
                              f"{request.mimetype or 'no Content-Type'}",
@@ -101,6 +105,42 @@ def register(app: Flask) -> None:
         uow: SqlUnitOfWork | None = g.pop("uow", None)
         if uow is not None:
             uow.__exit__(None, None, None)
+
+
+def _declared(location: str) -> list[Any]:
+    """The marshmallow schemas this request's route reads from `location` (json, query)."""
+    view = current_app.view_functions[request.endpoint or ""]
+    parameters = getattr(view, "_apidoc", {}).get("arguments", {}).get("parameters", [])
+    return [parameter["schema"] for parameter in parameters if parameter["in"] == location]
+
+
+def _check_query() -> None:
+    """Refuse query parameters the route does not take, and a filter given twice where it
+    takes one value (a filter that takes several is declared as a list: any of them)."""
+    schemas = _declared("query")  # a route with a query schema names unknown ones itself
+    known: set[str] = set()
+    repeatable: set[str] = set()
+    for schema in schemas:
+        for name, field in schema.fields.items():
+            known.add(field.data_key or name)
+            if isinstance(field, fields.List):
+                repeatable.add(field.data_key or name)
+    errors = []
+    for name in request.args:
+        if not schemas:
+            errors.append({"field": name, "in": "query", "message": "Unknown field."})
+        elif name in known and name not in repeatable and len(request.args.getlist(name)) > 1:
+            errors.append({"field": name, "in": "query", "message": "give it once"})
+    if errors:
+        raise ApiProblem(422, "validation_failed", f"{len(errors)} field(s) are invalid",
+                         errors=errors)
+
+
+def _takes_body() -> bool:
+    """Whether this request's route reads a JSON body (a command such as a release takes none,
+    and accepts an empty request with no Content-Type)."""
+    return any(field.required for schema in _declared("json")
+               for field in schema.fields.values())
 
 
 def _claim() -> idempotency.Claimed | idempotency.Replay | None:

@@ -81,6 +81,16 @@ class NotOnHoldError(OmsError):
         self.current = current
 
 
+class HoldResolvedError(OmsError):
+    """A hold that is already resolved (released, or closed by a cancel) cannot be released."""
+
+    code = "hold_resolved"
+
+    def __init__(self, hold_id: int, resolution: str | None) -> None:
+        super().__init__(f"hold {hold_id} is already resolved ({resolution or 'closed'})")
+        self.resolution = resolution
+
+
 class DuplicateOrderError(OmsError):
     """The channel already sent an order with this reference."""
 

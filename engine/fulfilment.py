@@ -792,7 +792,7 @@ def record_label(uow: UnitOfWork, actor: Actor, shipment_id: int, tracking_numbe
                   cost)
     record_event(uow, order, "shipment.labelled", actor, shipment=shipment.id,
                  carrier=shipment.carrier_code, tracking_number=tracking_number,
-                 cost=str(cost))
+                 cost=cost)
     return True
 
 
@@ -978,7 +978,7 @@ def record_invoice(uow: UnitOfWork, actor: Actor, shipment_id: int, bill: Billin
     shipment.invoice_reference, shipment.invoiced_at = receipt.reference, utcnow()
     record_finance(uow, bill.invoice_key, "invoice", order.id, receipt)
     record_event(uow, order, "shipment.invoiced", actor, shipment=shipment.id,
-                 invoice=receipt.reference, amount=str(receipt.amount.amount),
+                 invoice=receipt.reference, amount=receipt.amount.amount,
                  currency=receipt.amount.currency)
     complete_if_done(uow, actor, order)
     return True

@@ -74,10 +74,11 @@ class OrderDraft:
 
 @dataclass(frozen=True)
 class OrderQuery:
-    status: OrderStatus | None = None
-    channel: str | None = None
-    customer_id: str | None = None
-    sku: str | None = None
+    # Each filter matches any of its values; an empty one does not filter.
+    status: tuple[OrderStatus, ...] = ()
+    channel: tuple[str, ...] = ()
+    customer_id: tuple[str, ...] = ()
+    sku: tuple[str, ...] = ()
     created_from: datetime | None = None
     created_to: datetime | None = None
     limit: int = 50
@@ -144,7 +145,7 @@ def capture_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
     _insert_once(uow, order)
     record_event(uow, order, "order.received", actor, status=OrderStatus.RECEIVED.value,
                  channel=channel, channel_order_ref=draft.channel_order_ref,
-                 lines=len(lines), total=str(order.total), currency=order.currency)
+                 lines=len(lines), total=order.total, currency=order.currency)
     return order
 
 
@@ -167,15 +168,15 @@ def list_orders(uow: UnitOfWork, actor: Actor, query: OrderQuery) -> OrderPage:
     """Return one page of orders, newest first, and the cursor of the next page."""
     statement: Select[Order] = select(Order).order_by(Order.id.desc())
     statement = statement.where(visibility.orders(actor))
-    if query.status is not None:
-        statement = statement.where(Order.status == query.status)
-    if query.channel is not None:
-        statement = statement.where(Order.channel == query.channel)
-    if query.customer_id is not None:
-        statement = statement.where(Order.customer_id == query.customer_id)
-    if query.sku is not None:
+    if query.status:
+        statement = statement.where(Order.status.in_(query.status))
+    if query.channel:
+        statement = statement.where(Order.channel.in_(query.channel))
+    if query.customer_id:
+        statement = statement.where(Order.customer_id.in_(query.customer_id))
+    if query.sku:
         statement = statement.where(
-            exists().where(OrderLine.order_id == Order.id, OrderLine.sku == query.sku)
+            exists().where(OrderLine.order_id == Order.id, OrderLine.sku.in_(query.sku))
         )
     if query.created_from is not None:
         statement = statement.where(Order.created_at >= query.created_from)

@@ -17,7 +17,7 @@ from engine import holds, visibility
 from engine.actors import CHANNEL, Actor
 from engine.carriers import Choice, choose_carriers, plan_carriers
 from engine.decisions import record_decision
-from engine.errors import NotFoundError, OmsError, StageNotRunnableError
+from engine.errors import HoldResolvedError, NotFoundError, OmsError, StageNotRunnableError
 from engine.exceptions import handle_rule_error
 from engine.fulfilment import request_release, resume_held_work
 from engine.inventory import WAITING_STATUSES
@@ -201,7 +201,8 @@ def release_one_hold(uow: UnitOfWork, actor: Actor, hold_id: int, note: str | No
     """Release one reason an order waits; the order moves on once none is left.
 
     Raises:
-        NotFoundError: no such open hold (or not this actor's channel).
+        NotFoundError: no such hold (or not this actor's channel).
+        HoldResolvedError: the hold is already resolved.
     """
     hold = uow.session.get(Hold, hold_id)
     # the order first (locked), then its holds afresh: two releases of its last two holds,
@@ -209,8 +210,10 @@ def release_one_hold(uow: UnitOfWork, actor: Actor, hold_id: int, note: str | No
     order = get_order(uow, actor, hold.order_id, lock=True) if hold is not None else None
     if hold is not None:
         uow.session.refresh(hold)
-    if hold is None or order is None or hold.resolved_at is not None:
-        raise NotFoundError("open hold", hold_id)
+    if hold is None or order is None:
+        raise NotFoundError("hold", hold_id)
+    if hold.resolved_at is not None:
+        raise HoldResolvedError(hold.id, hold.resolution)
     others = [other for other in holds.open_holds(uow, order) if other.id != hold.id]
     if others:
         holds.resolve_hold(actor, hold, "released")

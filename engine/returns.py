@@ -105,6 +105,10 @@ def _attribute(uow: UnitOfWork, order: Order,
         left = quantity
         room = [(line, shipment, line.quantity - taken.get((shipment.id, line.order_line_id), 0))
                 for line, shipment in carried if line.sku == sku]
+        if not room:  # not a SKU this order shipped: the SKU is wrong, not the count
+            problems.append(FieldProblem(f"lines/{first_index[sku]}/sku",
+                                         f"{sku} was not shipped on this order"))
+            continue
         if sum(free for _, _, free in room) < quantity:
             problems.append(FieldProblem(
                 f"lines/{first_index[sku]}/quantity",
@@ -205,7 +209,7 @@ def record_settled(uow: UnitOfWork, actor: Actor, return_id: int, credits: list[
     returned.refund_reference = refund
     returned.settled_at = utcnow()
     record_event(uow, order, "return.settled", actor, returned=returned.id,
-                 credit_notes=credits, refund=refund, amount=str(bill.amount))
+                 credit_notes=credits, refund=refund, amount=bill.amount)
     return True
 
 

@@ -30,7 +30,7 @@ def test_every_route_declares_who_may_call_it(app):
     public = sorted(rule.rule for rule in app.url_map.iter_rules()
                     if rule.endpoint in public_endpoints
                     or getattr(app.view_functions[rule.endpoint], ROLES_ATTRIBUTE) == PUBLIC)
-    assert public == ["/docs", "/docs/static/<path:filename>", "/healthz", "/openapi.json",
+    assert public == ["/", "/docs", "/docs/static/<path:filename>", "/healthz", "/openapi.json",
                       "/readyz"]
 
 
