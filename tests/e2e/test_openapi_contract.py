@@ -35,11 +35,13 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # Every kind of caller, one line each: role, channel the key is bound to, and how many
 # requests per operation and mode (an admin reaches every view; the others are mostly
 # refused early, so a few requests show what they are answered).
-CALLERS: dict[str, tuple[str, str | None, int]] = {
-    "admin": ("admin", None, 8),
-    "analyst": ("analyst", None, 2),
-    "ops": ("ops", None, 2),
-    "channel-integration": ("system", "web", 2),
+CALLERS: dict[str, tuple[str, str | None, tuple[str, ...], int]] = {
+    "admin": ("admin", None, (), 8),
+    "analyst": ("analyst", None, (), 2),
+    "ops": ("ops", None, (), 2),
+    "channel-integration": ("channel", "web", (), 2),
+    "warehouse-integration": ("warehouse", None, ("WH-SP",), 2),
+    "carrier-integration": ("carrier", None, ("*",), 2),
 }
 
 
@@ -57,10 +59,11 @@ def contract_app(postgres_database: str) -> Iterator[Flask]:
     app.extensions["oms"].close()
 
 
-def _key_headers(app: Flask, role: str, channel: str | None) -> dict[str, str]:
+def _key_headers(app: Flask, role: str, channel: str | None,
+                 scope: tuple[str, ...]) -> dict[str, str]:
     with app.extensions["oms"].uow() as uow:
         _, plaintext = access.create_api_key(uow, f"contract-{role}-{uuid.uuid4().hex[:6]}",
-                                             role, channel)
+                                             role, channel, scope)
         uow.commit()
     return {"Authorization": f"Bearer {plaintext}"}
 
@@ -97,8 +100,8 @@ def _operation_test(app: Flask, operation: Any, mode: GenerationMode,
 @pytest.mark.parametrize("caller", list(CALLERS))
 def test_every_operation_keeps_its_contract_for_every_caller(contract_app, caller):
     # given a key of this kind
-    role, channel, examples = CALLERS[caller]
-    headers = _key_headers(contract_app, role, channel)
+    role, channel, scope, examples = CALLERS[caller]
+    headers = _key_headers(contract_app, role, channel, scope)
     # when schemathesis sends valid and broken requests to every operation of the spec
     failures = _broken_promises(contract_app, headers, examples)
     # then no answer is a 5xx or breaks the spec
