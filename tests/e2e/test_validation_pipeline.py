@@ -147,7 +147,7 @@ def test_releasing_one_of_two_holds_keeps_the_order_waiting_for_the_other(client
     assert decision["decision"]["waived_rules"] == ["cash-on-delivery-limit",
                                                     "first-order-over-value"]
     again = client.post(f"/holds/{holds['payment']['id']}/release", json={}, headers=ops)
-    assert again.status_code == 404
+    assert (again.status_code, again.json["code"]) == (409, "hold_resolved")
 
 
 def test_a_failing_rule_holds_the_order_and_the_exceptions_rules_say_where(
