@@ -19,14 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.iso import minor_units
-from engine.models import (
-    LEDGER_ACCOUNTS,
-    FulfilmentGroup,
-    JournalEntry,
-    JournalLine,
-    Shipment,
-    utcnow,
-)
 from engine.ports import (
     FinanceReceipt,
     FulfilmentRequest,
@@ -37,6 +29,14 @@ from engine.ports import (
     Money,
     TrackingUpdate,
     WmsRelease,
+)
+from engine.record import (
+    LEDGER_ACCOUNTS,
+    FulfilmentGroup,
+    JournalEntry,
+    JournalLine,
+    Shipment,
+    utcnow,
 )
 
 

@@ -68,7 +68,7 @@ from engine.errors import (
     ExternalSystemError,
     ExternalTimeoutError,
 )
-from engine.fulfilment import TRACKING_STATUSES
+from engine.fulfilment.common import TRACKING_STATUSES
 from engine.ports import (
     FinanceReceipt,
     FulfilmentRequest,

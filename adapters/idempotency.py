@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adapters.errors import IdempotencyInFlightError, IdempotencyKeyReusedError
-from engine.models import IdempotencyRecord, utcnow
+from engine.record import IdempotencyRecord, utcnow
 
 RECORDS = IdempotencyRecord.__table__
 IN_FLIGHT = "in_flight"

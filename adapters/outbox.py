@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.models import OutboxMessage, utcnow
 from engine.ports import JobArg, JobQueue
+from engine.record import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 

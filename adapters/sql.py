@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.outbox import Outbox
 from adapters.queue import resolve
-from engine.models import OutboxMessage, utcnow
 from engine.ports import JobArg
+from engine.record import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from api.carriers import shipped_carriers
 from api.docs import init_api
 from engine.access import ensure_api_key
 from engine.actors import system_actor
-from engine.carriers import install_default_carriers
+from engine.carriers.rate_cards import install_default_carriers
+from engine.decisions.rulesets import install_defaults
 from engine.errors import AlreadyExistsError
-from engine.rulesets import install_defaults
 
 BOOTSTRAP_ADMIN_KEY_NAME = "bootstrap-admin"
 

@@ -13,9 +13,9 @@ from api.access import allow
 from api.problems import ApiProblem, document_errors, field_errors
 from api.schemas import Measure, Money, StrictSchema, _one_of, text
 from api.transactions import command, request_uow
-from engine import carriers
+from engine.carriers import rate_cards as carriers
 from engine.errors import FieldProblem
-from engine.models import Carrier
+from engine.record import Carrier
 from rules.vocabulary import SERVICE_LEVELS
 
 READERS = ("ops", "analyst")  # negotiated rates are not for integrations to read

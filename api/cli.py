@@ -21,11 +21,13 @@ from adapters.queue import run_worker
 from adapters.schedule import SCHEDULE, run_scheduler
 from adapters.settings import PROJECT_ROOT, Settings
 from api.carriers import CarrierSchema, carriers_document, shipped_carriers
-from engine import access, carriers, job_names, rulesets
+from engine import access, job_names
 from engine.actors import ROLES, system_actor
-from engine.carriers import install_default_carriers
+from engine.carriers import rate_cards as carriers
+from engine.carriers.rate_cards import install_default_carriers
+from engine.decisions import rulesets
 from engine.errors import OmsError
-from engine.models import ApiKey
+from engine.record import ApiKey
 
 if TYPE_CHECKING:
     from flask import Flask

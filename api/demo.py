@@ -13,11 +13,13 @@ from adapters.bootstrap import Services
 from adapters.olist import OlistPack
 from api.orders import draft_from
 from api.schemas import CustomerSchema, LocationSchema, OrderInSchema, ProductSchema
-from engine import geo, inventory, pipeline, reference
+from engine import pipeline
 from engine.actors import system_actor
+from engine.catalog import geo, reference
+from engine.catalog.reference import CUSTOMERS, LOCATIONS, PRODUCTS, ReferenceKind
 from engine.errors import DuplicateOrderError
-from engine.models import StockLevel
-from engine.reference import CUSTOMERS, LOCATIONS, PRODUCTS, ReferenceKind
+from engine.inventory import stock as inventory
+from engine.record import StockLevel
 
 BATCH = 1000
 STOCK_BATCH = 5000

@@ -26,8 +26,9 @@ from api.schemas import (
     timestamp,
 )
 from api.transactions import command, request_uow
-from engine import fulfilment, returns
-from engine.models import FulfilmentGroup, JournalEntry, OrderReturn, Shipment, utcnow
+from engine.finance import returns
+from engine.fulfilment import billing, common, tracking, warehouse_events
+from engine.record import FulfilmentGroup, JournalEntry, OrderReturn, Shipment, utcnow
 
 READERS = ("channel", "ops", "analyst")
 ORDER = "/orders" + ORDER_PATH  # ids beyond BIGINT are a 404, not an overflow
@@ -51,7 +52,7 @@ class PackedLineSchema(StrictSchema):
 
 class WmsEventSchema(StrictSchema):
     event_id = _EVENT_ID
-    type = fields.String(required=True, validate=validate.OneOf(fulfilment.WMS_EVENT_TYPES))
+    type = fields.String(required=True, validate=validate.OneOf(common.WMS_EVENT_TYPES))
     group_id = fields.Integer(required=True, strict=True,
                               validate=validate.Range(min=1, max=2**63 - 1))
     package_ref = text(128, load_default=None,
@@ -69,7 +70,7 @@ class TrackingEventSchema(StrictSchema):
     event_id = _EVENT_ID
     tracking_number = text(64, required=True)
     status = fields.String(required=True,
-                           validate=validate.OneOf(fulfilment.TRACKING_STATUSES))
+                           validate=validate.OneOf(common.TRACKING_STATUSES))
     occurred_at = timestamp()
     detail = text(500, load_default=None)
 
@@ -94,7 +95,7 @@ class ShipmentOutSchema(Schema):
     location = fields.String(attribute="location_code")
     carrier = fields.String(allow_none=True, attribute="carrier_code")
     service = fields.String(allow_none=True, attribute="service_code")
-    status = fields.String(metadata={"enum": list(fulfilment.PROGRESS)})
+    status = fields.String(metadata={"enum": list(common.PROGRESS)})
     tracking_number = fields.String(allow_none=True)
     label_cost = Money(allow_none=True)
     weight_kg = fields.Decimal(as_string=True)
@@ -162,17 +163,17 @@ class WorkListSchema(Schema):
 @_errors(400, 401, 403, 404, 409, 413, 415, 422)
 @blp.arguments(WmsEventSchema())
 @blp.response(200, AppliedSchema)
-def wms_event(data: dict[str, Any]) -> fulfilment.Applied:
+def wms_event(data: dict[str, Any]) -> warehouse_events.Applied:
     """Confirm warehouse work: picked, packed (a package), shipped (with tracking), or
     short-picked. Applied once per event id; a repeat answers 200 with outcome duplicate."""
-    event = fulfilment.WmsEvent(
+    event = warehouse_events.WmsEvent(
         event_id=data["event_id"], type=data["type"], group_id=data["group_id"],
         package_ref=data["package_ref"],
-        lines=tuple(fulfilment.PackedLine(line["sku"], line["quantity"])
+        lines=tuple(warehouse_events.PackedLine(line["sku"], line["quantity"])
                     for line in data["lines"]),
         tracking_number=data["tracking_number"], weight_kg=data["weight_kg"],
         occurred_at=data.get("occurred_at"))
-    return fulfilment.apply_wms_event(request_uow(), current_actor(), event,
+    return warehouse_events.apply_wms_event(request_uow(), current_actor(), event,
                                       WmsEventSchema().dump(data))
 
 
@@ -183,14 +184,14 @@ def wms_event(data: dict[str, Any]) -> fulfilment.Applied:
 @_errors(400, 401, 403, 404, 409, 413, 415, 422)
 @blp.arguments(TrackingEventSchema())
 @blp.response(200, AppliedSchema)
-def tracking_event(data: dict[str, Any]) -> fulfilment.Applied:
+def tracking_event(data: dict[str, Any]) -> warehouse_events.Applied:
     """Record a carrier's tracking event: in transit, out for delivery, delivered or an
     exception. Applied once per event id and never moving a shipment backwards."""
-    event = fulfilment.TrackingEvent(
+    event = tracking.TrackingEvent(
         event_id=data["event_id"], tracking_number=data["tracking_number"],
         status=data["status"], occurred_at=data.get("occurred_at") or utcnow(),
         detail=data["detail"])
-    return fulfilment.apply_tracking_event(request_uow(), current_actor(), event,
+    return tracking.apply_tracking_event(request_uow(), current_actor(), event,
                                            TrackingEventSchema().dump(data))
 
 
@@ -200,7 +201,7 @@ def tracking_event(data: dict[str, Any]) -> fulfilment.Applied:
 @blp.response(200, ShipmentListSchema)
 def list_shipments(order_id: int) -> dict[str, list[Shipment]]:
     """Read the order's shipments: packages, tracking numbers, progress and invoices."""
-    return {"items": fulfilment.order_shipments(request_uow(), current_actor(), order_id)}
+    return {"items": common.order_shipments(request_uow(), current_actor(), order_id)}
 
 
 @blp.route(ORDER + "/ledger", methods=["GET"])
@@ -209,7 +210,7 @@ def list_shipments(order_id: int) -> dict[str, list[Shipment]]:
 @blp.response(200, JournalSchema)
 def order_ledger(order_id: int) -> dict[str, Any]:
     """Read the embedded ledger's entries for an order (payments, invoices, refunds)."""
-    entries: list[JournalEntry] = fulfilment.journal(request_uow(), current_actor(), order_id)
+    entries: list[JournalEntry] = billing.journal(request_uow(), current_actor(), order_id)
     return {"items": entries, "balanced": all(
         sum(line.debit for line in entry.lines) == sum(line.credit for line in entry.lines)
         for entry in entries)}
@@ -221,7 +222,7 @@ def order_ledger(order_id: int) -> dict[str, Any]:
 @blp.response(200, TrialBalanceSchema)
 def trial_balance() -> dict[str, Any]:
     """Debits and credits per account over the whole embedded ledger; they must agree."""
-    accounts = fulfilment.trial_balance(request_uow())
+    accounts = billing.trial_balance(request_uow())
     debit = sum((d for d, _ in accounts.values()), Decimal(0))
     credit = sum((c for _, c in accounts.values()), Decimal(0))
     return {"accounts": [{"account": name, "debit": d, "credit": c}
@@ -236,7 +237,7 @@ def trial_balance() -> dict[str, Any]:
 @blp.response(200, WorkListSchema)
 def released_work(query: dict[str, Any]) -> dict[str, list[FulfilmentGroup]]:
     """The embedded warehouse's pick list: groups released to a location, not yet shipped."""
-    return {"items": fulfilment.released_work(request_uow(), current_actor(), query["location"])}
+    return {"items": common.released_work(request_uow(), current_actor(), query["location"])}
 
 
 class ReturnSchema(StrictSchema):

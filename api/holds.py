@@ -12,7 +12,8 @@ from api.access import allow, current_actor
 from api.problems import document_errors
 from api.schemas import Cursor, NoteSchema, StrictSchema, page, page_schema, text
 from api.transactions import command, request_uow
-from engine import holds, pipeline
+from engine import pipeline
+from engine.orders import holds
 
 blp = Blueprint("holds", __name__, url_prefix="/holds", description="Holds (the exception queue)")
 _document_errors = partial(document_errors, blp)

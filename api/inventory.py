@@ -25,11 +25,13 @@ from api.schemas import (
     text,
 )
 from api.transactions import command, request_uow
-from engine import availability, inventory, reference
+from engine.catalog import reference
+from engine.catalog.reference import PRODUCTS
 from engine.errors import InputValidationError, OmsError
-from engine.inventory import MAX_ON_HAND, StockChange
-from engine.models import ExpectedSupply, StockLevel
-from engine.reference import PRODUCTS
+from engine.inventory import availability
+from engine.inventory import stock as inventory
+from engine.inventory.stock import MAX_ON_HAND, StockChange
+from engine.record import ExpectedSupply, StockLevel
 
 READERS = ("warehouse", "channel", "ops", "analyst")  # a channel reads what it may promise
 WRITERS = ("warehouse", "ops")  # the WMS integration, and people correcting stock

@@ -25,8 +25,11 @@ from api.schemas import (
     page,
 )
 from api.transactions import command, request_uow
-from engine import orders, pipeline, sourcing
-from engine.models import Order
+from engine import pipeline
+from engine.decisions import sourcing
+from engine.fulfilment import cancelling
+from engine.orders import capture, reading
+from engine.record import Order
 
 # Ids beyond BIGINT are no order of ours: such a path is a 404, not an overflow.
 ORDER_PATH = "/<int(min=1, max=9223372036854775807):order_id>"
@@ -59,13 +62,13 @@ def create_order(data: dict[str, Any]) -> tuple[Order, int, dict[str, str]]:
     return order, 201, {"Location": url_for("orders.get_order", order_id=order.id)}
 
 
-def draft_from(data: dict[str, Any]) -> orders.OrderDraft:
+def draft_from(data: dict[str, Any]) -> capture.OrderDraft:
     """Turn a loaded order body into the engine's draft."""
-    return orders.OrderDraft(
+    return capture.OrderDraft(
         customer_id=data["customer_id"], currency=data["currency"],
         service_level=data["service_level"],
-        shipping_address=orders.Address(**data["shipping_address"]),
-        lines=[orders.LineDraft(**line) for line in data["lines"]],
+        shipping_address=capture.Address(**data["shipping_address"]),
+        lines=[capture.LineDraft(**line) for line in data["lines"]],
         channel=data.get("channel"), channel_order_ref=data.get("channel_order_ref"),
         payment_terms=data.get("payment_terms"), shipping_amount=data["shipping_amount"],
         tax_amount=data["tax_amount"],
@@ -84,8 +87,8 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
     """
     before = query.pop("cursor", None)
     filters = {name: tuple(values) for name, values in query.items() if isinstance(values, list)}
-    found = orders.list_orders(request_uow(), current_actor(),
-                               orders.OrderQuery(before_id=before, **{**query, **filters}))
+    found = reading.list_orders(request_uow(), current_actor(),
+                               reading.OrderQuery(before_id=before, **{**query, **filters}))
     return page(found.orders, "before", found.next_before_id)
 
 
@@ -95,7 +98,7 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, OrderOutSchema)
 def get_order(order_id: int) -> Order:
     """Read one order with its lines and quantities."""
-    return orders.get_order(request_uow(), current_actor(), order_id)
+    return reading.get_order(request_uow(), current_actor(), order_id)
 
 
 @blp.route(ORDER_PATH + "/events", methods=["GET"])
@@ -104,7 +107,7 @@ def get_order(order_id: int) -> Order:
 @blp.response(200, EventListSchema)
 def list_order_events(order_id: int) -> dict[str, Any]:
     """Read the order's timeline: every event, when, and which actor caused it."""
-    return {"items": orders.order_events(request_uow(), current_actor(), order_id)}
+    return {"items": reading.order_events(request_uow(), current_actor(), order_id)}
 
 
 @blp.route(ORDER_PATH + "/cancel", methods=["POST"])
@@ -126,9 +129,9 @@ def cancel_order(data: dict[str, Any], order_id: int) -> Order:
     their group, a 422 naming the field.
     """
     lines = data.get("lines")
-    return orders.cancel_order(
+    return cancelling.cancel_order(
         request_uow(), current_actor(), order_id, data["reason"],
-        None if lines is None else [orders.LineToCancel(**line) for line in lines])
+        None if lines is None else [cancelling.LineToCancel(**line) for line in lines])
 
 
 @blp.route(ORDER_PATH + "/hold", methods=["POST"])

@@ -19,9 +19,9 @@ from api.schemas import (
     text,
 )
 from api.transactions import command, request_uow
-from engine import geo
+from engine.catalog import geo
 from engine.errors import NotFoundError
-from engine.models import PostalArea
+from engine.record import PostalArea
 
 READERS = ("channel", "warehouse", "ops", "analyst")
 WRITERS = ("ops",)  # and admin

@@ -23,9 +23,10 @@ from api.schemas import (
     page_schema,
 )
 from api.transactions import command, request_uow
-from engine import reference, visibility
+from engine import visibility
+from engine.catalog import reference
+from engine.catalog.reference import CUSTOMERS, LOCATIONS, PRODUCTS, ReferenceKind
 from engine.errors import ForbiddenError
-from engine.reference import CUSTOMERS, LOCATIONS, PRODUCTS, ReferenceKind
 
 PEOPLE = ("ops", "analyst")
 

@@ -16,8 +16,9 @@ from api.problems import document_errors
 from api.schemas import OrderInSchema, StrictSchema, reasonable_time, text, version_number
 from api.transactions import command, request_uow
 from api.wiring import services
-from engine import pipeline, rulesets
-from engine.models import RuleSetVersion
+from engine.decisions import rulesets
+from engine.decisions import trials as pipeline
+from engine.record import RuleSetVersion
 from rules.stages import STAGES
 
 blp = Blueprint("rules", __name__, url_prefix="/rules",

@@ -16,7 +16,7 @@ from api.schemas import Cursor, StrictSchema, page, page_schema, text
 from api.transactions import command, request_uow
 from engine import webhooks
 from engine.errors import FieldProblem, InputValidationError
-from engine.models import WebhookDelivery, WebhookSubscription
+from engine.record import WebhookDelivery, WebhookSubscription
 from engine.webhooks import WEBHOOK_EVENT_TYPES
 
 MANAGERS = ("ops",)  # and admin

@@ -41,11 +41,13 @@ from bench.capture import (
     start_gunicorn,
     stop,
 )
-from engine import access, inventory, rulesets
+from engine import access
 from engine.actors import system_actor
-from engine.carriers import install_default_carriers
-from engine.models import Order, OrderLine, StockLevel
-from engine.reference import CUSTOMERS, LOCATIONS, PRODUCTS
+from engine.carriers.rate_cards import install_default_carriers
+from engine.catalog.reference import CUSTOMERS, LOCATIONS, PRODUCTS
+from engine.decisions import rulesets
+from engine.inventory import stock as inventory
+from engine.record import Order, OrderLine, StockLevel
 
 
 def prepare(url: str, pack: OlistPack, stock_per_sale: int) -> str:

@@ -39,7 +39,7 @@ from adapters.settings import PROJECT_ROOT, Settings
 from api.demo import upsert_all
 from api.schemas import CustomerSchema, ProductSchema
 from engine import access
-from engine.reference import CUSTOMERS, PRODUCTS
+from engine.catalog.reference import CUSTOMERS, PRODUCTS
 
 ADMIN_URL = os.environ.get("OMS_BENCH_POSTGRES_URL",
                            "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -39,9 +39,11 @@ from business_rules.engine import run_all
 
 from adapters.olist import OlistPack, OrderGenerator
 from api.carriers import shipped_carriers
-from engine.carriers import ServiceCard, Shipment, option_facts, quote
-from engine.geo import distance_km
-from engine.models import CarrierRate, CarrierService
+from engine.carriers.rate_cards import ServiceCard
+from engine.carriers.rating import Shipment, quote
+from engine.catalog.geo import distance_km
+from engine.decisions.carrier import option_facts
+from engine.record import CarrierRate, CarrierService
 from rules.defaults import default_rule_set
 from rules.evaluation import compile_rule_set, evaluate
 from rules.stage import Decision, Stage

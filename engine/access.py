@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from engine.actors import CARRIER, CHANNEL, EVERY, ROLES, WAREHOUSE, Actor
 from engine.errors import AlreadyExistsError, FieldProblem, InputValidationError, NotFoundError
-from engine.models import ApiKey, utcnow
 from engine.ports import UnitOfWork
+from engine.record import ApiKey, utcnow
 
 KEY_PREFIX = "oms_"
 

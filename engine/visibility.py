@@ -22,8 +22,8 @@ from sqlalchemy import ColumnElement, false, select, true
 
 from engine.actors import CARRIER, CHANNEL, EVERY, PEOPLE_ROLES, WAREHOUSE, Actor
 from engine.errors import ForbiddenError, NotFoundError
-from engine.models import FulfilmentGroup, Hold, Order, Shipment, Simulation, StockMovement
 from engine.ports import UnitOfWork
+from engine.record import FulfilmentGroup, Hold, Order, Shipment, Simulation, StockMovement
 
 # Fields of a customer that decide what it may owe: set by ops and admin only.
 FINANCE_FIELDS = ("credit_limit", "payment_terms")

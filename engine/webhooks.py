@@ -27,15 +27,9 @@ from engine.errors import (
     NotFoundError,
 )
 from engine.job_names import DELIVER_JOB
-from engine.models import (
-    Order,
-    OrderEvent,
-    WebhookDelivery,
-    WebhookSubscription,
-    utcnow,
-)
 from engine.paging import fetch_page
 from engine.ports import UnitOfWork
+from engine.record import Order, OrderEvent, WebhookDelivery, WebhookSubscription, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,16 @@ from sqlalchemy import select
 
 from adapters.bootstrap import Services, current_services
 from adapters.queue import final_attempt
-from engine import exceptions, fulfilment, job_names, returns
+from engine import effects, job_names
 from engine.actors import system_actor
+from engine.decisions import escalation
 from engine.errors import ExternalSystemError, OmsError
-from engine.models import FulfilmentGroup, Order, OrderEvent, Shipment, utcnow
-from engine.orders import record_event
+from engine.finance import returns
+from engine.fulfilment import billing, holding, labels, stalled, tracking
+from engine.fulfilment import release as releasing
+from engine.orders.timeline import record_event
 from engine.ports import FinanceReceipt, JobArg, Money
+from engine.record import FulfilmentGroup, Order, OrderEvent, Shipment, utcnow
 from engine.status import OrderStatus
 
 T = TypeVar("T")
@@ -38,7 +42,7 @@ def release_group(group_id: int) -> str | None:
     """Release one fulfilment group to its warehouse; returns the warehouse's reference."""
     services = current_services()
     with services.uow() as uow:
-        found = fulfilment.release_request(uow, group_id)
+        found = releasing.release_request(uow, group_id)
     if found is None:
         return None
     request, key = found
@@ -46,7 +50,7 @@ def release_group(group_id: int) -> str | None:
     release = _call(request.order_id, "wms_rejected", "wms",
                     lambda: warehouse.release(request, key), job_names.RELEASE_JOB, group_id)
     with services.uow() as uow:
-        fulfilment.record_release(uow, system_actor("wms-release"), group_id,
+        releasing.record_release(uow, system_actor("wms-release"), group_id,
                                   release.reference, request.items)
         uow.commit()
     return release.reference
@@ -56,17 +60,17 @@ def buy_label(shipment_id: int) -> str | None:
     """Buy the carrier label of a packed shipment; returns its tracking number."""
     services = current_services()
     with services.uow() as uow:
-        request = fulfilment.label_request(uow, shipment_id)
+        request = labels.label_request(uow, shipment_id)
         order_id = uow.session.scalar(select(Shipment.order_id).where(
             Shipment.id == shipment_id))
     if request is None or order_id is None:
         return None
     carrier = services.partners.carrier(request.carrier_code)
     label = _call(order_id, "label_failed", "carrier",
-                  lambda: carrier.create_label(request, fulfilment.label_key(shipment_id)),
+                  lambda: carrier.create_label(request, labels.label_key(shipment_id)),
                   job_names.LABEL_JOB, shipment_id)
     with services.uow() as uow:
-        fulfilment.record_label(uow, system_actor("carrier-label"), shipment_id,
+        labels.record_label(uow, system_actor("carrier-label"), shipment_id,
                                 label.tracking_number, label.cost)
         uow.commit()
     return label.tracking_number
@@ -80,8 +84,8 @@ def invoice_shipment(shipment_id: int) -> str | None:
     """
     services = current_services()
     with services.uow() as uow:
-        bill = fulfilment.billing(uow, shipment_id)
-        done = {key: (found.reference if (found := fulfilment.effect(uow, key)) else None)
+        bill = billing.billing(uow, shipment_id)
+        done = {key: (found.reference if (found := effects.effect(uow, key)) else None)
                 for key in (bill.authorise_key, bill.capture_key)} if bill else {}
     if bill is None:
         return None
@@ -110,7 +114,7 @@ def invoice_shipment(shipment_id: int) -> str | None:
                     lambda: finance.invoice(bill.invoice, bill.invoice_key),
                     job_names.INVOICE_JOB, shipment_id)
     with services.uow() as uow:
-        fulfilment.record_invoice(uow, system_actor("finance"), shipment_id, bill, invoice)
+        billing.record_invoice(uow, system_actor("finance"), shipment_id, bill, invoice)
         uow.commit()
     return invoice.reference
 
@@ -154,8 +158,8 @@ def detect_late_shipments(grace_hours: int = 0) -> list[int]:
         if notify_customer(order_id, f"delay:{group_id}"):
             hours = int((now - promised).total_seconds() // 3600) if promised else 0
             with services.uow() as uow:
-                exceptions.handle_failure(uow, system_actor("late-shipments"), order_id,
-                                          exceptions.Failure(
+                escalation.handle_failure(uow, system_actor("late-shipments"), order_id,
+                                          escalation.Failure(
                                               "carrier_delay", "late", "carrier",
                                               f"{hours} h past the promise",
                                               delay_hours=Decimal(hours)))
@@ -173,8 +177,8 @@ def _call(order_id: int, event_type: str, stage: str, call: Callable[[], T],
     except ExternalSystemError as error:
         if final_attempt() or not error.retryable:
             with current_services().uow() as uow:
-                exceptions.handle_failure(uow, system_actor("exceptions"), order_id,
-                                          exceptions.Failure(event_type, error.code, stage,
+                escalation.handle_failure(uow, system_actor("exceptions"), order_id,
+                                          escalation.Failure(event_type, error.code, stage,
                                                              str(error), job, args))
                 uow.commit()
         raise
@@ -183,30 +187,30 @@ def _call(order_id: int, event_type: str, stage: str, call: Callable[[], T],
 def _held(order_id: int) -> bool:
     """Whether the order is on hold now: a billing job stops before its next call."""
     with current_services().uow() as uow:
-        return fulfilment.on_hold(uow, order_id)
+        return holding.on_hold(uow, order_id)
 
 
 def _record_finance(key: str, operation: str, order_id: int,
                     receipt: FinanceReceipt) -> None:
     with current_services().uow() as uow:
-        fulfilment.record_finance(uow, key, operation, order_id, receipt)
+        billing.record_finance(uow, key, operation, order_id, receipt)
         uow.commit()
 
 
 def cancel_at_warehouse(group_id: int) -> bool:
     """Take a cancelled group back from the warehouse it was released to (once)."""
     services = current_services()
-    key = fulfilment.cancel_key(group_id)
+    key = releasing.cancel_key(group_id)
     with services.uow() as uow:
         group = uow.session.get(FulfilmentGroup, group_id)
-        if group is None or group.wms_reference is None or fulfilment.effect(uow, key):
+        if group is None or group.wms_reference is None or effects.effect(uow, key):
             return False
         location, reference, order_id = group.location_code, group.wms_reference, group.order_id
     warehouse = services.partners.warehouse(location)
     _call(order_id, "wms_rejected", "wms", lambda: warehouse.cancel(reference, key),
           job_names.WMS_CANCEL_JOB, group_id)
     with services.uow() as uow:
-        fulfilment.record_cancel(uow, system_actor("wms-cancel"), group_id)
+        releasing.record_cancel(uow, system_actor("wms-cancel"), group_id)
         uow.commit()
     return True
 
@@ -216,14 +220,14 @@ def withdraw_held_group(group_id: int) -> bool:
     releasing the hold releases the group again."""
     services = current_services()
     with services.uow() as uow:
-        stop = fulfilment.withdrawal(uow, group_id)
+        stop = releasing.withdrawal(uow, group_id)
     if stop is None:
         return False
     warehouse = services.partners.warehouse(stop.location_code)
     _call(stop.order_id, "wms_rejected", "wms", lambda: warehouse.cancel(stop.reference, stop.key),
           job_names.WITHDRAW_JOB, group_id)
     with services.uow() as uow:
-        fulfilment.record_withdrawal(uow, system_actor("wms-withdraw"), group_id, stop)
+        releasing.record_withdrawal(uow, system_actor("wms-withdraw"), group_id, stop)
         uow.commit()
     return True
 
@@ -232,9 +236,9 @@ def stop_at_warehouse(group_id: int, event_id: int) -> bool:
     """Tell a released group's warehouse to stop the units a cancellation took from it
     (the timeline event that recorded it), once; the rest of the group still ships."""
     services = current_services()
-    key = fulfilment.stop_key(group_id, event_id)
+    key = releasing.stop_key(group_id, event_id)
     with services.uow() as uow:
-        request = fulfilment.stop_request(uow, group_id, event_id)
+        request = releasing.stop_request(uow, group_id, event_id)
     if request is None:
         return False
     warehouse = services.partners.warehouse(request.location_code)
@@ -242,7 +246,7 @@ def stop_at_warehouse(group_id: int, event_id: int) -> bool:
           lambda: warehouse.stop_units(request.reference, request.items, key),
           job_names.STOP_JOB, group_id, event_id)
     with services.uow() as uow:
-        fulfilment.record_stop(uow, system_actor("wms-stop"), group_id, event_id, request)
+        releasing.record_stop(uow, system_actor("wms-stop"), group_id, event_id, request)
         uow.commit()
     return True
 
@@ -253,7 +257,7 @@ def resume_stalled_work(older_than_seconds: int = 600) -> int:
     services = current_services()
     with services.uow() as uow:
         before = utcnow() - timedelta(seconds=older_than_seconds)
-        work = fulfilment.stalled_work(uow, before) + [
+        work = stalled.stalled_work(uow, before) + [
             (job_names.SETTLE_JOB, return_id) for return_id in returns.unsettled(uow, before)]
         for job, argument in work:
             uow.enqueue_after_commit(job, argument)
@@ -268,7 +272,7 @@ def poll_tracking() -> int:
     services = current_services()
     partners = services.partners
     with services.uow() as uow:
-        shipments = fulfilment.in_transit(uow, partners.carriers_over_http())
+        shipments = tracking.in_transit(uow, partners.carriers_over_http())
     applied = 0
     for carrier_code, tracking_number in shipments:
         try:
@@ -277,14 +281,14 @@ def poll_tracking() -> int:
             log.warning("tracking %s at %s failed; next round", tracking_number, carrier_code)
             continue
         for update in updates:
-            event = fulfilment.TrackingEvent(
+            event = tracking.TrackingEvent(
                 event_id=f"poll:{tracking_number}:{update.status}:"
                          f"{update.occurred_at.isoformat()}",
                 tracking_number=tracking_number, status=update.status,
                 occurred_at=update.occurred_at, detail=update.detail)
             try:
                 with services.uow() as uow:
-                    outcome = fulfilment.apply_tracking_event(
+                    outcome = tracking.apply_tracking_event(
                         uow, system_actor("tracking-poller"), event,
                         {"polled": True, "status": update.status,
                          "occurred_at": update.occurred_at.isoformat(),
@@ -306,7 +310,7 @@ def complete_order(order_id: int) -> bool:
         order = uow.session.get(Order, order_id, with_for_update=True)
         if order is None:
             return False
-        fulfilment.complete_if_done(uow, system_actor("completion"), order)
+        billing.complete_if_done(uow, system_actor("completion"), order)
         completed = order.status is OrderStatus.COMPLETED
         uow.commit()
     return completed

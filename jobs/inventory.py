@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from adapters.bootstrap import current_services
-from engine import inventory, pipeline, sourcing
+from engine import pipeline
 from engine.actors import system_actor
+from engine.decisions import sourcing
+from engine.inventory import stock as inventory
 
 
 def allocate_backorders(sku: str) -> list[int]:

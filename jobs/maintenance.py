@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from adapters import idempotency
 from adapters.bootstrap import current_services
-from engine.models import utcnow
+from engine.record import utcnow
 
 
 def purge_idempotency_keys() -> int:

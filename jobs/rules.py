@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapters.bootstrap import current_services
-from engine import pipeline
+from engine.decisions import trials as pipeline
 
 
 def run_simulation(simulation_id: int) -> str:

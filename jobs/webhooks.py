@@ -5,7 +5,7 @@ from __future__ import annotations
 from adapters import webhooks as sender
 from adapters.bootstrap import current_services
 from engine import job_names, webhooks
-from engine.models import utcnow
+from engine.record import utcnow
 
 
 def deliver(delivery_id: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from engine.models import Base, ExactDecimal, UtcDateTime
+from engine.record import Base, ExactDecimal, UtcDateTime
 
 config = context.config
 target_metadata = Base.metadata

@@ -27,9 +27,10 @@ from adapters.bootstrap import Services
 from adapters.migrations import upgrade
 from adapters.sql import make_engine
 from api import create_app
-from engine import access, inventory
+from engine import access
 from engine.actors import system_actor
-from engine.models import Base
+from engine.inventory import stock as inventory
+from engine.record import Base
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "OMS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -15,7 +15,7 @@ from api import BOOTSTRAP_ADMIN_KEY_NAME, create_app
 from api.access import PUBLIC, ROLES_ATTRIBUTE
 from api.cli import main as cli
 from engine.access import list_api_keys
-from engine.models import ApiKey
+from engine.record import ApiKey
 from tests.conftest import order_body
 
 

@@ -8,7 +8,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from engine.models import StockLevel
+from engine.record import StockLevel
 from tests.conftest import order_body, stock
 from tests.support.peer import partner_peer_fixture  # noqa: F401 - provides partner_peer
 
@@ -295,9 +295,9 @@ def test_units_cancelled_while_the_release_was_out_are_stopped_once_it_lands(
         make_app, admin, services):
     from sqlalchemy import select
 
-    from engine import fulfilment
     from engine.actors import system_actor
-    from engine.models import OutboxMessage
+    from engine.fulfilment import release as fulfilment
+    from engine.record import OutboxMessage
     from tests.conftest import load_catalog
 
     # given Redis unreachable: the release job waits in the outbox

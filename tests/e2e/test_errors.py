@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from api import create_app
-from engine.models import Order
+from engine.record import Order
 from tests.conftest import ADMIN_KEY, POSTGRES_ADMIN_URL, order_body
 
 PROBLEM = "application/problem+json"

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from engine.rulesets import default_rule_set
+from engine.decisions.rulesets import default_rule_set
 from rules.stages.exceptions import ACTIONS_BY_EVENT, EVENTS
 from tests.conftest import order_body, stock
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from adapters import idempotency
 from adapters.errors import IdempotencyInFlightError
-from engine.models import Order
+from engine.record import Order
 from tests.conftest import order_body
 
 
@@ -162,7 +162,7 @@ def test_twenty_concurrent_resubmissions_of_one_channel_reference_make_one_order
 
 
 def _admin_key_id(services) -> int:
-    from engine.models import ApiKey
+    from engine.record import ApiKey
 
     with services.uow() as uow:
         return uow.session.scalar(select(ApiKey.id).where(ApiKey.name == "bootstrap-admin"))

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from engine.actors import system_actor
-from engine.inventory import lock_levels, move
-from engine.models import Order, OrderLine, PostalArea
+from engine.inventory.stock import lock_levels, move
+from engine.record import Order, OrderLine, PostalArea
 from engine.status import OrderStatus
 
 # Our own locations: the catalog fixture may bring stock of its own elsewhere.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from engine.models import Order, OrderEvent, OrderLine
+from engine.record import Order, OrderEvent, OrderLine
 from tests.conftest import order_body
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from adapters.bootstrap import using
 from adapters.signing import sign
-from engine.models import StockLevel
+from engine.record import StockLevel
 from jobs.fulfilment import settle_return
 from tests.conftest import order_body, stock
 
@@ -366,9 +366,9 @@ def test_an_order_listing_a_sku_twice_ships_all_of_it(client, admin, make_key, c
 
 def test_a_release_answered_after_a_cancel_is_taken_back(make_app, admin, make_key,
                                                          services):
-    from engine import fulfilment
     from engine.actors import system_actor
-    from engine.models import OutboxMessage
+    from engine.fulfilment import release as fulfilment
+    from engine.record import OutboxMessage
     from tests.conftest import load_catalog
 
     # Redis unreachable: the release job waits in the outbox while the order is cancelled

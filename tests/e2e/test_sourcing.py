@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from adapters.bootstrap import using
 from adapters.queue import run_worker
-from engine.models import OrderLine, StockLevel, StockMovement
+from engine.record import OrderLine, StockLevel, StockMovement
 from tests.conftest import order_body, stock
 
 RIO = {"code": "WH-RJ", "name": "Rio warehouse", "kind": "warehouse", "region": "RJ",
@@ -110,8 +110,8 @@ def test_a_backorder_is_allocated_when_stock_arrives_before_a_newer_order(make_a
     assert older["status"] == "backordered"
     # two lamps arrive; the backorder job is queued but has not run yet
     with app.extensions["oms"].uow() as uow:
-        from engine import inventory
         from engine.actors import system_actor
+        from engine.inventory import stock as inventory
 
         inventory.apply_change(uow, system_actor("test-wms"), inventory.StockChange(
             "receipt", "LAMP-1", "WH-SP", 2, reference="PO-1"))
@@ -256,8 +256,8 @@ def test_two_lines_of_one_sku_share_its_units_and_never_eat_safety_stock(client,
                                                                           catalog, services):
     # 10 on hand, 7 of them safety stock: 3 may be sold
     with services.uow() as uow:
-        from engine import inventory
         from engine.actors import system_actor
+        from engine.inventory import stock as inventory
 
         inventory.apply_change(uow, system_actor("test-wms"), inventory.StockChange(
             "count", "MUG-2", "WH-SP", 10, safety_stock=7))

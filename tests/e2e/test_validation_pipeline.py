@@ -154,7 +154,7 @@ def test_a_failing_rule_holds_the_order_and_the_exceptions_rules_say_where(
         client, admin, make_key, catalog, monkeypatch):
     from dataclasses import replace
 
-    from engine import pipeline
+    from engine.decisions import validation as pipeline
     from rules.defaults import default_rule_set
 
     # a fact the engine failed to compute makes a validation rule fail while running

@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from adapters.bootstrap import using
 from adapters.signing import SignatureError, verify
-from engine.models import WebhookDelivery, utcnow
+from engine.record import WebhookDelivery, utcnow
 from engine.webhooks import BACKOFF, MAX_ATTEMPTS
 from jobs import webhooks as webhook_jobs
 from tests.conftest import order_body

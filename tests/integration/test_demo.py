@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from adapters.bootstrap import build_services
 from adapters.settings import Settings
 from api.cli import main as cli
-from engine.models import Order, OrderDecision, PostalArea, StockLevel
+from engine.record import Order, OrderDecision, PostalArea, StockLevel
 from engine.status import OrderStatus
 
 

@@ -13,7 +13,7 @@ from adapters import idempotency
 from adapters.bootstrap import build_services, using
 from adapters.queue import RqJobQueue, run_worker
 from adapters.settings import Settings
-from engine.models import IdempotencyRecord, OutboxMessage, utcnow
+from engine.record import IdempotencyRecord, OutboxMessage, utcnow
 
 
 def _old_and_new_keys(services) -> None:

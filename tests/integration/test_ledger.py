@@ -10,9 +10,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from adapters.embedded import EmbeddedLedger, s10_number
-from engine.fulfilment import trial_balance
-from engine.models import JournalEntry
+from engine.fulfilment.billing import trial_balance
 from engine.ports import InvoiceLine, InvoiceRequest, Money
+from engine.record import JournalEntry
 from tests.conftest import order_body
 
 

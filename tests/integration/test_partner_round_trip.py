@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from adapters.bootstrap import using
 from adapters.queue import run_worker
 from adapters.signing import sign
-from engine.models import ExternalEffect, OrderDecision, OutboxMessage, Shipment
+from engine.record import ExternalEffect, OrderDecision, OutboxMessage, Shipment
 from tests.conftest import load_catalog, order_body
 from tests.support.peer import PartnerPeer, partner_peer_fixture  # noqa: F401
 

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from adapters.bootstrap import build_services, using
 from adapters.schedule import SCHEDULE, run_scheduler
 from adapters.settings import Settings
-from engine.models import FulfilmentGroup, utcnow
+from engine.record import FulfilmentGroup, utcnow
 from tests.conftest import order_body
 
 

@@ -12,7 +12,7 @@ from adapters.errors import DatabaseBehindError
 from adapters.migrations import check_schema_current, upgrade
 from adapters.sql import make_engine
 from api import create_app
-from engine.models import Base
+from engine.record import Base
 
 
 def test_the_migrations_build_exactly_the_schema_the_models_describe(database_url):

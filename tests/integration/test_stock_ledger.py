@@ -12,8 +12,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DatabaseError
 
 from engine.actors import system_actor
-from engine.inventory import lock_levels, move
-from engine.models import StockLevel, StockMovement
+from engine.inventory.stock import lock_levels, move
+from engine.record import StockLevel, StockMovement
 
 SKUS = ("T-LEDGER-A", "T-LEDGER-B", "T-LEDGER-C")
 LOCATIONS = ("T-LG-EAST", "T-LG-WEST")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.geo import distance_km, shipping_cost
-from engine.models import Location, OrderLine, Product
-from engine.sourcing import (
+from engine.catalog.geo import distance_km, shipping_cost
+from engine.decisions.sourcing import (
     ORDER_FIELDS,
     Candidate,
     Plan,
@@ -14,6 +13,7 @@ from engine.sourcing import (
     build_candidate,
     fill_lines,
 )
+from engine.record import Location, OrderLine, Product
 from rules.stages.sourcing import SOURCING, Effect, SourcingDecision
 
 SAO_PAULO = (-23.55, -46.63)  # where the order goes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.geo import distance_km, postal_prefix, shipping_cost, transit_days
+from engine.catalog.geo import distance_km, postal_prefix, shipping_cost, transit_days
 
 SAO_PAULO = (-23.5505, -46.6333)
 RIO = (-22.9068, -43.1729)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.fulfilment import PROGRESS, TRACKING_STATUSES, WMS_EVENT_TYPES
-from engine.models import OPEN_GROUP_STATUSES, FulfilmentGroup, Shipment
+from engine.fulfilment.common import PROGRESS, TRACKING_STATUSES, WMS_EVENT_TYPES
+from engine.record import OPEN_GROUP_STATUSES, FulfilmentGroup, Shipment
 from engine.status import GroupStatus, ShipmentStatus
 
 

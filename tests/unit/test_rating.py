@@ -6,18 +6,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from engine.carriers import (
-    Choice,
-    Option,
-    Quote,
-    RateCell,
-    ServiceCard,
-    Shipment,
-    option_facts,
-    pick_option,
-    quote,
-)
-from engine.models import FulfilmentGroup
+from engine.carriers.rate_cards import RateCell, ServiceCard
+from engine.carriers.rating import Quote, Shipment, quote
+from engine.decisions.carrier import Choice, Option, option_facts, pick_option
+from engine.record import FulfilmentGroup
 from rules.stages.carrier import CarrierDecision, OptionEffect
 
 MORNING = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)  # a Monday, before every cut-off

@@ -7,7 +7,7 @@ import pytest
 from marshmallow import ValidationError
 
 from api.schemas import CustomerSchema, LocationSchema, OrderInSchema
-from engine.sourcing import TIER_PRIORITY
+from engine.decisions.sourcing import TIER_PRIORITY
 from rules.stages import STAGES
 from rules.vocabulary import (
     CUSTOMER_TIERS,

@@ -1,0 +1,278 @@
+"""Rule set versions: drafts, one published version per stage, rollback, diff, audit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine.actors import Actor
+from engine.errors import (
+    ApprovalError,
+    FieldProblem,
+    NotFoundError,
+    RuleSetInvalidError,
+    RuleSetStateError,
+    RuleSetTestsFailedError,
+)
+from engine.ports import UnitOfWork
+from engine.record import RuleSetEvent, RuleSetVersion, utcnow
+from rules.checking import check_rule_set
+from rules.defaults import default_rule_set
+from rules.evaluation import CompiledRuleSet, compile_rule_set, evaluate
+from rules.stage import Stage
+from rules.stages import STAGES
+from rules.testing import run_tests
+
+DRAFT, PUBLISHED, RETIRED = "draft", "published", "retired"
+
+
+@dataclass(frozen=True)
+class RuleChange:
+    rule: str
+    change: str  # "added", "removed" or "changed"
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def stage_named(name: str) -> Stage[Any]:
+    """Return the stage with this name.
+
+    Raises:
+        NotFoundError: there is no such stage.
+    """
+    if name not in STAGES:
+        raise NotFoundError("rule stage", name)
+    return STAGES[name]
+
+
+def check_document(stage: str, document: Any) -> None:
+    """Refuse a rule set that does not pass its checks, listing every problem.
+
+    Raises:
+        RuleSetInvalidError: each problem's field is `document` plus the JSON pointer of the
+            bad node (document/rules/2/conditions/all/0/name).
+    """
+    problems = check_rule_set(stage_named(stage), document)
+    if problems:
+        raise RuleSetInvalidError([FieldProblem(f"document{p.path}", p.message)
+                                   for p in problems],
+                                  f"the {stage} rule set has {len(problems)} problem(s)")
+
+
+def install_defaults(uow: UnitOfWork, actor: Actor) -> list[str]:
+    """Publish the shipped rule set of every stage that has none yet; return those stages."""
+    installed = []
+    for name in STAGES:
+        if uow.session.scalar(select(RuleSetVersion.id).where(RuleSetVersion.stage == name)):
+            continue
+        draft = create_draft(uow, actor, name, default_rule_set(name),
+                             "default rule set shipped with the service")
+        publish(uow, actor, name, draft.version, "first start")
+        installed.append(name)
+    return installed
+
+
+def list_versions(uow: UnitOfWork, stage: str) -> list[RuleSetVersion]:
+    """Return every version of a stage, newest first."""
+    stage_named(stage)
+    return list(uow.session.scalars(
+        select(RuleSetVersion).where(RuleSetVersion.stage == stage)
+        .order_by(RuleSetVersion.version.desc())))
+
+
+def get_version(uow: UnitOfWork, stage: str, version: int,
+                for_update: bool = False) -> RuleSetVersion:
+    """Return one version of a stage.
+
+    Raises:
+        NotFoundError: no such version.
+    """
+    stage_named(stage)
+    statement = select(RuleSetVersion).where(RuleSetVersion.stage == stage,
+                                             RuleSetVersion.version == version)
+    if for_update:  # and reload: another transaction may have changed it meanwhile
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    found = uow.session.scalar(statement)
+    if found is None:
+        raise NotFoundError(f"{stage} rule set version", version)
+    return found
+
+
+def published_version(uow: UnitOfWork, stage: str) -> RuleSetVersion | None:
+    """Return the version that decides orders now (None before the first publish)."""
+    return uow.session.scalar(select(RuleSetVersion).where(
+        RuleSetVersion.stage == stage, RuleSetVersion.state == PUBLISHED))
+
+
+def deciding_version(uow: UnitOfWork, stage: str) -> RuleSetVersion | None:
+    """Return the published version of a stage, as this transaction first saw them all.
+
+    One query per transaction for every stage an order goes through; a publish in the
+    same transaction forgets them.
+    """
+    published: dict[str, RuleSetVersion] | None = uow.session.info.get(_PUBLISHED)
+    if published is None:
+        published = uow.session.info[_PUBLISHED] = {
+            version.stage: version for version in uow.session.scalars(
+                select(RuleSetVersion).where(RuleSetVersion.state == PUBLISHED))}
+    return published.get(stage)
+
+
+_PUBLISHED = "published_rule_sets"
+
+
+def create_draft(uow: UnitOfWork, actor: Actor, stage: str, document: Any,
+                 comment: str) -> RuleSetVersion:
+    """Store a checked rule set as the stage's next version, in draft."""
+    check_document(stage, document)
+    _lock_stage(uow, stage)
+    latest = uow.session.scalar(
+        select(func.max(RuleSetVersion.version)).where(RuleSetVersion.stage == stage)) or 0
+    now = utcnow()
+    draft = RuleSetVersion(stage=stage, version=latest + 1, state=DRAFT, document=document,
+                           comment=comment, author=actor.label, created_at=now,
+                           updated_at=now)
+    uow.session.add(draft)
+    _audit(uow, actor, draft, "drafted", comment)
+    uow.session.flush()
+    return draft
+
+
+def update_draft(uow: UnitOfWork, actor: Actor, stage: str, version: int, document: Any,
+                 comment: str) -> RuleSetVersion:
+    """Replace a draft's rules; published and retired versions never change."""
+    check_document(stage, document)
+    draft = get_version(uow, stage, version, for_update=True)
+    if draft.state != DRAFT:
+        raise RuleSetStateError(stage, version, draft.state,
+                                "only drafts change: create a new draft from it")
+    draft.document, draft.comment, draft.updated_at = document, comment, utcnow()
+    draft.approved_by = draft.approved_at = None  # what was approved is not this
+    _audit(uow, actor, draft, "updated", comment)
+    return draft
+
+
+def publish(uow: UnitOfWork, actor: Actor, stage: str, version: int, comment: str,
+            require_approval: bool = False) -> RuleSetVersion:
+    """Make a draft the published version, atomically retiring the one before.
+
+    Raises:
+        ApprovalError: the stage needs a second analyst's approval and the draft has none.
+    """
+    return _make_published(uow, actor, stage, version, DRAFT, "published", comment,
+                           require_approval)
+
+
+def approve(uow: UnitOfWork, actor: Actor, stage: str, version: int,
+            comment: str) -> RuleSetVersion:
+    """Approve a draft for publishing: by an analyst who did not write or change it."""
+    draft = get_version(uow, stage, version, for_update=True)
+    if draft.state != DRAFT:
+        raise RuleSetStateError(stage, version, draft.state, "only drafts are approved")
+    editors = {event.actor for event in uow.session.scalars(select(RuleSetEvent).where(
+        RuleSetEvent.stage == stage, RuleSetEvent.version == version,
+        RuleSetEvent.action.in_(("drafted", "updated"))))}
+    if actor.label in editors:
+        raise ApprovalError("a version is approved by an analyst who did not write it")
+    draft.approved_by, draft.approved_at = actor.label, utcnow()
+    _audit(uow, actor, draft, "approved", comment)
+    return draft
+
+
+def rollback(uow: UnitOfWork, actor: Actor, stage: str, version: int,
+             comment: str) -> RuleSetVersion:
+    """Publish again a version that was published before."""
+    return _make_published(uow, actor, stage, version, RETIRED, "rolled_back", comment)
+
+
+def diff(uow: UnitOfWork, stage: str, old: int, new: int) -> list[RuleChange]:
+    """Return the rules added, removed or changed from one version to another, by name."""
+    old_document = get_version(uow, stage, old).document
+    new_document = get_version(uow, stage, new).document
+    before = {r["name"]: r for r in old_document["rules"]}
+    after = {r["name"]: r for r in new_document["rules"]}
+    changes = [RuleChange(name, "removed", before[name], None)
+               for name in before if name not in after]
+    for part in ("description", "tests"):  # not rules, but part of what is published
+        if old_document.get(part) != new_document.get(part):
+            changes.append(RuleChange(f"({part})", "changed", {part: old_document.get(part)},
+                                      {part: new_document.get(part)}))
+    for name, rule in after.items():
+        if name not in before:
+            changes.append(RuleChange(name, "added", None, rule))
+        elif before[name] != rule:
+            changes.append(RuleChange(name, "changed", before[name], rule))
+    return changes
+
+
+def history(uow: UnitOfWork, stage: str) -> list[RuleSetEvent]:
+    """Return the stage's audit trail, oldest first."""
+    stage_named(stage)
+    return list(uow.session.scalars(select(RuleSetEvent).where(RuleSetEvent.stage == stage)
+                                    .order_by(RuleSetEvent.id)))
+
+
+def test_failures(version: RuleSetVersion) -> list[FieldProblem]:
+    """Run the version's own test cases; return each failure (none: all pass)."""
+    stage = stage_named(version.stage)
+    rule_set = compiled(version)
+    failures = run_tests(stage, lambda facts: evaluate(rule_set, facts, stage.moment_of(facts))
+                         .decision, version.document.get("tests", []))  # failures caught there
+    return [FieldProblem(f"document{path}", message) for path, message in failures]
+
+
+_COMPILED: dict[tuple[int, str], CompiledRuleSet] = {}
+
+
+def compiled(version: RuleSetVersion) -> CompiledRuleSet:
+    """Return the version compiled, once per process (published versions never change)."""
+    key = (version.id, version.updated_at.isoformat())
+    found = _COMPILED.get(key)
+    if found is None:
+        if len(_COMPILED) > 256:
+            _COMPILED.clear()
+        found = _COMPILED[key] = compile_rule_set(stage_named(version.stage), version.document)
+    return found
+
+
+def _make_published(uow: UnitOfWork, actor: Actor, stage: str, version: int, required: str,
+                    action: str, comment: str,
+                    require_approval: bool = False) -> RuleSetVersion:
+    _lock_stage(uow, stage)
+    target = get_version(uow, stage, version, for_update=True)  # as of the lock, fresh
+    if target.state != required:
+        wanted = ("only a draft can be published" if required == DRAFT
+                  else "only a version published before can be rolled back to")
+        raise RuleSetStateError(stage, version, target.state, wanted)
+    if require_approval and target.approved_by is None:
+        raise ApprovalError(f"{stage} needs a second analyst to approve version {version} "
+                            "before it is published")
+    check_document(stage, target.document)  # the checks may have grown since it was saved
+    failures = test_failures(target)
+    if failures:
+        raise RuleSetTestsFailedError(failures, f"{len(failures)} test case(s) of {stage} "
+                                                f"version {version} fail; it stays {target.state}")
+    uow.session.info.pop(_PUBLISHED, None)
+    current = published_version(uow, stage)
+    if current is not None:
+        current.state = RETIRED
+        uow.session.flush()  # one published version at a time, also inside this transaction
+    now = utcnow()
+    target.state, target.published_at, target.published_by = PUBLISHED, now, actor.label
+    _audit(uow, actor, target, action, comment)
+    uow.session.flush()
+    return target
+
+
+def _lock_stage(uow: UnitOfWork, stage: str) -> None:
+    """Serialise changes to one stage's versions (PostgreSQL; SQLite locks the database)."""
+    uow.session.execute(select(RuleSetVersion.id).where(RuleSetVersion.stage == stage)
+                        .with_for_update())
+
+
+def _audit(uow: UnitOfWork, actor: Actor, version: RuleSetVersion, action: str,
+           comment: str | None) -> None:
+    uow.session.add(RuleSetEvent(stage=version.stage, version=version.version, action=action,
+                                 actor=actor.label, comment=comment, occurred_at=utcnow()))

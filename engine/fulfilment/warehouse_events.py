@@ -1,0 +1,318 @@
+"""What the warehouse tells us: picked, packed, shipped, short picked; each once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from engine import visibility
+from engine.actors import Actor
+from engine.decisions.carrier import choose_carriers
+from engine.decisions.escalation import Failure, handle_failure
+from engine.decisions.sourcing import source_order
+from engine.errors import (
+    FieldProblem,
+    InputValidationError,
+    NotFoundError,
+    NotReadyError,
+)
+from engine.fulfilment.billing import fix_amounts
+from engine.fulfilment.common import (
+    Applied,
+    claimed_units,
+    progress_through,
+    remember_event,
+    seen_event,
+    take_from_group,
+)
+from engine.fulfilment.release import request_release
+from engine.inventory.stock import lock_levels, move
+from engine.job_names import (
+    INVOICE_JOB,
+    LABEL_JOB,
+    NOTIFY_JOB,
+)
+from engine.orders import transitions
+from engine.orders.holds import SHIPPED_WHILE_HELD, HoldReason, put_on_hold
+from engine.orders.locking import lock_order
+from engine.orders.timeline import record_event
+from engine.ports import (
+    UnitOfWork,
+)
+from engine.record import (
+    FulfilmentGroup,
+    FulfilmentLine,
+    Order,
+    Shipment,
+    ShipmentLine,
+    utcnow,
+)
+from engine.status import OrderStatus
+
+
+@dataclass(frozen=True)
+class PackedLine:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class WmsEvent:
+    event_id: str
+    type: str  # picked, packed, shipped, short_picked
+    group_id: int
+    package_ref: str | None = None
+    lines: tuple[PackedLine, ...] = ()
+    tracking_number: str | None = None
+    weight_kg: Decimal = Decimal(0)
+    occurred_at: datetime | None = None
+
+
+def apply_wms_event(uow: UnitOfWork, actor: Actor, event: WmsEvent,
+                    payload: dict[str, Any]) -> Applied:
+    """Apply a warehouse confirmation once.
+
+    Raises:
+        NotFoundError: the fulfilment group does not exist.
+        InputValidationError: lines that are not in the group, or more than it holds.
+    """
+    group = uow.session.scalar(select(FulfilmentGroup).where(
+        FulfilmentGroup.id == event.group_id, visibility.groups(actor)))
+    if group is None:  # another location's group is, for this warehouse, no group at all
+        raise NotFoundError("fulfilment group", event.group_id)
+    order = lock_order(uow, group.order_id)  # twins of one event queue here
+    seen = seen_event(uow, "wms", event.event_id, payload)
+    if seen is not None:
+        return Applied("duplicate", seen.order_id, seen.detail)
+    uow.session.refresh(group, with_for_update=True)
+    if group.status == "allocated":  # the release is on its way: the sender tries again
+        raise NotReadyError(f"fulfilment group {group.id} is not released yet")
+    if group.status not in ("released", "on_hold", "shipped"):
+        return remember_event(uow, "wms", event.event_id, event.type, order, payload, "ignored",
+                         f"the group is {group.status}, not released")
+    packed = (_packed(uow, group, event.package_ref) if event.type in ("packed", "shipped")
+              else None)
+    if event.type == "shipped" and packed is not None and not event.lines:
+        quantities: dict[str, int] = {}
+        for packed_line in packed.lines:  # as packed
+            quantities[packed_line.sku] = quantities.get(packed_line.sku, 0) + packed_line.quantity
+    else:
+        quantities = _check_lines(uow, group, event, packed)
+    if event.tracking_number is not None:
+        _check_tracking_free(uow, event.tracking_number, packed)
+    shipment_id = None
+    if event.type == "picked":
+        record_event(uow, order, "group.picked", actor, group=group.id)
+    elif event.type == "packed":
+        shipment = packed or _new_shipment(uow, order, group, event, quantities)
+        shipment_id = shipment.id
+        if shipment.tracking_number is None and order.status is not OrderStatus.ON_HOLD:
+            uow.enqueue_after_commit(LABEL_JOB, shipment.id)  # on hold: bought on release
+    elif event.type == "shipped":
+        shipment = packed or _new_shipment(uow, order, group, event, quantities)
+        shipment_id = shipment.id
+        _ship(uow, actor, order, group, shipment, event)
+    else:  # short_picked
+        _short_pick(uow, actor, order, group, quantities)
+    return remember_event(uow, "wms", event.event_id, event.type, order, payload, "applied",
+                     None, shipment_id)
+
+
+def _packed(uow: UnitOfWork, group: FulfilmentGroup, package: str | None) -> Shipment | None:
+    """The package the event names, if the warehouse reported it before."""
+    if package is None:
+        return None
+    found: Shipment | None = uow.session.scalars(select(Shipment).where(
+        Shipment.group_id == group.id, Shipment.package_ref == package)
+        .with_for_update()).first()
+    return found
+
+
+def _free(group: FulfilmentGroup, claimed: dict[int, int]) -> dict[str, int]:
+    """Units per SKU the group still holds and no other package has claimed."""
+    free: dict[str, int] = {}
+    for line in group.lines:
+        free[line.sku] = (free.get(line.sku, 0) + line.quantity
+                          - claimed.get(line.order_line_id, 0))
+    return free
+
+
+def _spread(group: FulfilmentGroup, sku: str, quantity: int,
+            claimed: dict[int, int]) -> list[tuple[FulfilmentLine, int]]:
+    """Spread a SKU's units over the group's lines of it (an order may list a SKU twice)."""
+    parts = []
+    for line in group.lines:
+        if line.sku == sku and quantity > 0:
+            take = min(quantity, line.quantity - claimed.get(line.order_line_id, 0))
+            if take > 0:
+                parts.append((line, take))
+                quantity -= take
+    return parts
+
+
+def _check_tracking_free(uow: UnitOfWork, tracking_number: str,
+                         packed: Shipment | None) -> None:
+    taken = uow.session.scalar(select(Shipment.id).where(
+        Shipment.tracking_number == tracking_number))
+    if taken is not None and (packed is None or taken != packed.id):
+        raise InputValidationError([FieldProblem(
+            "tracking_number", f"{tracking_number} is already shipment {taken}'s")])
+
+
+def _check_lines(uow: UnitOfWork, group: FulfilmentGroup, event: WmsEvent,
+                 packed: Shipment | None) -> dict[str, int]:
+    """Units per SKU the event names, checked against what the group still holds and has
+    not packed into another package yet (a package reported again must match itself)."""
+    holds = _free(group, claimed_units(uow, group, packed))
+    quantities: dict[str, int] = {}
+    for line in event.lines:
+        quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+    problems = [(f"lines/{index}/sku",
+                 f"fulfilment group {group.id} has no {line.sku} left to pack or ship")
+                for index, line in enumerate(event.lines) if line.sku not in holds]
+    problems += [(f"lines/{index}/quantity",
+                  f"{quantities[line.sku]} units of {line.sku} named; the group has "
+                  f"{holds[line.sku]} left to pack and ship")
+                 for index, line in enumerate(event.lines)
+                 if line.sku in holds and quantities[line.sku] > holds[line.sku]]
+    if event.type != "picked" and not event.lines:
+        problems.append(("lines", f"a {event.type} event names at least one line"))
+    as_packed: dict[str, int] = {}
+    for packed_line in packed.lines if packed is not None else ():
+        as_packed[packed_line.sku] = as_packed.get(packed_line.sku, 0) + packed_line.quantity
+    if packed is not None and event.lines and quantities != as_packed:
+        problems.append(("lines", f"package {packed.package_ref} was packed with other "
+                                  "lines; send them as packed, or none"))
+    if problems:
+        raise InputValidationError([FieldProblem(path, message) for path, message in problems])
+    return quantities
+
+
+def _new_shipment(uow: UnitOfWork, order: Order, group: FulfilmentGroup, event: WmsEvent,
+                  quantities: dict[str, int]) -> Shipment:
+    """The shipment a package makes (without a package id, the event is its id)."""
+    package = event.package_ref or event.event_id
+    claimed = claimed_units(uow, group, None)
+    shipment = Shipment(
+        order_id=order.id, group_id=group.id, package_ref=package,
+        location_code=group.location_code, carrier_code=group.carrier_code,
+        service_code=group.service_code, status="packed",
+        tracking_number=event.tracking_number, weight_kg=event.weight_kg, created_at=utcnow(),
+        lines=[ShipmentLine(order_line_id=line.order_line_id, sku=sku, quantity=part)
+               for sku, quantity in quantities.items()
+               for line, part in _spread(group, sku, quantity, claimed)])
+    uow.session.add(shipment)
+    uow.session.flush()
+    return shipment
+
+
+def _ship(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
+          shipment: Shipment, event: WmsEvent) -> None:
+    """Goods leave: stock and reservation go down, the lines count them as shipped."""
+    if shipment.shipped_at is not None:
+        return
+    if event.tracking_number and shipment.tracking_number is None:
+        shipment.tracking_number = event.tracking_number
+    shipment.status, shipment.shipped_at = "shipped", event.occurred_at or utcnow()
+    fix_amounts(uow, order, shipment)
+    levels = lock_levels(uow, [(line.sku, group.location_code) for line in shipment.lines])
+    by_line = {line.order_line_id: line for line in group.lines}
+    for line in shipment.lines:
+        move(uow, actor, levels[(line.sku, group.location_code)], "shipment", -line.quantity,
+             -line.quantity, reference=f"shipment {shipment.id}", order_id=order.id)
+        order_line = line.order_line
+        order_line.quantity_allocated -= line.quantity
+        order_line.quantity_shipped += line.quantity
+        take_from_group(by_line[line.order_line_id], line.quantity)
+    if not group.lines:
+        group.status = "shipped"
+    uow.session.flush()
+    everything_shipped = all(
+        line.quantity_shipped + line.quantity_cancelled == line.quantity_ordered
+        for line in order.lines)
+    target = OrderStatus.SHIPPED if everything_shipped else OrderStatus.PARTIALLY_SHIPPED
+    record_event(uow, order, "shipment.shipped", actor, shipment=shipment.id,
+                 tracking_number=shipment.tracking_number, carrier=shipment.carrier_code,
+                 lines=[{"sku": line.sku, "quantity": line.quantity}
+                        for line in shipment.lines])
+    event_type = "order.shipped" if everything_shipped else "order.partially_shipped"
+    progress_through(uow, actor, order, target, event_type)
+    if order.status is OrderStatus.ON_HOLD:
+        # it happened, so it is recorded; but ops must look at it, and nothing is billed or
+        # announced before the hold is released
+        put_on_hold(uow, actor, order, "fulfilment", [HoldReason(
+            SHIPPED_WHILE_HELD,
+            f"Package {shipment.package_ref} (shipment {shipment.id}) left "
+            f"{group.location_code} while the order was on hold; it is billed and announced "
+            "once the hold is released.")], shipment=shipment.id)
+        return
+    uow.enqueue_after_commit(INVOICE_JOB, shipment.id)
+    uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"shipped:{shipment.id}")
+
+
+def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
+                quantities: dict[str, int]) -> None:
+    """The warehouse could not find the units: its stock is corrected down, the units
+    leave the group (never billed: only shipments are), the customer is told, and the
+    exceptions rules decide what becomes of them (stock_short): re-sourced elsewhere or
+    backordered (`resource`, and when the rules say nothing), waiting on the order's
+    hold (`hold`), or cancelled (`cancel`)."""
+    levels = lock_levels(uow, [(sku, group.location_code) for sku in quantities])
+    claimed = claimed_units(uow, group, None)
+    short: dict[int, int] = {}  # order line id -> units missing
+    for sku, quantity in quantities.items():
+        move(uow, actor, levels[(sku, group.location_code)], "short_pick", -quantity,
+             -quantity, reason="short picked", reference=f"group {group.id}",
+             order_id=order.id)
+        for line, part in _spread(group, sku, quantity, claimed):
+            line.order_line.quantity_allocated -= part
+            short[line.order_line_id] = short.get(line.order_line_id, 0) + part
+            take_from_group(line, part)
+    if not group.lines:
+        group.status = "cancelled"
+    record_event(uow, order, "group.short_picked", actor, group=group.id,
+                 location=group.location_code,
+                 lines=[{"sku": sku, "quantity": q} for sku, q in quantities.items()])
+    uow.session.flush()  # the rules' decision reads the order afresh
+    uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"short:{group.id}")
+    decided = handle_failure(uow, actor, order.id, Failure(
+        "stock_short", "short_pick", "wms",
+        ", ".join(f"{q} x {sku} missing at {group.location_code}"
+                  for sku, q in quantities.items())))
+    resolution = decided.outcome if decided is not None else "none"
+    if order.status is OrderStatus.CANCELLED:  # the rules cancelled the whole order
+        return
+    lines = {line.id: line for line in order.lines}
+    if resolution == "cancel" and decided is not None:  # not cancellable whole (part
+        for line_id, units in short.items():  # has shipped): these units are
+            lines[line_id].quantity_cancelled += units
+        decided.decision = {**{key: value for key, value in decided.decision.items()
+                               if key != "not_applied"},
+                            "cancelled_units": sum(short.values())}
+        record_event(uow, order, "order.lines_cancelled", actor, reason="short picked",
+                     lines=[{"sku": lines[line_id].sku, "quantity": units}
+                            for line_id, units in short.items()])
+        _close_if_done(uow, actor, order)
+    elif order.status is OrderStatus.ON_HOLD:  # they wait with the order; its release
+        for line_id, units in short.items():  # sources them again
+            lines[line_id].quantity_backordered += units
+    else:  # re-source them elsewhere, or backorder them until stock arrives
+        source_order(uow, actor, order, excluded=frozenset({group.location_code}))
+        choose_carriers(uow, actor, order)
+        request_release(uow, order)
+
+
+def _close_if_done(uow: UnitOfWork, actor: Actor, order: Order) -> None:
+    """An order with every unit shipped or cancelled is shipped (or cancelled, if none
+    shipped)."""
+    lines = order.lines
+    if all(line.quantity_shipped + line.quantity_cancelled == line.quantity_ordered
+           for line in lines):
+        if any(line.quantity_shipped for line in lines):
+            progress_through(uow, actor, order, OrderStatus.SHIPPED, "order.shipped")
+        elif transitions.may_move(order, OrderStatus.CANCELLED):
+            transitions.move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled")

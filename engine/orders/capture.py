@@ -1,0 +1,213 @@
+"""Capture: an order drafted by a channel becomes the record, checked and never twice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from engine.actors import Actor
+from engine.errors import (
+    DuplicateOrderError,
+    FieldProblem,
+    ForbiddenError,
+    InputValidationError,
+    UnknownReferencesError,
+)
+from engine.iso import decimals, minor_units
+from engine.orders.timeline import record_event
+from engine.ports import UnitOfWork
+from engine.record import Customer, Order, OrderLine, Product, utcnow
+from engine.status import OrderStatus
+
+MANUAL_CHANNEL = "manual"
+
+
+# What the record's amount columns hold (NUMERIC(18, 4)): 14 digits before the point.
+MAX_AMOUNT = Decimal(10) ** 14
+
+
+LIMIT = "99,999,999,999,999.99"
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    line1: str
+    city: str
+    country: str
+    line2: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class LineDraft:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    """An order as a channel submits it, already well-formed."""
+
+    customer_id: str
+    currency: str
+    service_level: str
+    shipping_address: Address
+    lines: Sequence[LineDraft]
+    channel: str | None = None
+    channel_order_ref: str | None = None
+    payment_terms: str | None = None  # None: the customer's terms
+    shipping_amount: Decimal = Decimal("0")
+    tax_amount: Decimal = Decimal("0")
+
+
+@dataclass
+class Problems:
+    items: list[FieldProblem] = field(default_factory=list)
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(FieldProblem(path, message))
+
+
+def capture_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
+    """Record a new order in status received, with its lines and first event.
+
+    Raises:
+        ForbiddenError: an integration key submits for another channel.
+        DuplicateOrderError: the channel already sent this reference.
+        UnknownReferencesError: the customer or some SKUs are not in the record.
+        InputValidationError: amounts do not fit the currency, or products are inactive.
+    """
+    channel = _channel_for(actor, draft.channel)
+    products = _products_by_sku(uow, {line.sku for line in draft.lines})
+    customer = _known_customer(draft, uow.session.get(Customer, draft.customer_id), products)
+    _check_amounts(draft, products)
+
+    places = minor_units(draft.currency)
+    lines = [
+        OrderLine(line_no=number, sku=line.sku, product=products[line.sku],
+                  unit_price=line.unit_price,
+                  quantity_ordered=line.quantity,
+                  line_total=_round(line.unit_price * line.quantity, places),
+                  quantity_allocated=0, quantity_shipped=0, quantity_delivered=0,
+                  quantity_cancelled=0, quantity_returned=0)
+        for number, line in enumerate(draft.lines, start=1)
+    ]
+    subtotal = sum((line.line_total for line in lines), Decimal("0"))
+    address = draft.shipping_address
+    now = utcnow()
+    order = Order(
+        channel=channel, channel_order_ref=draft.channel_order_ref,
+        customer_id=customer.id, status=OrderStatus.RECEIVED, currency=draft.currency,
+        service_level=draft.service_level,
+        payment_terms=draft.payment_terms or customer.payment_terms,
+        ship_to_name=address.name, ship_to_line1=address.line1, ship_to_line2=address.line2,
+        ship_to_city=address.city, ship_to_region=address.region,
+        ship_to_postal_code=address.postal_code, ship_to_country=address.country,
+        ship_to_phone=address.phone,
+        subtotal=subtotal, shipping_amount=draft.shipping_amount,
+        tax_amount=draft.tax_amount,
+        total=subtotal + draft.shipping_amount + draft.tax_amount,
+        created_by=actor.label, created_at=now, updated_at=now, lines=lines,
+        fulfilment_groups=[],
+    )
+    order.customer = customer  # the stages that follow read it, without asking again
+    _insert_once(uow, order)
+    record_event(uow, order, "order.received", actor, status=OrderStatus.RECEIVED.value,
+                 channel=channel, channel_order_ref=draft.channel_order_ref,
+                 lines=len(lines), total=order.total, currency=order.currency)
+    return order
+
+
+def _channel_for(actor: Actor, requested: str | None) -> str:
+    if actor.channel is None:
+        return requested or MANUAL_CHANNEL
+    if requested is not None and requested != actor.channel:
+        raise ForbiddenError(
+            f"this API key submits orders for channel {actor.channel!r} only, "
+            f"not {requested!r}"
+        )
+    return actor.channel
+
+
+def _refuse_duplicate(uow: UnitOfWork, channel: str, reference: str) -> None:
+    existing = uow.session.scalar(
+        select(Order.id).where(Order.channel == channel, Order.channel_order_ref == reference)
+    )
+    if existing is not None:
+        raise DuplicateOrderError(channel, reference, existing)
+
+
+def _insert_once(uow: UnitOfWork, order: Order) -> None:
+    """Insert the order; the unique (channel, reference) constraint refuses a twin.
+
+    The constraint, not a prior look-up, decides: it also settles concurrent twins, and
+    the common case costs no extra query. On a refusal the transaction is undone (the
+    order is the first thing a capture writes) and the existing order is named.
+    """
+    uow.session.add(order)
+    try:
+        uow.session.flush()
+    except IntegrityError:
+        uow.rollback()
+        if order.channel_order_ref is not None:
+            _refuse_duplicate(uow, order.channel, order.channel_order_ref)
+        raise
+
+
+def _products_by_sku(uow: UnitOfWork, skus: set[str]) -> dict[str, Product]:
+    rows = uow.session.scalars(select(Product).where(Product.sku.in_(sorted(skus))))
+    return {product.sku: product for product in rows}
+
+
+def _known_customer(draft: OrderDraft, customer: Customer | None,
+                    products: dict[str, Product]) -> Customer:
+    """Return the order's customer once every reference is known to exist."""
+    problems = Problems()
+    if customer is None:
+        problems.add("customer_id", f"no customer {draft.customer_id!r}")
+    unknown: list[str] = []
+    for index, line in enumerate(draft.lines):
+        if line.sku not in products:
+            problems.add(f"lines/{index}/sku", f"no product with SKU {line.sku!r}")
+            if line.sku not in unknown:
+                unknown.append(line.sku)
+    if problems.items:
+        raise UnknownReferencesError(
+            draft.customer_id if customer is None else None, unknown, problems.items
+        )
+    assert customer is not None  # a missing customer is a problem above: narrows the type
+    return customer
+
+
+def _check_amounts(draft: OrderDraft, products: dict[str, Product]) -> None:
+    problems = Problems()
+    places = minor_units(draft.currency)
+    for index, line in enumerate(draft.lines):
+        if not products[line.sku].active:
+            problems.add(f"lines/{index}/sku", f"product {line.sku!r} is not active")
+        if decimals(line.unit_price) > places:
+            problems.add(f"lines/{index}/unit_price",
+                         f"{draft.currency} amounts have at most {places} decimals")
+    for name in ("shipping_amount", "tax_amount"):
+        if decimals(getattr(draft, name)) > places:
+            problems.add(name, f"{draft.currency} amounts have at most {places} decimals")
+    line_totals = [line.unit_price * line.quantity for line in draft.lines]
+    for index, total in enumerate(line_totals):
+        if total >= MAX_AMOUNT:
+            problems.add(f"lines/{index}/quantity", f"the line total {total} is over {LIMIT}")
+    if sum(line_totals) + draft.shipping_amount + draft.tax_amount >= MAX_AMOUNT:
+        problems.add("lines", f"the order total is over {LIMIT}")
+    if problems.items:
+        raise InputValidationError(problems.items)
+
+
+def _round(amount: Decimal, places: int) -> Decimal:
+    return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)

@@ -1,0 +1,37 @@
+"""The one lock order: the order first, then its group or shipment (jobs never deadlock)."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from engine.errors import (
+    NotFoundError,
+)
+from engine.ports import (
+    UnitOfWork,
+)
+from engine.record import (
+    FulfilmentGroup,
+    Order,
+    Shipment,
+)
+
+T = TypeVar("T", FulfilmentGroup, Shipment)
+
+
+def lock_order(uow: UnitOfWork, order_id: int) -> Order:
+    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    if order is None:
+        raise NotFoundError("order", order_id)
+    return order
+
+
+def lock_with_order(uow: UnitOfWork, kind: type[T], row_id: int) -> tuple[Order, T] | None:
+    """Lock the order a group or shipment belongs to, then the row: always in that order,
+    as the event handlers do, so that jobs and events never deadlock."""
+    row = uow.session.get(kind, row_id)
+    if row is None:
+        return None
+    order = lock_order(uow, row.order_id)
+    uow.session.refresh(row, with_for_update=True)
+    return order, row

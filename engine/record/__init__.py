@@ -1,0 +1,81 @@
+"""The record: every table, one module per feature, re-exported here for importers."""
+
+from engine.record.access import ApiKey
+from engine.record.base import (
+    COORDINATE,
+    NAMING,
+    Base,
+    ExactDecimal,
+    Timestamped,
+    UtcDateTime,
+    utcnow,
+)
+from engine.record.carriers import Carrier, CarrierRate, CarrierService
+from engine.record.catalog import Customer, Location, PostalArea, Product
+from engine.record.decisions import (
+    RULE_SET_STATES,
+    OrderDecision,
+    RuleSetEvent,
+    RuleSetVersion,
+    Simulation,
+)
+from engine.record.finance import LEDGER_ACCOUNTS, JournalEntry, JournalLine, OrderReturn
+from engine.record.fulfilment import (
+    OPEN_GROUP_STATUSES,
+    ExternalEffect,
+    FulfilmentGroup,
+    FulfilmentLine,
+    InboundEvent,
+    Shipment,
+    ShipmentLine,
+)
+from engine.record.infrastructure import IdempotencyRecord, OutboxMessage
+from engine.record.inventory import ExpectedSupply, StockLevel, StockMovement
+from engine.record.orders import QUANTITY_CHECKS, Hold, Order, OrderEvent, OrderLine
+from engine.record.webhooks import WebhookDelivery, WebhookSubscription
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "COORDINATE",
+    "Carrier",
+    "CarrierRate",
+    "CarrierService",
+    "Customer",
+    "ExactDecimal",
+    "ExpectedSupply",
+    "ExternalEffect",
+    "FulfilmentGroup",
+    "FulfilmentLine",
+    "Hold",
+    "IdempotencyRecord",
+    "InboundEvent",
+    "JournalEntry",
+    "JournalLine",
+    "LEDGER_ACCOUNTS",
+    "Location",
+    "NAMING",
+    "OPEN_GROUP_STATUSES",
+    "Order",
+    "OrderDecision",
+    "OrderEvent",
+    "OrderLine",
+    "OrderReturn",
+    "OutboxMessage",
+    "PostalArea",
+    "Product",
+    "QUANTITY_CHECKS",
+    "RULE_SET_STATES",
+    "RuleSetEvent",
+    "RuleSetVersion",
+    "Shipment",
+    "ShipmentLine",
+    "Simulation",
+    "StockLevel",
+    "StockMovement",
+    "Timestamped",
+    "UtcDateTime",
+    "WebhookDelivery",
+    "WebhookSubscription",
+    "utcnow",
+]
