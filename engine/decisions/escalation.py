@@ -26,6 +26,7 @@ from engine.decisions.recording import record_decision
 from engine.decisions.rulesets import compiled, deciding_version
 from engine.fulfilment.cancelling import cancel_order
 from engine.orders.holds import RULE_ERROR_QUEUE, HoldReason, put_on_hold
+from engine.orders.locking import find_and_lock_order
 from engine.orders.timeline import record_event
 from engine.orders.transitions import may_hold, may_move
 from engine.ports import JobArg, UnitOfWork
@@ -95,7 +96,7 @@ def handle_failure(uow: UnitOfWork, actor: Actor, order_id: int,
     with the error, cancel it, or notify. Returns the recorded decision; "resource" is
     the caller's to carry out (the short pick re-sources its units).
     """
-    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    order = find_and_lock_order(uow, order_id)
     if order is None:
         return None
     now = utcnow()

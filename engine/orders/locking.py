@@ -19,8 +19,22 @@ from engine.record import (
 T = TypeVar("T", FulfilmentGroup, Shipment)
 
 
+def find_and_lock_order(uow: UnitOfWork, order_id: int) -> Order | None:
+    """Lock the order's row for this transaction and read it afresh (None: no such order).
+
+    Every lock on an order is taken here; whatever else a command locks (its groups,
+    shipments, stock levels) it locks after the order.
+    """
+    return uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+
+
 def lock_order(uow: UnitOfWork, order_id: int) -> Order:
-    order = uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    """Lock the order's row (see `find_and_lock_order`).
+
+    Raises:
+        NotFoundError: no such order.
+    """
+    order = find_and_lock_order(uow, order_id)
     if order is None:
         raise NotFoundError("order", order_id)
     return order

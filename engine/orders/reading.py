@@ -12,6 +12,7 @@ from engine.actors import Actor
 from engine.errors import (
     NotFoundError,
 )
+from engine.orders.locking import find_and_lock_order
 from engine.paging import fetch_page
 from engine.ports import UnitOfWork
 from engine.record import Order, OrderEvent, OrderLine
@@ -45,7 +46,7 @@ def get_order(uow: UnitOfWork, actor: Actor, order_id: int, lock: bool = False) 
     Raises:
         NotFoundError: also for another channel's order, so that its existence does not leak.
     """
-    order = (uow.session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    order = (find_and_lock_order(uow, order_id)
              if lock else uow.session.get(Order, order_id))
     if order is None or not visibility.may_see(uow, actor, order):
         raise NotFoundError("order", order_id)
