@@ -10,7 +10,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from api.access import allow, current_actor
 from api.problems import document_errors
-from api.schemas import Cursor, NoteSchema, StrictSchema, page, page_schema, text
+from api.schemas import Cursor, NoteSchema, StrictSchema, any_of, page, page_schema, text
 from api.transactions import command, request_uow
 from engine import pipeline
 from engine.orders import holds
@@ -20,8 +20,8 @@ _document_errors = partial(document_errors, blp)
 
 
 class HoldQuerySchema(StrictSchema):
-    queue = text(64)
-    rule = text(100)
+    queue = any_of(text(64))
+    rule = any_of(text(100))
     state = fields.String(load_default="open",
                           validate=validate.OneOf(["open", "resolved", "all"]))
     older_than_hours = fields.Float(validate=validate.Range(min=0, max=24 * 365 * 10))

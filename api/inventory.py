@@ -17,6 +17,7 @@ from api.schemas import (
     KeyCursor,
     Measure,
     StrictSchema,
+    any_of,
     check_rows,
     country_field,
     page,
@@ -97,16 +98,16 @@ class BulkRowsSchema(StrictSchema):
 
 
 class StockQuerySchema(StrictSchema):
-    sku = text(64)
-    location = text(64)
+    sku = any_of(text(64))
+    location = any_of(text(64))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = KeyCursor("after", 2)
 
 
 class LedgerQuerySchema(StrictSchema):
-    sku = text(64)
-    location = text(64)
-    order_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
+    sku = any_of(text(64))
+    location = any_of(text(64))
+    order_id = any_of(fields.Integer(validate=validate.Range(min=1, max=2**63 - 1)))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = Cursor("after", int)
 
@@ -391,10 +392,11 @@ def list_supply(query: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(StockQuerySchema(), location="query", unknown=RAISE)
 @blp.response(200, page_schema(StockLevelSchema, "StockLevelPage"))
 def list_stock(query: dict[str, Any]) -> dict[str, Any]:
-    """List stock levels in SKU then location order, filtered by SKU or location."""
+    """List stock levels in SKU then location order; a repeated filter matches any of its values."""
     levels, next_key = inventory.stock_page(
-        request_uow(), current_actor(), sku=query.get("sku"), location_code=query.get("location"),
-        after=query.get("cursor"), limit=query["limit"])
+        request_uow(), current_actor(), skus=query.get("sku", ()),
+        location_codes=query.get("location", ()), after=query.get("cursor"),
+        limit=query["limit"])
     return page(levels, "after", list(next_key) if next_key is not None else None)
 
 
@@ -409,8 +411,9 @@ def list_ledger(query: dict[str, Any]) -> dict[str, Any]:
     Every change to a level is one movement with the change and the level after it.
     """
     movements, next_id = inventory.ledger_page(
-        request_uow(), current_actor(), sku=query.get("sku"), location_code=query.get("location"),
-        order_id=query.get("order_id"), after=query.get("cursor"), limit=query["limit"])
+        request_uow(), current_actor(), skus=query.get("sku", ()),
+        location_codes=query.get("location", ()), order_ids=query.get("order_id", ()),
+        after=query.get("cursor"), limit=query["limit"])
     return page(movements, "after", next_id)
 
 

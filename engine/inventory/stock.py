@@ -280,15 +280,17 @@ def offer_to_backorders(uow: UnitOfWork, skus: Iterable[str]) -> None:
         uow.enqueue_after_commit(BACKORDER_JOB, sku)
 
 
-def stock_page(uow: UnitOfWork, actor: Actor, *, sku: str | None, location_code: str | None,
-               after: Key | None, limit: int) -> tuple[list[StockLevel], Key | None]:
-    """Return one page of levels in (sku, location) order, filtered by SKU or location."""
+def stock_page(uow: UnitOfWork, actor: Actor, *, skus: Sequence[str] = (),
+               location_codes: Sequence[str] = (), after: Key | None,
+               limit: int) -> tuple[list[StockLevel], Key | None]:
+    """Return one page of levels in (sku, location) order, filtered by any of these SKUs
+    and any of these locations (none given: all)."""
     statement = select(StockLevel).order_by(StockLevel.sku, StockLevel.location_code).where(
         visibility.locations(actor, StockLevel.location_code))
-    if sku is not None:
-        statement = statement.where(StockLevel.sku == sku)
-    if location_code is not None:
-        statement = statement.where(StockLevel.location_code == location_code)
+    if skus:
+        statement = statement.where(StockLevel.sku.in_(skus))
+    if location_codes:
+        statement = statement.where(StockLevel.location_code.in_(location_codes))
     if after is not None:
         statement = statement.where(
             tuple_(StockLevel.sku, StockLevel.location_code) > tuple_(*after))
@@ -296,18 +298,19 @@ def stock_page(uow: UnitOfWork, actor: Actor, *, sku: str | None, location_code:
                       lambda level: (level.sku, level.location_code))
 
 
-def ledger_page(uow: UnitOfWork, actor: Actor, *, sku: str | None, location_code: str | None,
-                order_id: int | None, after: int | None,
-                limit: int) -> tuple[list[StockMovement], int | None]:
-    """Return one page of movements, oldest first, filtered by SKU, location or order."""
+def ledger_page(uow: UnitOfWork, actor: Actor, *, skus: Sequence[str] = (),
+                location_codes: Sequence[str] = (), order_ids: Sequence[int] = (),
+                after: int | None, limit: int) -> tuple[list[StockMovement], int | None]:
+    """Return one page of movements, oldest first, filtered by any of these SKUs, any of
+    these locations and any of these orders (none given: all)."""
     statement = select(StockMovement).order_by(StockMovement.id)
     filters: list[Any] = [visibility.movements(actor)]
-    if sku is not None:
-        filters.append(StockMovement.sku == sku)
-    if location_code is not None:
-        filters.append(StockMovement.location_code == location_code)
-    if order_id is not None:
-        filters.append(StockMovement.order_id == order_id)
+    if skus:
+        filters.append(StockMovement.sku.in_(skus))
+    if location_codes:
+        filters.append(StockMovement.location_code.in_(location_codes))
+    if order_ids:
+        filters.append(StockMovement.order_id.in_(order_ids))
     if after is not None:
         filters.append(StockMovement.id > after)
     return fetch_page(uow.session, statement.where(*filters), limit, lambda move: move.id)

@@ -140,8 +140,8 @@ def waived_rules(uow: UnitOfWork, order: Order) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class HoldQuery:
-    queue: str | None = None
-    rule: str | None = None
+    queue: Sequence[str] = ()  # any of these queues (none: all)
+    rule: Sequence[str] = ()  # any of these rules (none: all)
     state: str = "open"  # open, resolved or all
     older_than_hours: float | None = None
     limit: int = 50
@@ -156,10 +156,10 @@ def list_holds(uow: UnitOfWork, actor: Actor, query: HoldQuery) -> tuple[list[Ho
         statement = statement.where(Hold.resolved_at.is_(None))
     elif query.state == "resolved":
         statement = statement.where(Hold.resolved_at.is_not(None))
-    if query.queue is not None:
-        statement = statement.where(Hold.queue == query.queue)
-    if query.rule is not None:
-        statement = statement.where(Hold.rule == query.rule)
+    if query.queue:
+        statement = statement.where(Hold.queue.in_(query.queue))
+    if query.rule:
+        statement = statement.where(Hold.rule.in_(query.rule))
     if query.older_than_hours is not None:
         statement = statement.where(
             Hold.created_at < utcnow() - timedelta(hours=query.older_than_hours))

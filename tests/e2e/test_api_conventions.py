@@ -65,6 +65,24 @@ def test_a_repeated_filter_matches_any_of_its_values(client, admin, make_key, ca
     assert {order["id"] for order in found} == {held["id"], other["id"]}
 
 
+def test_every_list_takes_a_repeated_filter_as_any_of_its_values(client, admin, make_key,
+                                                                   catalog):
+    ops = make_key("ops")
+    order = client.post("/orders", json=order_body(), headers=admin).json
+    # when stock levels, stock movements and holds are filtered by two values each
+    levels = client.get("/inventory?sku=LAMP-1&sku=MUG-2", headers=ops).json["items"]
+    moves = client.get(f"/inventory/ledger?sku=LAMP-1&sku=MUG-2&order_id={order['id']}"
+                       f"&order_id={order['id'] + 1000}", headers=ops).json["items"]
+    client.post(f"/orders/{order['id']}/hold", json={"reason": "check"}, headers=ops)
+    holds = client.get("/holds?queue=manual&queue=fraud", headers=ops)
+    # then each matches either value, not only the first
+    assert {level["sku"] for level in levels} == {"LAMP-1", "MUG-2"}
+    assert {move["sku"] for move in moves} == {"LAMP-1", "MUG-2"}
+    assert {move["order_id"] for move in moves} == {order["id"]}
+    assert holds.status_code == 200
+    assert [hold["order_id"] for hold in holds.json["items"]] == [order["id"]]
+
+
 def test_a_filter_that_takes_one_value_refuses_two(client, admin):
     response = client.get("/holds?state=open&state=all", headers=admin)
     assert response.status_code == 422
