@@ -13,7 +13,7 @@ from api.access import allow
 from api.problems import ApiProblem, document_errors, field_errors
 from api.schemas import Measure, Money, StrictSchema, _one_of, text
 from api.transactions import command, request_uow
-from engine.carriers import rate_cards as carriers
+from engine.carriers import rate_cards
 from engine.errors import FieldProblem
 from engine.record import Carrier
 from rules.vocabulary import SERVICE_LEVELS
@@ -108,7 +108,7 @@ class CarrierPutSchema(CarrierSchema):
 @blp.response(200, CarrierListSchema)
 def list_carriers() -> dict[str, Any]:
     """List every carrier with its services and rate cards."""
-    return {"items": carriers.list_carriers(request_uow())}
+    return {"items": rate_cards.list_carriers(request_uow())}
 
 
 @blp.route("/<key:code>", methods=["GET"])
@@ -117,7 +117,7 @@ def list_carriers() -> dict[str, Any]:
 @blp.response(200, CarrierSchema)
 def read_carrier(code: str) -> Carrier:
     """Read one carrier."""
-    return carriers.get_carrier(request_uow(), code)
+    return rate_cards.get_carrier(request_uow(), code)
 
 
 @blp.route("/<key:code>", methods=["PUT"])
@@ -137,7 +137,7 @@ def replace_carrier(data: dict[str, Any], code: str) -> tuple[Carrier, int]:
     if data.get("code", code) != code:
         raise ApiProblem(422, "validation_failed", "1 field(s) are invalid", errors=[
             {"field": "code", "in": "body", "message": f"must be {code!r}, as in the path"}])
-    carrier, created = carriers.replace_carrier(request_uow(), {**data, "code": code})
+    carrier, created = rate_cards.replace_carrier(request_uow(), {**data, "code": code})
     return carrier, 201 if created else 200
 
 

@@ -23,7 +23,7 @@ from adapters.settings import PROJECT_ROOT, Settings
 from api.carriers import CarrierSchema, carriers_document, shipped_carriers
 from engine import access, job_names
 from engine.actors import ROLES, system_actor
-from engine.carriers import rate_cards as carriers
+from engine.carriers import rate_cards
 from engine.carriers.rate_cards import install_default_carriers
 from engine.decisions import rulesets
 from engine.errors import OmsError
@@ -203,7 +203,7 @@ def carriers_group() -> None:
 def carriers_export() -> None:
     """Print every carrier with its services and rate cards as JSON."""
     with _services() as built, built.uow() as uow:
-        click.echo(json.dumps(carriers_document(carriers.list_carriers(uow)), indent=1))
+        click.echo(json.dumps(carriers_document(rate_cards.list_carriers(uow)), indent=1))
 
 
 @carriers_group.command("import")
@@ -216,7 +216,7 @@ def carriers_import(path: TextIO) -> None:
         raise click.ClickException(f"not a carriers file: {error}") from error
     with _services() as built, built.uow() as uow:
         for row in rows:
-            _, created = carriers.replace_carrier(uow, row)
+            _, created = rate_cards.replace_carrier(uow, row)
             click.echo(f"{row['code']}: {'created' if created else 'replaced'}")
         uow.commit()
 

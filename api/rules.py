@@ -16,9 +16,9 @@ from api.problems import document_errors
 from api.schemas import OrderInSchema, StrictSchema, reasonable_time, text, version_number
 from api.transactions import command, request_uow
 from api.wiring import services
-from engine.decisions import rulesets
-from engine.decisions import trials as pipeline
+from engine.decisions import rulesets, trials
 from engine.record import RuleSetVersion
+from engine.status import RuleSetState
 from rules.stages import STAGES
 
 blp = Blueprint("rules", __name__, url_prefix="/rules",
@@ -77,7 +77,7 @@ class DryRunSchema(StrictSchema):
 class VersionSchema(Schema):
     stage = fields.String()
     version = fields.Integer()
-    state = fields.String(metadata={"enum": ["draft", "published", "retired"]})
+    state = fields.String(metadata={"enum": [state.value for state in RuleSetState]})
     comment = fields.String()
     author = fields.String()
     created_at = fields.AwareDateTime()
@@ -325,7 +325,7 @@ def dry_run(data: dict[str, Any], stage: str) -> dict[str, Any]:
     The order is an existing one (`order_id`) or one as it would be posted (`order`).
     """
     draft = draft_from(data["order"]) if "order" in data else None
-    result = pipeline.dry_run(request_uow(), current_actor(), stage,
+    result = trials.dry_run(request_uow(), current_actor(), stage,
                               version=data.get("version"), document=data.get("document"),
                               order_id=data.get("order_id"), draft=draft)
     return result
@@ -396,7 +396,7 @@ def simulate(data: dict[str, Any], stage: str) -> dict[str, Any]:
     each afresh against today's stock; carrier selection rates each order's shipments again.
     Optionally only orders received in a window. Nothing is written or reserved.
     """
-    result: dict[str, Any] = pipeline.simulate(
+    result: dict[str, Any] = trials.simulate(
         request_uow(), current_actor(), stage, version=data.get("version"),
         document=data.get("document"), last=data["last"],
         window=(data.get("created_from"), data.get("created_to")))
@@ -435,7 +435,7 @@ SIMULATION = STAGE + "/simulations/<int(min=1, max=2147483647):simulation_id>"
 def start_simulation(data: dict[str, Any],
                      stage: str) -> tuple[Any, int, dict[str, str]]:
     """Simulate over up to 50,000 orders as a background job (RQ, or inline without Redis)."""
-    simulation = pipeline.request_simulation(
+    simulation = trials.request_simulation(
         request_uow(), current_actor(), stage, version=data.get("version"),
         document=data.get("document"), last=data["last"],
         window=(data.get("created_from"), data.get("created_to")))
@@ -449,4 +449,4 @@ def start_simulation(data: dict[str, Any],
 @blp.response(200, SimulationJobSchema)
 def get_simulation(stage: str, simulation_id: int) -> Any:
     """Read a simulation job: queued, done (with its result) or failed (with the reason)."""
-    return pipeline.get_simulation(request_uow(), current_actor(), stage, simulation_id)
+    return trials.get_simulation(request_uow(), current_actor(), stage, simulation_id)

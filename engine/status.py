@@ -96,3 +96,11 @@ class ShipmentStatus(StrEnum):
     OUT_FOR_DELIVERY = "out_for_delivery"
     DELIVERED = "delivered"
     EXCEPTION = "exception"  # the carrier reports a problem; it may still be delivered
+
+
+class RuleSetState(StrEnum):
+    """Where a rule-set version is in its life: edited, deciding orders, or replaced."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"  # at most one per stage decides orders
+    RETIRED = "retired"

@@ -18,6 +18,7 @@ from engine.errors import (
 )
 from engine.ports import UnitOfWork
 from engine.record import RuleSetEvent, RuleSetVersion, utcnow
+from engine.status import RuleSetState
 from rules.checking import check_rule_set
 from rules.defaults import default_rule_set
 from rules.evaluation import CompiledRuleSet, compile_rule_set, evaluate
@@ -25,7 +26,7 @@ from rules.stage import Stage
 from rules.stages import STAGES
 from rules.testing import run_tests
 
-DRAFT, PUBLISHED, RETIRED = "draft", "published", "retired"
+DRAFT, PUBLISHED, RETIRED = RuleSetState.DRAFT, RuleSetState.PUBLISHED, RuleSetState.RETIRED
 
 
 @dataclass(frozen=True)

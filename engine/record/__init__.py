@@ -13,7 +13,6 @@ from engine.record.base import (
 from engine.record.carriers import Carrier, CarrierRate, CarrierService
 from engine.record.catalog import Customer, Location, PostalArea, Product
 from engine.record.decisions import (
-    RULE_SET_STATES,
     OrderDecision,
     RuleSetEvent,
     RuleSetVersion,
@@ -65,7 +64,6 @@ __all__ = [
     "PostalArea",
     "Product",
     "QUANTITY_CHECKS",
-    "RULE_SET_STATES",
     "RuleSetEvent",
     "RuleSetVersion",
     "Shipment",

@@ -19,8 +19,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.record.base import Base, utcnow
 
-RULE_SET_STATES = ("draft", "published", "retired")
-
 
 class RuleSetVersion(Base):
     """One version of a stage's rule set; exactly one per stage is published."""

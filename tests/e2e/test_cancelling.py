@@ -296,7 +296,7 @@ def test_units_cancelled_while_the_release_was_out_are_stopped_once_it_lands(
     from sqlalchemy import select
 
     from engine.actors import system_actor
-    from engine.fulfilment import release as fulfilment
+    from engine.fulfilment import release
     from engine.record import OutboxMessage
     from tests.conftest import load_catalog
 
@@ -308,14 +308,14 @@ def test_units_cancelled_while_the_release_was_out_are_stopped_once_it_lands(
     group_id = group_of(client, admin, order_id)["id"]
     # and the release job has read what to send: both lamps and the mug
     with services.uow() as uow:
-        found = fulfilment.release_request(uow, group_id)
+        found = release.release_request(uow, group_id)
     assert found is not None
     request, _ = found
     # when a lamp is cancelled while the call is out, then the warehouse answers
     assert client.post(f"/orders/{order_id}/cancel", headers=admin, json={
         "reason": "one lamp", "lines": [{"line_no": 1, "quantity": 1}]}).status_code == 200
     with services.uow() as uow:
-        assert fulfilment.record_release(uow, system_actor("test"), group_id, "LATE-1",
+        assert release.record_release(uow, system_actor("test"), group_id, "LATE-1",
                                          request.items)
         uow.commit()
     # then the group is released with one lamp, and the warehouse is to stop the other

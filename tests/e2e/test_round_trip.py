@@ -367,7 +367,7 @@ def test_an_order_listing_a_sku_twice_ships_all_of_it(client, admin, make_key, c
 def test_a_release_answered_after_a_cancel_is_taken_back(make_app, admin, make_key,
                                                          services):
     from engine.actors import system_actor
-    from engine.fulfilment import release as fulfilment
+    from engine.fulfilment import release
     from engine.record import OutboxMessage
     from tests.conftest import load_catalog
 
@@ -381,7 +381,7 @@ def test_a_release_answered_after_a_cancel_is_taken_back(make_app, admin, make_k
                        headers=admin).status_code == 200
     # then the warehouse's answer to the release arrives
     with services.uow() as uow:
-        assert fulfilment.record_release(uow, system_actor("test"), group_id, "LATE-1")
+        assert release.record_release(uow, system_actor("test"), group_id, "LATE-1")
         uow.commit()
     assert everything(client, admin, order_id)[0]["status"] == "cancelled"
     assert client.get(f"/orders/{order_id}", headers=admin).json["status"] == "cancelled"

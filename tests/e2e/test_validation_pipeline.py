@@ -154,12 +154,12 @@ def test_a_failing_rule_holds_the_order_and_the_exceptions_rules_say_where(
         client, admin, make_key, catalog, monkeypatch):
     from dataclasses import replace
 
-    from engine.decisions import validation as pipeline
+    from engine.decisions import validation
     from rules.defaults import default_rule_set
 
     # a fact the engine failed to compute makes a validation rule fail while running
-    computed = pipeline.validation_facts
-    monkeypatch.setattr(pipeline, "validation_facts", lambda *args, **kwargs: replace(
+    computed = validation.validation_facts
+    monkeypatch.setattr(validation, "validation_facts", lambda *args, **kwargs: replace(
         computed(*args, **kwargs), order_total=None))
     body = order_body(customer_id="C-BEN")
     first = client.post("/orders", json=body, headers=admin)
