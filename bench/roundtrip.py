@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from adapters.bootstrap import build_services
 from adapters.olist import OrderGenerator
-from adapters.settings import PROJECT_ROOT
+from adapters.settings import PROJECT_ROOT, Settings
 from bench.allocate import olist_database
 from bench.capture import (
     Run,
@@ -37,19 +38,36 @@ from bench.capture import (
     start_gunicorn,
     stop,
 )
+from engine import access
 
 POLL_SECONDS = 0.2  # waiting clients poll gently: their GETs share the CPUs measured
+
+
+class Keys:
+    """Who speaks in the trip: the sales channel, the warehouses and the carriers."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        services = build_services(Settings(database_url=url))
+        with services.uow() as uow:
+            _, self.warehouse = access.create_api_key(uow, "bench-wms", "warehouse", None, ["*"])
+            _, self.carrier = access.create_api_key(uow, "bench-carriers", "carrier", None, ["*"])
+            uow.commit()
+        services.close()
+        self.channel = channel
 
 
 class Trip:
     """One client's HTTP connection, taking orders through the round trip."""
 
-    def __init__(self, port: int, key: str) -> None:
+    def __init__(self, port: int, keys: Keys) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        self.keys = keys
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        self.connection.request(method, path, headers=self.headers,
+    def call(self, method: str, path: str, body: Any = None, key: str | None = None,
+             ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json",
+                   "Authorization": f"Bearer {key or self.keys.channel}"}
+        self.connection.request(method, path, headers=headers,
                                 body=None if body is None else json.dumps(body))
         response = self.connection.getresponse()
         return response.status, json.loads(response.read() or b"null")
@@ -76,12 +94,12 @@ class Trip:
                                lambda b: all(g["status"] == "released" for g in b["items"]))
         for group in groups["items"]:
             tracking = f"BENCH{number:06d}G{group['id']}"
-            self.call("POST", "/wms/events", {
+            self.call("POST", "/wms/events", key=self.keys.warehouse, body={
                 "event_id": f"ship-{tracking}", "type": "shipped", "group_id": group["id"],
                 "tracking_number": tracking,
                 "lines": [{"sku": line["sku"], "quantity": line["quantity"]}
                           for line in group["lines"]]})
-            self.call("POST", "/carriers/events", {
+            self.call("POST", "/carriers/events", key=self.keys.carrier, body={
                 "event_id": f"deliver-{tracking}", "tracking_number": tracking,
                 "status": "delivered"})
         final = self.wait_for(f"/orders/{order['id']}",
@@ -89,7 +107,7 @@ class Trip:
         return str(final["status"])
 
 
-def drive(port: int, key: str, bodies: list[bytes], clients: int,
+def drive(port: int, keys: Keys, bodies: list[bytes], clients: int,
           label: str) -> tuple[Run, dict[str, int]]:
     """Take every order through the trip from `clients` threads; return the completed
     orders' run and the count of each final outcome."""
@@ -99,7 +117,7 @@ def drive(port: int, key: str, bodies: list[bytes], clients: int,
     position = iter(range(len(bodies)))
 
     def client() -> None:
-        trip = Trip(port, key)
+        trip = Trip(port, keys)
         while True:
             with lock:
                 index = next(position, None)
@@ -135,6 +153,7 @@ def main() -> None:
     args = server_arguments(parser, port=18083).parse_args()
 
     name, url, key, pack = olist_database("roundtrip")
+    keys = Keys(url, key)
     generator = OrderGenerator(pack, seed=7)
     bodies = [json.dumps(generator.next_order()).encode() for _ in range(args.orders + 40)]
 
@@ -142,8 +161,8 @@ def main() -> None:
         server = start_gunicorn(url, args.port, args.workers, args.threads)
         workers = start_workers(args.rq_workers, {**os.environ, "OMS_DATABASE_URL": url})
         try:
-            drive(args.port, key, bodies[:40], args.clients, "warmup")
-            run, outcomes = drive(args.port, key, bodies[40:], args.clients, "roundtrip")
+            drive(args.port, keys, bodies[:40], args.clients, "warmup")
+            run, outcomes = drive(args.port, keys, bodies[40:], args.clients, "roundtrip")
         finally:
             for worker in workers:
                 worker.terminate()
