@@ -30,7 +30,7 @@ from api import create_app
 from engine import access
 from engine.actors import system_actor
 from engine.inventory import stock as inventory
-from engine.record import Base
+from engine.record import Base, StockLevel
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "OMS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -275,3 +275,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept
+
+
+def wms_event(client: FlaskClient, headers: dict[str, str], group_id: int, type: str,
+                   event_id: str, **fields: Any) -> Any:
+    """Send one warehouse event about a fulfilment group, as the warehouse would."""
+    return client.post("/wms/events", headers=headers,
+                       json={"event_id": event_id, "type": type, "group_id": group_id, **fields})
+
+
+def stock_level(services: Services, sku: str, location: str = "WH-SP") -> tuple[int, int]:
+    """Return (on hand, reserved) of a SKU at a location, read from the record."""
+    with services.uow() as uow:
+        found = uow.session.get(StockLevel, (sku, location))
+        return found.on_hand, found.reserved

@@ -6,12 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import order_body
-
-
-def wms(client, headers, group_id, type, event_id, **fields):
-    return client.post("/wms/events", headers=headers,
-                       json={"event_id": event_id, "type": type, "group_id": group_id, **fields})
+from tests.conftest import order_body, wms_event
 
 
 def held_order(client, admin, ops):
@@ -100,7 +95,7 @@ def test_a_return_of_a_sku_never_shipped_blames_the_sku(client, admin, make_key,
     order = client.post("/orders", json=order_body(), headers=admin).json
     [group] = client.get(f"/orders/{order['id']}/fulfilment", headers=ops).json["items"]
     lines = [{"sku": line["sku"], "quantity": line["quantity"]} for line in group["lines"]]
-    assert wms(client, ops, group["id"], "shipped", "c1", tracking_number="RT000000001BR",
+    assert wms_event(client, ops, group["id"], "shipped", "c1", tracking_number="RT000000001BR",
                lines=lines).status_code == 200
     # when a return names a SKU that is not on the order
     response = client.post(f"/orders/{order['id']}/returns", headers=ops, json={

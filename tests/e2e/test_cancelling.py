@@ -8,23 +8,11 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from engine.record import StockLevel
-from tests.conftest import order_body, stock
+from tests.conftest import order_body, stock, stock_level, wms_event
 from tests.support.peer import partner_peer_fixture  # noqa: F401 - provides partner_peer
 
 CARRIERS = [c["code"] for c in json.loads(
     (Path(__file__).resolve().parents[2] / "adapters/data/carriers.json").read_text())["carriers"]]
-
-
-def level(services, sku, location="WH-SP"):
-    with services.uow() as uow:
-        found = uow.session.get(StockLevel, (sku, location))
-        return found.on_hand, found.reserved
-
-
-def wms(client, headers, group_id, type, event_id, **fields):
-    return client.post("/wms/events", headers=headers,
-                       json={"event_id": event_id, "type": type, "group_id": group_id, **fields})
 
 
 def group_of(client, headers, order_id):
@@ -48,7 +36,7 @@ def test_what_is_left_of_a_partially_shipped_order_is_cancelled_and_never_billed
     order_id = client.post("/orders", json=order_body(customer_id="C-BEN"),
                            headers=admin).json["id"]
     group = group_of(client, ops, order_id)
-    assert wms(client, ops, group["id"], "shipped", "s1", package_ref="B1",
+    assert wms_event(client, ops, group["id"], "shipped", "s1", package_ref="B1",
                tracking_number="JD000000001BR",
                lines=[{"sku": "LAMP-1", "quantity": 2}]).status_code == 200
     assert client.get(f"/orders/{order_id}", headers=ops).json["status"] == "partially_shipped"
@@ -61,7 +49,7 @@ def test_what_is_left_of_a_partially_shipped_order_is_cancelled_and_never_billed
     assert [(line["quantities"]["shipped"], line["quantities"]["cancelled"])
             for line in response.json["lines"]] == [(2, 0), (0, 1)]
     # the mug's reservation is given back, on the stock ledger
-    assert level(services, "MUG-2") == (100, 0)
+    assert stock_level(services, "MUG-2") == (100, 0)
     [freed] = [move for move in client.get(f"/inventory/ledger?order_id={order_id}",
                                            headers=ops).json["items"]
                if move["kind"] == "release"]
@@ -105,13 +93,13 @@ def test_a_line_partly_cancelled_before_release_ships_the_rest_and_bills_only_th
     assert [(q["ordered"], q["cancelled"], q["allocated"], q["backordered"])
             for q in (line["quantities"] for line in response.json["lines"])] == [
         (2, 1, 1, 0), (1, 1, 0, 0)]
-    assert level(services, "LAMP-1") == (100, 1)
+    assert stock_level(services, "LAMP-1") == (100, 1)
     order = client.get(f"/orders/{order_id}", headers=ops).json
     assert order["status"] == "released"
     group = group_of(client, ops, order_id)
     assert [(line["sku"], line["quantity"]) for line in group["lines"]] == [("LAMP-1", 1)]
     # the lamp ships: the card is authorised, captured and invoiced for it alone
-    assert wms(client, ops, group["id"], "shipped", "s1",
+    assert wms_event(client, ops, group["id"], "shipped", "s1",
                lines=[{"sku": "LAMP-1", "quantity": 1}]).status_code == 200
     assert client.get(f"/orders/{order_id}", headers=ops).json["status"] == "shipped"
     billed = Decimal("89.90") + Decimal("15.00")
@@ -154,9 +142,9 @@ def test_a_released_line_cancelled_is_stopped_at_the_warehouse_and_off_the_pick_
     [work] = client.get("/wms/work?location=WH-SP", headers=ops).json["items"]
     assert [(line["sku"], line["quantity"]) for line in work["lines"]] == [
         ("LAMP-1", 1), ("MUG-2", 1)]
-    assert level(services, "LAMP-1") == (100, 1)
+    assert stock_level(services, "LAMP-1") == (100, 1)
     # and the warehouse cannot ship the cancelled lamp any more
-    refused = wms(client, ops, group["id"], "shipped", "s1",
+    refused = wms_event(client, ops, group["id"], "shipped", "s1",
                   lines=[{"sku": "LAMP-1", "quantity": 2}])
     assert refused.status_code == 422
     assert refused.json["errors"][0]["field"] == "lines/0/quantity"
@@ -179,7 +167,7 @@ def test_a_backorder_gets_the_stock_a_cancelled_line_frees(client, admin, catalo
     assert response.status_code == 200, response.json
     # then the waiting order gets it and is released
     assert client.get(f"/orders/{second['id']}", headers=admin).json["status"] == "released"
-    assert level(services, "LAMP-1") == (2, 2)
+    assert stock_level(services, "LAMP-1") == (2, 2)
 
 
 def test_cancelling_more_than_is_left_or_an_unknown_line_is_refused_naming_the_field(
@@ -188,7 +176,7 @@ def test_cancelling_more_than_is_left_or_an_unknown_line_is_refused_naming_the_f
     # given an order with one of its two lamps shipped
     order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
     group = group_of(client, ops, order_id)
-    assert wms(client, ops, group["id"], "shipped", "s1",
+    assert wms_event(client, ops, group["id"], "shipped", "s1",
                lines=[{"sku": "LAMP-1", "quantity": 1}]).status_code == 200
 
     def cancel(*lines):
@@ -212,16 +200,16 @@ def test_cancelling_more_than_is_left_or_an_unknown_line_is_refused_naming_the_f
     order = client.get(f"/orders/{order_id}", headers=ops).json
     assert order["status"] == "partially_shipped"
     assert [line["quantities"]["cancelled"] for line in order["lines"]] == [0, 0]
-    assert level(services, "LAMP-1") == (99, 1)
+    assert stock_level(services, "LAMP-1") == (99, 1)
     # the last lamp is packed: it cannot be cancelled without the mug still in its group
-    assert wms(client, ops, group["id"], "packed", "p1", package_ref="B2",
+    assert wms_event(client, ops, group["id"], "packed", "p1", package_ref="B2",
                lines=[{"sku": "LAMP-1", "quantity": 1}]).status_code == 200
     packed = cancel({"line_no": 1, "quantity": 1})
     assert (packed.status_code, packed.json["errors"][0]["field"]) == (422, "lines/0/quantity")
     assert "packed" in packed.json["errors"][0]["message"]
     # once everything has shipped, the order is past cancelling: a 409
-    assert wms(client, ops, group["id"], "shipped", "s2", package_ref="B2").status_code == 200
-    assert wms(client, ops, group["id"], "shipped", "s3",
+    assert wms_event(client, ops, group["id"], "shipped", "s2", package_ref="B2").status_code == 200
+    assert wms_event(client, ops, group["id"], "shipped", "s3",
                lines=[{"sku": "MUG-2", "quantity": 1}]).status_code == 200
     shipped = cancel({"line_no": 2, "quantity": 1})
     assert (shipped.status_code, shipped.json["code"]) == (409, "invalid_transition")
@@ -265,7 +253,7 @@ def test_a_cancel_racing_a_shipment_of_the_same_units_never_both_succeed(
         assert (lamps["shipped"], lamps["cancelled"]) in ((2, 0), (0, 2)), lamps
         shipped += lamps["shipped"]
     # and the stock says the same: what shipped left, nothing is still reserved for it
-    assert level(services, "LAMP-1") == (100 - shipped, 0)
+    assert stock_level(services, "LAMP-1") == (100 - shipped, 0)
 
 
 def test_a_sku_listed_twice_is_cancelled_from_its_lines_in_order(client, admin, catalog,
@@ -282,7 +270,7 @@ def test_a_sku_listed_twice_is_cancelled_from_its_lines_in_order(client, admin, 
     assert response.status_code == 200, response.json
     assert [line["quantities"]["cancelled"] for line in response.json["lines"]] == [2, 0, 1]
     assert response.json["status"] == "released"
-    assert level(services, "LAMP-1") == (100, 0)
+    assert stock_level(services, "LAMP-1") == (100, 0)
     # cancelling the mug too leaves nothing: the order is cancelled, the group withdrawn
     last = client.post(f"/orders/{order_id}/cancel", headers=admin, json={
         "reason": "nothing then", "lines": [{"line_no": 2, "quantity": 1}]})

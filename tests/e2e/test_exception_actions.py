@@ -10,16 +10,11 @@ import pytest
 
 from engine.decisions.rulesets import default_rule_set
 from rules.stages.exceptions import ACTIONS_BY_EVENT, EVENTS
-from tests.conftest import order_body, stock
+from tests.conftest import order_body, stock, wms_event
 
 RIO = {"code": "WH-RJ", "name": "Rio warehouse", "kind": "warehouse", "city": "Rio de Janeiro",
        "region": "RJ", "postal_code": "20010-000", "country": "BR",
        "latitude": -22.906847, "longitude": -43.172897}
-
-
-def wms(client, headers, group_id, type, event_id, **fields):
-    return client.post("/wms/events", headers=headers,
-                       json={"event_id": event_id, "type": type, "group_id": group_id, **fields})
 
 
 def test_a_short_pick_is_re_sourced_from_another_warehouse_and_nothing_is_cancelled(
@@ -34,7 +29,7 @@ def test_a_short_pick_is_re_sourced_from_another_warehouse_and_nothing_is_cancel
     assert (first["location"], first["status"]) == ("WH-SP", "released")
 
     # when Sao Paulo cannot find the mug
-    short = wms(client, ops, first["id"], "short_picked", "sp-1",
+    short = wms_event(client, ops, first["id"], "short_picked", "sp-1",
                 lines=[{"sku": "MUG-2", "quantity": 1}])
     assert short.json["outcome"] == "applied"
 
@@ -53,9 +48,9 @@ def test_a_short_pick_is_re_sourced_from_another_warehouse_and_nothing_is_cancel
     assert decision["outcome"] == "resource" and "not_applied" not in decision["decision"]
 
     # and both warehouses ship: the customer pays the whole order, once
-    assert wms(client, ops, first["id"], "shipped", "s-1", tracking_number="RS000000001BR",
+    assert wms_event(client, ops, first["id"], "shipped", "s-1", tracking_number="RS000000001BR",
                lines=[{"sku": "LAMP-1", "quantity": 2}]).status_code == 200
-    assert wms(client, ops, second["id"], "shipped", "s-2", tracking_number="RS000000002BR",
+    assert wms_event(client, ops, second["id"], "shipped", "s-2", tracking_number="RS000000002BR",
                lines=[{"sku": "MUG-2", "quantity": 1}]).status_code == 200
     assert client.get(f"/orders/{order['id']}", headers=ops).json["status"] == "shipped"
     ledger = client.get(f"/orders/{order['id']}/ledger", headers=ops).json["items"]
@@ -69,10 +64,10 @@ def test_a_second_short_pick_holds_the_order_and_its_release_sources_the_units_a
     # given an order whose mug was short once already (re-sourced, and waiting for stock)
     order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
     [group] = client.get(f"/orders/{order_id}/fulfilment", headers=ops).json["items"]
-    wms(client, ops, group["id"], "short_picked", "sp-1",
+    wms_event(client, ops, group["id"], "short_picked", "sp-1",
         lines=[{"sku": "MUG-2", "quantity": 1}])
     # when a lamp is short too: the shipped rules hold the order in the inventory queue
-    wms(client, ops, group["id"], "short_picked", "sp-2",
+    wms_event(client, ops, group["id"], "short_picked", "sp-2",
         lines=[{"sku": "LAMP-1", "quantity": 1}])
     order = client.get(f"/orders/{order_id}", headers=ops).json
     assert order["status"] == "on_hold"
@@ -167,10 +162,10 @@ def test_rules_that_cancel_a_short_pick_cancel_only_the_units_left_once_part_has
     # and an order whose lamps have shipped
     order = client.post("/orders", json=order_body(customer_id="C-BEN"), headers=admin).json
     [group] = client.get(f"/orders/{order['id']}/fulfilment", headers=ops).json["items"]
-    assert wms(client, ops, group["id"], "shipped", "s-1", tracking_number="CS000000001BR",
+    assert wms_event(client, ops, group["id"], "shipped", "s-1", tracking_number="CS000000001BR",
                lines=[{"sku": "LAMP-1", "quantity": 2}]).status_code == 200
     # when the mug is short
-    wms(client, ops, group["id"], "short_picked", "sp-1",
+    wms_event(client, ops, group["id"], "short_picked", "sp-1",
         lines=[{"sku": "MUG-2", "quantity": 1}])
     # then the mug is cancelled, the order has shipped all it will, and bills the lamps only
     seen = client.get(f"/orders/{order['id']}", headers=ops).json

@@ -3,12 +3,7 @@ another event under an id already used is refused, never swallowed."""
 
 from __future__ import annotations
 
-from tests.conftest import order_body
-
-
-def wms(client, headers, group_id, type, event_id, **fields):
-    return client.post("/wms/events", headers=headers,
-                       json={"event_id": event_id, "type": type, "group_id": group_id, **fields})
+from tests.conftest import order_body, wms_event
 
 
 def released_group(client, admin, ops):
@@ -24,13 +19,13 @@ def test_a_wms_event_id_reused_for_another_event_is_refused_and_the_shipment_is_
     # given two released orders, and the warehouse confirms the first one's pick as wms-1
     first_id, first, _ = released_group(client, admin, ops)
     second_id, second, lines = released_group(client, admin, ops)
-    picked = wms(client, ops, first["id"], "picked", "wms-1")
+    picked = wms_event(client, ops, first["id"], "picked", "wms-1")
     assert picked.json["outcome"] == "applied"
     # when the same event comes again, it is a duplicate with no second effect
-    again = wms(client, ops, first["id"], "picked", "wms-1")
+    again = wms_event(client, ops, first["id"], "picked", "wms-1")
     assert (again.status_code, again.json["outcome"]) == (200, "duplicate")
     # when the warehouse reuses wms-1 for the second order's shipment
-    reused = wms(client, ops, second["id"], "shipped", "wms-1", package_ref="B1",
+    reused = wms_event(client, ops, second["id"], "shipped", "wms-1", package_ref="B1",
                  tracking_number="RU000000001BR", lines=lines)
     # then it is refused with a stable code naming the event id, and nothing shipped
     assert reused.status_code == 422
@@ -38,7 +33,7 @@ def test_a_wms_event_id_reused_for_another_event_is_refused_and_the_shipment_is_
     assert [p["field"] for p in reused.json["errors"]] == ["event_id"]
     assert client.get(f"/orders/{second_id}", headers=ops).json["status"] == "released"
     # and sent under a new id, the shipment is applied
-    shipped = wms(client, ops, second["id"], "shipped", "wms-2", package_ref="B1",
+    shipped = wms_event(client, ops, second["id"], "shipped", "wms-2", package_ref="B1",
                   tracking_number="RU000000001BR", lines=lines)
     assert (shipped.json["outcome"], shipped.json["order_id"]) == ("applied", second_id)
     assert client.get(f"/orders/{second_id}", headers=ops).json["status"] == "shipped"
@@ -50,7 +45,7 @@ def test_a_carrier_event_id_reused_for_another_event_is_refused(client, admin, m
     ops = make_key("ops")
     # given an order shipped with a tracking number, in transit under event t-1
     order_id, group, lines = released_group(client, admin, ops)
-    assert wms(client, ops, group["id"], "shipped", "s-1", package_ref="B1",
+    assert wms_event(client, ops, group["id"], "shipped", "s-1", package_ref="B1",
                tracking_number="CR000000001BR", lines=lines).status_code == 200
     scan = {"event_id": "t-1", "tracking_number": "CR000000001BR", "status": "in_transit",
             "occurred_at": "2026-11-24T15:00:00+00:00"}

@@ -12,9 +12,8 @@ from sqlalchemy import select
 
 from adapters.bootstrap import using
 from adapters.signing import sign
-from engine.record import StockLevel
 from jobs.fulfilment import settle_return
-from tests.conftest import order_body, stock
+from tests.conftest import order_body, stock, stock_level, wms_event
 
 WMS_SECRETS = ("wms-secret-old", "wms-secret-new")
 CARRIER_SECRET = "carrier-secret"
@@ -24,17 +23,6 @@ CARRIER_SECRET = "carrier-secret"
 def app(make_app):
     return make_app(WMS_EVENT_SECRETS=",".join(WMS_SECRETS),
                     CARRIER_EVENT_SECRETS=CARRIER_SECRET)
-
-
-def level(services, sku, location="WH-SP"):
-    with services.uow() as uow:
-        found = uow.session.get(StockLevel, (sku, location))
-        return found.on_hand, found.reserved
-
-
-def wms(client, headers, group_id, type, event_id, **fields):
-    return client.post("/wms/events", headers=headers,
-                       json={"event_id": event_id, "type": type, "group_id": group_id, **fields})
 
 
 def signed_post(client, path, payload, secret, at=None):
@@ -56,11 +44,11 @@ def test_an_order_is_released_shipped_in_two_packages_delivered_and_completed(
     assert group["wms_reference"] == f"LWMS-WH-SP-{group['id']}"
     work = client.get("/wms/work?location=WH-SP", headers=ops).json["items"]
     assert [g["id"] for g in work] == [group["id"]]
-    assert level(services, "LAMP-1") == (100, 2)
+    assert stock_level(services, "LAMP-1") == (100, 2)
 
     # the warehouse picks everything, packs the lamps, and the label is bought at once
-    assert wms(client, ops, group["id"], "picked", "ev-1").json["outcome"] == "applied"
-    packed = wms(client, ops, group["id"], "packed", "ev-2", package_ref="BOX-1",
+    assert wms_event(client, ops, group["id"], "picked", "ev-1").json["outcome"] == "applied"
+    packed = wms_event(client, ops, group["id"], "packed", "ev-2", package_ref="BOX-1",
                  weight_kg=2.1, lines=[{"sku": "LAMP-1", "quantity": 2}])
     assert packed.status_code == 200, packed.json
     [box] = client.get(f"/orders/{order_id}/shipments", headers=ops).json["items"]
@@ -70,10 +58,10 @@ def test_an_order_is_released_shipped_in_two_packages_delivered_and_completed(
 
     # the lamps leave: stock and reservation go down, the order is partially shipped,
     # and the shipment is paid for (authorised, captured) and invoiced
-    shipped = wms(client, ops, group["id"], "shipped", "ev-3", package_ref="BOX-1")
+    shipped = wms_event(client, ops, group["id"], "shipped", "ev-3", package_ref="BOX-1")
     assert shipped.json == {"outcome": "applied", "order_id": order_id,
                             "shipment_id": box["id"], "detail": None}
-    assert level(services, "LAMP-1") == (98, 0)
+    assert stock_level(services, "LAMP-1") == (98, 0)
     order = client.get(f"/orders/{order_id}", headers=ops).json
     assert order["status"] == "partially_shipped"
     assert [line["quantities"]["shipped"] for line in order["lines"]] == [2, 0]
@@ -83,11 +71,11 @@ def test_an_order_is_released_shipped_in_two_packages_delivered_and_completed(
     assert ledger["balanced"] is True
 
     # the mug goes in a second package, shipped straight away with the WMS's own label
-    assert wms(client, ops, group["id"], "shipped", "ev-4", package_ref="BOX-2",
+    assert wms_event(client, ops, group["id"], "shipped", "ev-4", package_ref="BOX-2",
                tracking_number="JD000000002BR",
                lines=[{"sku": "MUG-2", "quantity": 1}]).status_code == 200
     assert client.get(f"/orders/{order_id}", headers=ops).json["status"] == "shipped"
-    assert level(services, "MUG-2") == (99, 0)
+    assert stock_level(services, "MUG-2") == (99, 0)
     first, second = client.get(f"/orders/{order_id}/shipments", headers=ops).json["items"]
     assert second["tracking_number"] == "JD000000002BR"
     assert first["invoice_reference"] and second["invoice_reference"]
@@ -148,17 +136,17 @@ def test_a_repeated_or_late_event_has_no_second_effect(client, admin, make_key, 
     [group] = client.get(f"/orders/{order_id}/fulfilment", headers=ops).json["items"]
     everything = [{"sku": "LAMP-1", "quantity": 2}, {"sku": "MUG-2", "quantity": 1}]
     # more than the group holds, or a SKU it does not have: 422, and nothing changes
-    refused = wms(client, ops, group["id"], "shipped", "too-many",
+    refused = wms_event(client, ops, group["id"], "shipped", "too-many",
                   lines=[{"sku": "LAMP-1", "quantity": 3}, {"sku": "BATT-3", "quantity": 1}])
     assert refused.status_code == 422
     assert {p["field"] for p in refused.json["errors"]} == {"lines/0/quantity", "lines/1/sku"}
-    assert level(services, "LAMP-1") == (100, 2)
+    assert stock_level(services, "LAMP-1") == (100, 2)
     for _ in range(2):  # the warehouse sends its confirmation twice
-        response = wms(client, ops, group["id"], "shipped", "dup-1", package_ref="B",
+        response = wms_event(client, ops, group["id"], "shipped", "dup-1", package_ref="B",
                        tracking_number="AA123456785BR", lines=everything)
         assert response.status_code == 200
     assert response.json["outcome"] == "duplicate"
-    assert level(services, "LAMP-1") == (98, 0)  # decremented once
+    assert stock_level(services, "LAMP-1") == (98, 0)  # decremented once
     assert len(client.get(f"/orders/{order_id}/shipments", headers=ops).json["items"]) == 1
     invoices = [e for e in client.get(f"/orders/{order_id}/ledger", headers=ops).json["items"]
                 if e["kind"] == "invoice"]
@@ -198,7 +186,7 @@ def test_partners_sign_their_events_and_a_tampered_or_stale_one_is_refused(
     # signed with another partner's secret
     wrong = signed_post(client, "/wms/events", event, CARRIER_SECRET)
     assert wrong.status_code == 401
-    assert level(services, "LAMP-1") == (100, 2)  # nothing left the shelf
+    assert stock_level(services, "LAMP-1") == (100, 2)  # nothing left the shelf
     assert client.get(f"/orders/{order_id}/shipments", headers=ops).json["items"] == []
 
     # both secrets of a rotation are accepted; the twin is a no-op
@@ -206,7 +194,7 @@ def test_partners_sign_their_events_and_a_tampered_or_stale_one_is_refused(
         "outcome"] == "applied"
     again = signed_post(client, "/wms/events", event, WMS_SECRETS[1])
     assert (again.status_code, again.json["outcome"]) == (200, "duplicate")
-    assert level(services, "LAMP-1") == (98, 0)
+    assert stock_level(services, "LAMP-1") == (98, 0)
     delivered = signed_post(client, "/carriers/events", {
         "event_id": "k-1", "tracking_number": "AB000000017BR", "status": "delivered"},
         CARRIER_SECRET)
@@ -229,7 +217,7 @@ def test_three_packages_bill_the_order_exactly_and_the_card_is_authorised_for_al
     assert order["status"] == "allocated", order
     group, _ = everything(client, ops, order["id"])
     for n, (sku, quantity) in enumerate((("LAMP-1", 1), ("MUG-2", 1), ("LAMP-1", 1))):
-        assert wms(client, ops, group["id"], "shipped", f"s{n}", package_ref=f"P{n}",
+        assert wms_event(client, ops, group["id"], "shipped", f"s{n}", package_ref=f"P{n}",
                    lines=[{"sku": sku, "quantity": quantity}]).status_code == 200
     ledger = client.get(f"/orders/{order['id']}/ledger", headers=ops).json["items"]
     invoices = [e for e in ledger if e["kind"] == "invoice"]
@@ -252,8 +240,8 @@ def test_an_order_on_hold_still_ships_and_the_hold_returns_it_to_where_it_got(
                        headers=ops).status_code == 200
     group, lines = everything(client, ops, order_id)
     # the goods had left already: the warehouse says so, and it is recorded
-    assert wms(client, ops, group["id"], "shipped", "h1", lines=lines).status_code == 200
-    assert level(services, "LAMP-1") == (98, 0)
+    assert wms_event(client, ops, group["id"], "shipped", "h1", lines=lines).status_code == 200
+    assert stock_level(services, "LAMP-1") == (98, 0)
     order = client.get(f"/orders/{order_id}", headers=ops).json
     assert order["status"] == "on_hold"
     assert [line["quantities"]["shipped"] for line in order["lines"]] == [2, 1]
@@ -266,16 +254,16 @@ def test_a_short_pick_backorders_the_missing_units_and_they_ship_when_stock_arri
     ops = make_key("ops")
     order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
     group, _ = everything(client, ops, order_id)
-    short = wms(client, ops, group["id"], "short_picked", "sp1",
+    short = wms_event(client, ops, group["id"], "short_picked", "sp1",
                 lines=[{"sku": "MUG-2", "quantity": 1}])
     assert short.json["outcome"] == "applied"
-    assert level(services, "MUG-2") == (99, 0)  # the shelf was short: corrected
+    assert stock_level(services, "MUG-2") == (99, 0)  # the shelf was short: corrected
     # the shipped rules re-source it; no other location has a mug: it waits for stock
     order = client.get(f"/orders/{order_id}", headers=ops).json
     assert order["lines"][1]["quantities"]["cancelled"] == 0
     assert order["lines"][1]["quantities"]["backordered"] == 1
     # a short pick naming a package changes nothing about packages
-    assert wms(client, ops, group["id"], "shipped", "sp2", package_ref="P1",
+    assert wms_event(client, ops, group["id"], "shipped", "sp2", package_ref="P1",
                tracking_number="SP000000001BR",
                lines=[{"sku": "LAMP-1", "quantity": 2}]).status_code == 200
     assert client.post("/carriers/events", headers=ops, json={
@@ -298,7 +286,7 @@ def test_a_short_pick_backorders_the_missing_units_and_they_ship_when_stock_arri
     groups = client.get(f"/orders/{order_id}/fulfilment", headers=ops).json["items"]
     [second] = [g for g in groups if g["id"] != group["id"]]
     assert second["status"] == "released"
-    assert wms(client, ops, second["id"], "shipped", "sp3", tracking_number="SP000000002BR",
+    assert wms_event(client, ops, second["id"], "shipped", "sp3", tracking_number="SP000000002BR",
                lines=[{"sku": "MUG-2", "quantity": 1}]).status_code == 200
     assert client.post("/carriers/events", headers=ops, json={
         "event_id": "d2", "tracking_number": "SP000000002BR",
@@ -316,14 +304,14 @@ def test_events_that_come_early_or_late_do_no_harm(client, admin, make_key, cata
     order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
     group, lines = everything(client, ops, order_id)
     # packed with a label, but the carrier's scan arrives before the warehouse says shipped
-    assert wms(client, ops, group["id"], "packed", "p1", package_ref="B",
+    assert wms_event(client, ops, group["id"], "packed", "p1", package_ref="B",
                lines=lines).status_code == 200
     [box] = client.get(f"/orders/{order_id}/shipments", headers=ops).json["items"]
     early = {"event_id": "c1", "tracking_number": box["tracking_number"],
              "status": "delivered"}
     refused = client.post("/carriers/events", headers=ops, json=early)
     assert (refused.status_code, refused.json["code"]) == (409, "not_ready_yet")
-    assert wms(client, ops, group["id"], "shipped", "s1", package_ref="B").status_code == 200
+    assert wms_event(client, ops, group["id"], "shipped", "s1", package_ref="B").status_code == 200
     # sent again, it now counts (it was not kept as "ignored")
     assert client.post("/carriers/events", headers=ops, json=early).json[
         "outcome"] == "applied"
@@ -339,7 +327,7 @@ def test_events_that_come_early_or_late_do_no_harm(client, admin, make_key, cata
     # a tracking number already used by another shipment is refused, not a conflict
     other = client.post("/orders", json=order_body(), headers=admin).json["id"]
     other_group, other_lines = everything(client, ops, other)
-    taken = wms(client, ops, other_group["id"], "shipped", "s2",
+    taken = wms_event(client, ops, other_group["id"], "shipped", "s2",
                 tracking_number=box["tracking_number"], lines=other_lines)
     assert taken.status_code == 422
     assert taken.json["errors"][0]["field"] == "tracking_number"
@@ -354,7 +342,7 @@ def test_an_order_listing_a_sku_twice_ships_all_of_it(client, admin, make_key, c
     assert placed["status"] == "allocated", placed
     order_id = placed["id"]
     group, _ = everything(client, ops, order_id)
-    assert wms(client, ops, group["id"], "shipped", "t1",
+    assert wms_event(client, ops, group["id"], "shipped", "t1",
                lines=[{"sku": "LAMP-1", "quantity": 3}]).status_code == 200
     order = client.get(f"/orders/{order_id}", headers=ops).json
     assert order["status"] == "shipped"
@@ -410,7 +398,7 @@ def test_a_partner_with_its_own_secret_speaks_only_for_its_own_location_or_parce
     # Rio's warehouse cannot confirm Sao Paulo's group: for it, there is none
     other = signed_post(client, "/wms/events", event, "rj-secret")
     assert (other.status_code, other.json["code"]) == (404, "not_found")
-    assert level(services, "LAMP-1") == (100, 2)
+    assert stock_level(services, "LAMP-1") == (100, 2)
     assert signed_post(client, "/wms/events", event, "sp-secret").json["outcome"] == "applied"
     # a carrier cannot report on another carrier's parcel: for it, there is none
     scan = signed_post(client, "/carriers/events", {
@@ -426,9 +414,9 @@ def test_a_return_goes_back_on_the_shelf_and_is_credited_and_refunded_once(
     # Ben paid by card; the order is shipped and delivered
     order = client.post("/orders", json=order_body(customer_id="C-BEN"), headers=admin).json
     group, lines = everything(client, ops, order["id"])
-    assert wms(client, ops, group["id"], "shipped", "r1", tracking_number="RT000000001BR",
+    assert wms_event(client, ops, group["id"], "shipped", "r1", tracking_number="RT000000001BR",
                lines=lines).status_code == 200
-    assert level(services, "LAMP-1") == (98, 0)
+    assert stock_level(services, "LAMP-1") == (98, 0)
     # more than shipped, or a SKU not shipped, is refused and changes nothing
     refused = client.post(f"/orders/{order['id']}/returns", headers=ops, json={
         "lines": [{"sku": "LAMP-1", "quantity": 3}], "reason": "too many"})
@@ -439,11 +427,11 @@ def test_a_return_goes_back_on_the_shelf_and_is_credited_and_refunded_once(
         "lines": [{"sku": "LAMP-1", "quantity": 1}], "reason": "did not like it"})
     assert back.status_code == 201, back.json
     assert back.json["restock_location"] == "WH-SP"
-    assert level(services, "LAMP-1") == (99, 0)  # back on the shelf it left
+    assert stock_level(services, "LAMP-1") == (99, 0)  # back on the shelf it left
     broken = client.post(f"/orders/{order['id']}/returns", headers=ops, json={
         "lines": [{"sku": "MUG-2", "quantity": 1}], "reason": "broken", "restock": False})
     assert broken.status_code == 201
-    assert level(services, "MUG-2") == (99, 0)  # not restocked
+    assert stock_level(services, "MUG-2") == (99, 0)  # not restocked
     placed = client.get(f"/orders/{order['id']}", headers=ops).json
     assert [line["quantities"]["returned"] for line in placed["lines"]] == [1, 1]
     # each return is credited against the invoice and refunded to the card, once
@@ -478,7 +466,7 @@ def test_returns_credit_the_invoice_that_billed_them_and_never_more_tax_than_inv
     group, _ = everything(client, ops, order["id"])
     # the mugs go first, the lamp in a second package: two invoices
     for n, line in enumerate(({"sku": "MUG-2", "quantity": 3}, {"sku": "LAMP-1", "quantity": 1})):
-        assert wms(client, ops, group["id"], "shipped", f"x{n}", package_ref=f"P{n}",
+        assert wms_event(client, ops, group["id"], "shipped", f"x{n}", package_ref=f"P{n}",
                    lines=[line]).status_code == 200
     mug_invoice, lamp_invoice = [s["invoice_reference"] for s in client.get(
         f"/orders/{order['id']}/shipments", headers=ops).json["items"]]
