@@ -12,8 +12,7 @@ from redis import Redis
 from adapters.bootstrap import using
 from adapters.queue import run_worker
 from jobs.fulfilment import resume_stalled_work
-from tests.conftest import order_body
-from tests.e2e.test_round_trip import level, wms
+from tests.conftest import order_body, stock_level, wms_event
 
 FRAUD = {"reason": "fraud suspicion - stop shipment"}
 
@@ -67,18 +66,18 @@ def test_a_hold_stops_the_warehouse_labels_billing_and_notices_until_it_is_relea
         (group["id"], "order on hold")]
 
     # when the warehouse had already packed the lamps and the mug: no label is bought
-    assert wms(client, ops, group["id"], "packed", "h-1", package_ref="BOX-1",
+    assert wms_event(client, ops, group["id"], "packed", "h-1", package_ref="BOX-1",
                lines=[{"sku": "LAMP-1", "quantity": 2}]).json["outcome"] == "applied"
-    assert wms(client, ops, group["id"], "packed", "h-2", package_ref="BOX-2",
+    assert wms_event(client, ops, group["id"], "packed", "h-2", package_ref="BOX-2",
                lines=[{"sku": "MUG-2", "quantity": 1}]).json["outcome"] == "applied"
     boxes = client.get(f"/orders/{order_id}/shipments", headers=ops).json["items"]
     assert [box["tracking_number"] for box in boxes] == [None, None]
 
     # and the lamps leave anyway: the shipment is recorded, and flagged for ops
-    shipped = wms(client, ops, group["id"], "shipped", "h-3", package_ref="BOX-1",
+    shipped = wms_event(client, ops, group["id"], "shipped", "h-3", package_ref="BOX-1",
                   tracking_number="WH000000001BR")
     assert shipped.json["outcome"] == "applied"
-    assert level(services, "LAMP-1") == (98, 0)
+    assert stock_level(services, "LAMP-1") == (98, 0)
     order = client.get(f"/orders/{order_id}", headers=ops).json
     assert order["status"] == "on_hold"
     assert [line["quantities"]["shipped"] for line in order["lines"]] == [2, 0]
@@ -109,7 +108,7 @@ def test_a_hold_stops_the_warehouse_labels_billing_and_notices_until_it_is_relea
     assert the_group(client, ops, order_id)["status"] == "released"
 
     # when the mug ships and the sweep looks for stalled work
-    assert wms(client, ops, group["id"], "shipped", "h-4",
+    assert wms_event(client, ops, group["id"], "shipped", "h-4",
                package_ref="BOX-2").json["outcome"] == "applied"
     with using(services):
         resume_stalled_work(older_than_seconds=0)
@@ -175,7 +174,7 @@ def test_a_billing_job_queued_before_the_hold_bills_nothing_until_it_is_released
                            headers=admin).json["id"]
     work(app, redis_url, queue_name)
     group = the_group(client, admin, order_id)
-    assert wms(client, admin, group["id"], "shipped", "b-1", tracking_number="WH000000002BR",
+    assert wms_event(client, admin, group["id"], "shipped", "b-1", tracking_number="WH000000002BR",
                lines=[{"sku": "LAMP-1", "quantity": 2}]).json["outcome"] == "applied"
 
     # when the order is held before the job runs, and then the job runs
