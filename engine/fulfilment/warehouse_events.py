@@ -21,6 +21,7 @@ from engine.errors import (
     NotReadyError,
 )
 from engine.fulfilment.billing import fix_amounts
+from engine.fulfilment.cancelling import move_on
 from engine.fulfilment.common import (
     Applied,
     claimed_units,
@@ -36,7 +37,6 @@ from engine.job_names import (
     LABEL_JOB,
     NOTIFY_JOB,
 )
-from engine.orders import transitions
 from engine.orders.holds import SHIPPED_WHILE_HELD, HoldReason, put_on_hold
 from engine.orders.locking import lock_order
 from engine.orders.timeline import record_event
@@ -296,7 +296,7 @@ def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGr
         record_event(uow, order, "order.lines_cancelled", actor, reason="short picked",
                      lines=[{"sku": lines[line_id].sku, "quantity": units}
                             for line_id, units in short.items()])
-        _close_if_done(uow, actor, order)
+        move_on(uow, actor, order)  # shipped, and further, once nothing is left to ship
     elif order.status is OrderStatus.ON_HOLD:  # they wait with the order; its release
         for line_id, units in short.items():  # sources them again
             lines[line_id].quantity_backordered += units
@@ -304,15 +304,3 @@ def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGr
         source_order(uow, actor, order, excluded=frozenset({group.location_code}))
         choose_carriers(uow, actor, order)
         request_release(uow, order)
-
-
-def _close_if_done(uow: UnitOfWork, actor: Actor, order: Order) -> None:
-    """An order with every unit shipped or cancelled is shipped (or cancelled, if none
-    shipped)."""
-    lines = order.lines
-    if all(line.quantity_shipped + line.quantity_cancelled == line.quantity_ordered
-           for line in lines):
-        if any(line.quantity_shipped for line in lines):
-            progress_through(uow, actor, order, OrderStatus.SHIPPED, "order.shipped")
-        elif transitions.may_move(order, OrderStatus.CANCELLED):
-            transitions.move(uow, actor, order, OrderStatus.CANCELLED, "order.cancelled")
