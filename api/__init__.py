@@ -21,6 +21,7 @@ from api import (
     health,
     holds,
     inventory,
+    kpis,
     orders,
     postal_areas,
     problems,
@@ -71,7 +72,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (health.blp, orders.blp, holds.blp, rules.blp, reference.customers,
                       reference.products, reference.locations, inventory.blp,
                       inventory.availability_blp, carriers.blp,
-                      postal_areas.blp, fulfilment.blp, webhooks.blp):
+                      postal_areas.blp, fulfilment.blp, webhooks.blp, kpis.blp):
         api.register_blueprint(blueprint)
     if wants_in_process(built, testing=app.testing):  # no Redis: nobody else starts them
         start_in_process(built)

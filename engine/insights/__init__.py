@@ -1,0 +1,1 @@
+"""Insight: KPIs computed from the record (reads only)."""
