@@ -3,10 +3,13 @@ version."""
 
 from __future__ import annotations
 
+import threading
+import time as clock
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any
 
+from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -14,13 +17,55 @@ from api.access import allow, current_actor
 from api.problems import document_errors
 from api.schemas import StrictSchema, any_of, text
 from api.transactions import request_uow
+from engine.actors import Actor
 from engine.insights import kpis
+from engine.ports import UnitOfWork
+from engine.visibility import sees_everything
 
 blp = Blueprint("kpis", __name__, url_prefix="/kpis",
                 description="KPIs computed from the record, with their definitions")
 _document_errors = partial(document_errors, blp)
 
 DEFAULT_DAYS = 30
+CACHE_SECONDS = 60  # OMS_KPI_CACHE_SECONDS; 0 computes every time
+CACHE_ENTRIES = 64
+
+
+class DashboardCache:
+    """The KPIs last computed for a query, kept CACHE_SECONDS in this process.
+
+    One invalidation rule: an entry is dropped CACHE_SECONDS after it was computed (the
+    answer's `computed_at` says how fresh it is). KPIs over days of orders do not need
+    to be fresher, and the page and the API then share the work.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[Any, tuple[float, kpis.Dashboard]] = {}
+
+    def get(self, uow: UnitOfWork, actor: Actor, query: kpis.KpiQuery) -> kpis.Dashboard:
+        seconds = float(current_app.config.get("KPI_CACHE_SECONDS", CACHE_SECONDS))
+        key = (query, "people" if sees_everything(actor) else actor.label)
+        now = clock.monotonic()
+        with self._lock:
+            found = self._entries.get(key)
+        if found is not None and now - found[0] < seconds:
+            return found[1]
+        board = kpis.dashboard(uow, actor, query)
+        if seconds > 0:
+            with self._lock:
+                self._entries = {k: v for k, v in self._entries.items()
+                                 if now - v[0] < seconds}
+                if len(self._entries) >= CACHE_ENTRIES:
+                    self._entries.pop(min(self._entries, key=lambda k: self._entries[k][0]))
+                self._entries[key] = (now, board)
+        return board
+
+
+def dashboards() -> DashboardCache:
+    """This app's cache of dashboards."""
+    cache: DashboardCache = current_app.extensions.setdefault("oms_kpi_cache", DashboardCache())
+    return cache
 
 
 class KpiQuerySchema(StrictSchema):
@@ -115,6 +160,7 @@ def as_document(board: kpis.Dashboard) -> dict[str, Any]:
 def get_kpis(query: dict[str, Any]) -> dict[str, Any]:
     """Compute the KPIs of the orders captured from `from` to `to` (UTC days, both
     included), in total and per day, hour, channel or rule version of a stage; each KPI
-    carries its definition. Groups without orders are left out of `by_group`."""
-    board = kpis.dashboard(request_uow(), current_actor(), kpi_query(query))
+    carries its definition. Groups without orders are left out of `by_group`. The same
+    query within a minute is answered from the last computation (`computed_at`)."""
+    board = dashboards().get(request_uow(), current_actor(), kpi_query(query))
     return as_document(board)

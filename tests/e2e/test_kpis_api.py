@@ -154,3 +154,16 @@ def test_who_may_read_kpis_and_what_is_refused(client, make_key, catalog):
         assert response.status_code == 422, (query, response.json)
         assert response.content_type == "application/problem+json"
         assert field in [error["field"] for error in response.json["errors"]], response.json
+
+
+def test_the_same_query_within_a_minute_is_answered_from_the_last_computation(
+        make_app, make_key):
+    # given an app that keeps KPIs a minute (the default) and one that does not
+    for seconds, fresh in ((60, False), (0, True)):
+        app = make_app(KPI_CACHE_SECONDS=seconds)
+        client = app.test_client()
+        analyst = make_key("analyst")
+        first = client.get("/kpis", headers=analyst).json
+        second = client.get("/kpis", headers=analyst).json
+        # then the second answer is the first one again, or a new computation
+        assert (second["computed_at"] != first["computed_at"]) is fresh
