@@ -506,9 +506,12 @@ def _groups(session: Session, query: KpiQuery, seen: set[str]) -> list[Group]:
     groups = []
     for number in sorted(numbers):
         row = versions.get(number)
-        published = (f", published {row.published_at:%Y-%m-%d %H:%M} by {row.published_by}"
-                     if row is not None and row.published_at else "")
-        state = f" ({row.state}{published})" if row is not None else ""
+        state = ""
+        if row is not None and row.published_at:  # "published ..." or "retired; published ..."
+            when = f"published {row.published_at:%Y-%m-%d %H:%M} by {row.published_by}"
+            state = f" ({when})" if row.state == "published" else f" ({row.state}; {when})"
+        elif row is not None:
+            state = f" ({row.state})"
         groups.append(Group(str(number), f"{query.stage} v{number}{state}"))
     if NO_VERSION in seen:
         groups.append(Group(NO_VERSION, f"{query.stage}: no decision yet"))

@@ -87,7 +87,8 @@ def test_the_same_kpis_per_rule_version_show_what_a_publish_did(client, make_key
     # then each version that last decided an order is a group, labelled with its publish
     labels = {group["key"]: group["label"] for group in answer["groups"]}
     assert list(labels) == ["1", "2", "none"]
-    assert labels["2"].startswith("sourcing v2 (published, published ") and "by ana" in labels["2"]
+    assert labels["2"].startswith("sourcing v2 (published 20") and labels["2"].endswith("by ana)")
+    assert labels["1"].startswith("sourcing v1 (retired; published 20")
     assert _by(kpis["orders"]) == {"1": 1, "2": 2, "none": 1}
     fill = {row["group"]: (row["numerator"], row["denominator"])
             for row in kpis["fill_rate"]["by_group"]}
