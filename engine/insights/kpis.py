@@ -13,13 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    CTE,
     ColumnElement,
     Float,
     FunctionElement,
     Integer,
-    Select,
     String,
+    Subquery,
     and_,
     case,
     cast,
@@ -99,7 +98,7 @@ def _epoch_bucket(element: epoch_bucket, compiler: SQLCompiler, **kw: Any) -> st
 @compiles(epoch_bucket, "sqlite")
 def _epoch_bucket_sqlite(element: epoch_bucket, compiler: SQLCompiler, **kw: Any) -> str:
     at, seconds = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"(CAST((julianday({at}) - 2440587.5) * 86400 AS INTEGER) / {seconds})"
+    return f"(CAST(strftime('%s', {at}) AS INTEGER) / {seconds})"
 
 
 @compiles(seconds_between)
@@ -211,20 +210,19 @@ def dashboard(uow: UnitOfWork, actor: Actor, query: KpiQuery,
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '32MB'"))
     in_period = _in_period(actor, query)
-    orders = select(Order.id).where(in_period)
-    facts = _facts(orders, in_period, query, now)
+    facts = _facts(in_period, query, now)
     figures = _aggregate(session, facts)
     if session.get_bind().dialect.name != "postgresql":
         _add_percentiles(session, facts, figures)
     by_key = {grp: _group_key(query, grp) for grp in figures if grp != TOTAL}
     board = Dashboard(query, _groups(session, query, set(by_key.values())),
                       _kpis(figures, by_key), now)
-    board.kpi("return_rate").rows = _return_reasons(session, orders)
+    board.kpi("return_rate").rows = _return_reasons(session, in_period)
     exceptions = board.kpi("exceptions")
-    exceptions.rows = _exception_queues(session, orders, now)
+    exceptions.rows = _exception_queues(session, in_period, now)
     exceptions.total.parts["open"] = sum(row["open"] for row in exceptions.rows)
     carriers = board.kpi("carrier_scorecard")
-    carriers.rows, carriers.total = _carriers(session, orders)
+    carriers.rows, carriers.total = _carriers(session, in_period)
     return board
 
 
@@ -267,18 +265,33 @@ def _group_key(query: KpiQuery, grp: str) -> str:
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _facts(orders: Select[Any], in_period: ColumnElement[bool], query: KpiQuery,
-           now: datetime) -> CTE:
+def _between(in_period: ColumnElement[bool]) -> Any:
+    """A test that an order id column lies between the first and last of the period's.
+
+    Ids grow with time, so the range holds the period's orders and few others: cheaper to
+    test than membership, and a join on Order then keeps exactly the period's.
+    """
+    first = select(func.min(Order.id)).where(in_period).scalar_subquery()
+    last = select(func.max(Order.id)).where(in_period).scalar_subquery()
+
+    def within(column: Any) -> ColumnElement[bool]:
+        test: ColumnElement[bool] = column.between(first, last)
+        return test
+
+    return within
+
+
+def _facts(in_period: ColumnElement[bool], query: KpiQuery, now: datetime) -> Subquery:
     """One row per order of the period with what every KPI needs: its group, status,
     units, when it first shipped and was last delivered, late packages, holds, returns."""
-    ids = orders
+    ids = _between(in_period)
     lines = (select(OrderLine.order_id,
                     func.sum(OrderLine.quantity_ordered).label("ordered"),
                     func.sum(OrderLine.quantity_shipped).label("shipped"),
                     func.sum(OrderLine.quantity_delivered).label("delivered"),
                     func.sum(OrderLine.quantity_returned).label("returned"),
                     func.sum(OrderLine.quantity_backordered).label("backordered"))
-             .where(OrderLine.order_id.in_(ids)).group_by(OrderLine.order_id)
+             .where(ids(OrderLine.order_id)).group_by(OrderLine.order_id)
              .subquery("lines"))
     # each package with its units, its group's promise, and whether that group came from
     # the order's first sourcing decision (its first allocation)
@@ -290,7 +303,7 @@ def _facts(orders: Select[Any], in_period: ColumnElement[bool], query: KpiQuery,
                        .over(partition_by=Shipment.order_id)).label("first"))
                .join(FulfilmentGroup, FulfilmentGroup.id == Shipment.group_id)
                .join(units, units.c.shipment_id == Shipment.id)
-               .where(Shipment.order_id.in_(ids), Shipment.shipped_at.is_not(None))
+               .where(ids(Shipment.order_id), Shipment.shipped_at.is_not(None))
                .subquery("parcels"))
     packages = (select(parcels.c.order_id,
                        func.count().label("packages"),
@@ -304,9 +317,9 @@ def _facts(orders: Select[Any], in_period: ColumnElement[bool], query: KpiQuery,
                        .label("filled"))
                 .group_by(parcels.c.order_id).subquery("packages"))
     holds = (select(Hold.order_id, func.count().label("holds"))
-             .where(Hold.order_id.in_(ids)).group_by(Hold.order_id).subquery("held"))
+             .where(ids(Hold.order_id)).group_by(Hold.order_id).subquery("held"))
     damaged = (select(OrderReturn.order_id, func.count().label("returns"))
-               .where(OrderReturn.order_id.in_(ids),
+               .where(ids(OrderReturn.order_id),
                       func.lower(OrderReturn.reason).contains(DAMAGE_WORD))
                .group_by(OrderReturn.order_id).subquery("damaged"))
     first_sourced = (select(func.min(OrderDecision.evaluated_at)).where(
@@ -341,10 +354,10 @@ def _facts(orders: Select[Any], in_period: ColumnElement[bool], query: KpiQuery,
         .outerjoin(holds, holds.c.order_id == Order.id)
         .outerjoin(damaged, damaged.c.order_id == Order.id)
         .where(in_period)
-        .cte("facts"))
+        .subquery("facts"))
 
 
-def _aggregate(session: Session, facts: CTE) -> dict[str, dict[str, Any]]:
+def _aggregate(session: Session, facts: Any) -> dict[str, dict[str, Any]]:
     """Every sum and count the KPIs need, per group and in total (group '*'), one pass."""
     f = facts.c
 
@@ -394,13 +407,17 @@ def _aggregate(session: Session, facts: CTE) -> dict[str, dict[str, Any]]:
                     f"{name}_p{percent}")
                     for name, column in (("ship", f.ship_hours), ("delivery", f.delivery_hours))
                     for percent in PERCENTILES]
-    grouped = select(f.grp, *columns).group_by(f.grp)
-    total = select(literal_column(f"'{TOTAL}'").label("grp"), *columns)
-    return {row["grp"]: dict(row) for row in
-            session.execute(union_all(grouped, total)).mappings()}
+    if session.get_bind().dialect.name == "postgresql":
+        # one sort for the groups and the total (its group is NULL)
+        statement: Any = select(func.coalesce(f.grp, TOTAL).label("grp"), *columns).group_by(
+            func.rollup(f.grp))
+    else:
+        statement = union_all(select(f.grp, *columns).group_by(f.grp),
+                              select(literal_column(f"'{TOTAL}'").label("grp"), *columns))
+    return {row["grp"]: dict(row) for row in session.execute(statement).mappings()}
 
 
-def _add_percentiles(session: Session, facts: CTE, figures: dict[str, dict[str, Any]]) -> None:
+def _add_percentiles(session: Session, facts: Subquery, figures: dict[str, dict[str, Any]]) -> None:
     """Nearest-rank percentiles by window functions, where percentile_disc is missing."""
     for name in ("ship", "delivery"):
         hours = getattr(facts.c, f"{name}_hours")
@@ -520,16 +537,18 @@ def _groups(session: Session, query: KpiQuery, seen: set[str]) -> list[Group]:
     return groups
 
 
-def _return_reasons(session: Session, orders: Select[Any]) -> list[dict[str, Any]]:
+def _return_reasons(session: Session,
+                    in_period: ColumnElement[bool]) -> list[dict[str, Any]]:
     reasons = session.execute(
         select(OrderReturn.reason, func.count().label("returns"))
-        .where(OrderReturn.order_id.in_(orders))
+        .join(Order, Order.id == OrderReturn.order_id)
+        .where(in_period, _between(in_period)(OrderReturn.order_id))
         .group_by(OrderReturn.reason).order_by(func.count().desc(), OrderReturn.reason)
         .limit(TOP_REASONS))
     return [{"reason": reason, "returns": count} for reason, count in reasons]
 
 
-def _exception_queues(session: Session, orders: Select[Any],
+def _exception_queues(session: Session, in_period: ColumnElement[bool],
                       now: datetime) -> list[dict[str, Any]]:
     age_days = seconds_between(literal(now, Order.created_at.type), Hold.created_at) / 86400.0
     open_ = Hold.resolved_at.is_(None)
@@ -538,14 +557,16 @@ def _exception_queues(session: Session, orders: Select[Any],
                           else_=0)).label(name) for name, low, high in AGE_BUCKETS]
     queues = session.execute(
         select(Hold.queue, func.count(), func.sum(case((open_, 1), else_=0)), *ages)
-        .where(Hold.order_id.in_(orders))
+        .join(Order, Order.id == Hold.order_id)
+        .where(in_period, _between(in_period)(Hold.order_id))
         .group_by(Hold.queue).order_by(func.count().desc(), Hold.queue))
     return [{"queue": queue, "raised": raised, "open": int(still_open or 0),
              **{name: int(n or 0) for (name, *_), n in zip(AGE_BUCKETS, buckets, strict=True)}}
             for queue, raised, still_open, *buckets in queues]
 
 
-def _carriers(session: Session, orders: Select[Any]) -> tuple[list[dict[str, Any]], Figure]:
+def _carriers(session: Session,
+              in_period: ColumnElement[bool]) -> tuple[list[dict[str, Any]], Figure]:
     delivered = Shipment.delivered_at.is_not(None)
     judged = and_(delivered, FulfilmentGroup.promised_at.is_not(None))
     timely = and_(judged, Shipment.delivered_at <= FulfilmentGroup.promised_at)
@@ -559,7 +580,9 @@ def _carriers(session: Session, orders: Select[Any]) -> tuple[list[dict[str, Any
                func.avg(cast(Shipment.label_cost, Float)),
                func.avg(transit))
         .join(FulfilmentGroup, FulfilmentGroup.id == Shipment.group_id)
-        .where(Shipment.order_id.in_(orders), Shipment.carrier_code.is_not(None))
+        .join(Order, Order.id == Shipment.order_id)
+        .where(in_period, _between(in_period)(Shipment.order_id),
+               Shipment.carrier_code.is_not(None))
         .group_by(Shipment.carrier_code).order_by(func.count().desc(), Shipment.carrier_code))
     rows = []
     judged_all = timely_all = 0
