@@ -30,7 +30,14 @@ from engine.record.fulfilment import (
 )
 from engine.record.infrastructure import IdempotencyRecord, OutboxMessage
 from engine.record.inventory import ExpectedSupply, StockLevel, StockMovement
-from engine.record.orders import QUANTITY_CHECKS, Hold, Order, OrderEvent, OrderLine
+from engine.record.orders import (
+    QUANTITY_CHECKS,
+    Hold,
+    HoldComment,
+    Order,
+    OrderEvent,
+    OrderLine,
+)
 from engine.record.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
@@ -47,6 +54,7 @@ __all__ = [
     "FulfilmentGroup",
     "FulfilmentLine",
     "Hold",
+    "HoldComment",
     "IdempotencyRecord",
     "InboundEvent",
     "JournalEntry",
