@@ -5,15 +5,13 @@ cancel over everything a filter matches, previewed first, with a result per orde
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from engine.actors import system_actor
 from engine.orders import holds
 from engine.orders.locking import find_and_lock_order
-from engine.record import Hold, utcnow
-from tests.conftest import order_body
+from engine.record import Hold
+from tests.support.holds import held_order
 
 SLA = "default=24,fraud=2"
 
@@ -21,22 +19,6 @@ SLA = "default=24,fraud=2"
 @pytest.fixture
 def app(make_app):
     return make_app(HOLD_SLA_HOURS=SLA)
-
-
-def held_order(client, admin, services, queue="manual", hours_ago=0.0, rule=None,
-               channel="web", customer_id="C-ANA", reason=None):
-    """Capture an order and hold it in a queue, as if `hours_ago` hours ago; return the
-    order id and the hold id."""
-    order_id = client.post("/orders", json=order_body(channel=channel, customer_id=customer_id),
-                           headers=admin).json["id"]
-    with services.uow() as uow:
-        order = find_and_lock_order(uow, order_id)
-        [hold] = holds.put_on_hold(uow, system_actor("test-rules"), order, "validation", [
-            holds.HoldReason(queue, reason or f"{queue} check", rule)])
-        uow.session.flush()
-        hold.created_at = utcnow() - timedelta(hours=hours_ago)
-        uow.commit()
-        return order_id, hold.id
 
 
 def ids(response):

@@ -34,7 +34,7 @@ def test_a_hold_waits_its_queues_sla_or_the_default():
                                    "fraud=-2", "default=9000"])
 def test_a_malformed_hold_sla_is_refused_with_the_part_that_is_wrong(wrong):
     with pytest.raises(ValueError, match="OMS_HOLD_SLA_HOURS"):
-        Settings.from_env({"OMS_HOLD_SLA_HOURS": f"default=24,{wrong}"}).hold_sla
+        Settings.from_env({"OMS_HOLD_SLA_HOURS": f"default=24,{wrong}"}).hold_sla  # noqa: B018
 
 
 def test_the_same_request_has_the_same_fingerprint_and_any_change_alters_it():
