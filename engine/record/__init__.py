@@ -38,6 +38,7 @@ from engine.record.orders import (
     OrderEvent,
     OrderLine,
 )
+from engine.record.people import User
 from engine.record.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "StockLevel",
     "StockMovement",
     "Timestamped",
+    "User",
     "UtcDateTime",
     "WebhookDelivery",
     "WebhookSubscription",
