@@ -38,7 +38,15 @@ from engine.orders.transitions import (
     steps_while_held,
 )
 from engine.ports import UnitOfWork
-from engine.record import Customer, Hold, HoldComment, Order, RuleSetVersion, utcnow
+from engine.record import (
+    Customer,
+    Hold,
+    HoldComment,
+    Order,
+    RuleSetVersion,
+    User,
+    utcnow,
+)
 from engine.status import OrderStatus
 
 MANUAL_QUEUE = "manual"  # holds a person puts on an order
@@ -153,6 +161,7 @@ BLOCKS: Mapping[str, str] = {
     OrderStatus.RELEASED.value: "shipping",
     OrderStatus.PARTIALLY_SHIPPED.value: "shipping the rest",
 }
+ASSIGNABLE_ROLES = ("ops", "admin")  # the roles of the people a hold may be given to
 NO_RULE = "none"  # the rule filter's value for holds no rule raised (a person's, a failure)
 ME, NOBODY = "me", "none"  # the assignee filter's values for the caller and for nobody
 
@@ -410,6 +419,11 @@ def assign_hold(uow: UnitOfWork, actor: Actor, hold_id: int, assignee: str | Non
             raise InputValidationError([FieldProblem(
                 "assignee", "an API key is not a person: name the user to assign")])
         assignee = actor.id
+    elif assignee is not None:
+        assignee = assignee.strip().lower()
+        if assignee not in assignable_people(uow, assignee):
+            raise InputValidationError([FieldProblem(
+                "assignee", f"{assignee!r} is not an active user of ops who could work it")])
     previous = hold.assignee
     if assignee == previous:
         return hold  # already theirs: nothing happened, nothing to record
@@ -418,6 +432,16 @@ def assign_hold(uow: UnitOfWork, actor: Actor, hold_id: int, assignee: str | Non
     record_event(uow, order, "hold.assigned", actor, hold=hold.id, queue=hold.queue,
                  assignee=assignee, previous=previous)
     return hold
+
+
+def assignable_people(uow: UnitOfWork, username: str | None = None) -> list[str]:
+    """Return the user names holds may be given to (all, or just this one if it may):
+    people whose account is active and who work as ops (or admin)."""
+    statement = select(User).where(User.disabled_at.is_(None)).order_by(User.username)
+    if username is not None:
+        statement = statement.where(User.username == username)
+    return [user.username for user in uow.session.scalars(statement)
+            if set(user.roles) & set(ASSIGNABLE_ROLES)]
 
 
 def comment_on_hold(uow: UnitOfWork, actor: Actor, hold_id: int, body: str) -> HoldComment:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine import people
 from engine.actors import system_actor
 from engine.orders import holds
 from engine.orders.locking import find_and_lock_order
@@ -19,6 +20,16 @@ SLA = "default=24,fraud=2"
 @pytest.fixture
 def app(make_app):
     return make_app(HOLD_SLA_HOURS=SLA)
+
+
+@pytest.fixture
+def colleagues(services):
+    """Ana and Otto of ops, and Alan, an analyst."""
+    with services.uow() as uow:
+        for name, roles in (("ana", ["ops"]), ("otto", ["ops", "analyst"]),
+                            ("alan", ["analyst"])):
+            people.create_user(uow, system_actor("test"), name, roles)
+        uow.commit()
 
 
 def ids(response):
@@ -58,7 +69,7 @@ def test_the_inbox_lists_overdue_holds_first_then_the_oldest_with_their_orders_c
 
 
 def test_filters_narrow_the_inbox_by_queue_rule_channel_assignee_overdue_and_age(
-        client, admin, make_key, catalog, services):
+        client, admin, make_key, catalog, services, colleagues):
     ops = make_key("ops")
     _, manual = held_order(client, admin, services, "manual", 30)
     _, fraud = held_order(client, admin, services, "fraud", 3, rule="risky-customer")
@@ -116,7 +127,7 @@ def test_the_summary_counts_open_holds_by_queue_and_reason_with_the_overdue_ones
 
 
 def test_assigning_and_commenting_are_on_the_hold_and_on_the_orders_timeline(
-        client, admin, make_key, catalog, services):
+        client, admin, make_key, catalog, services, colleagues):
     ops = make_key("ops", name="ops-desk")
     order_id, hold_id = held_order(client, admin, services, "fraud", 1, rule="risky-customer")
 
@@ -144,7 +155,8 @@ def test_assigning_and_commenting_are_on_the_hold_and_on_the_orders_timeline(
     assert ids(client.get("/holds?assignee=none", headers=ops)) == [hold_id]
 
 
-def test_who_may_assign_comment_and_act_in_bulk(client, admin, make_key, catalog, services):
+def test_who_may_assign_comment_and_act_in_bulk(client, admin, make_key, catalog, services,
+                                                colleagues):
     analyst, ops = make_key("analyst"), make_key("ops")
     order_id, hold_id = held_order(client, admin, services)
 
@@ -157,9 +169,18 @@ def test_who_may_assign_comment_and_act_in_bulk(client, admin, make_key, catalog
                        ("/holds/bulk", {"action": "release", "reason": "ok"})):
         refused = client.post(path, json=body, headers=analyst)
         assert (refused.status_code, refused.json["code"]) == (403, "forbidden")
-    # "me" needs a person; a resolved hold cannot be assigned
+    # "me" needs a person; a hold goes to an active person of ops, nobody else
     me = client.post(f"/holds/{hold_id}/assign", json={"assignee": "me"}, headers=ops)
     assert (me.status_code, me.json["errors"][0]["field"]) == (422, "assignee")
+    for nobody in ("alan", "zed"):
+        refused = client.post(f"/holds/{hold_id}/assign", json={"assignee": nobody},
+                              headers=ops)
+        assert (refused.status_code, refused.json["errors"][0]["field"]) == (422, "assignee")
+    with services.uow() as uow:
+        people.disable_user(uow, system_actor("test"), "otto")
+        uow.commit()
+    gone = client.post(f"/holds/{hold_id}/assign", json={"assignee": "otto"}, headers=ops)
+    assert gone.status_code == 422
     client.post(f"/holds/{hold_id}/release", json={}, headers=ops)
     late = client.post(f"/holds/{hold_id}/assign", json={"assignee": "ana"}, headers=ops)
     assert (late.status_code, late.json["code"]) == (409, "hold_resolved")
