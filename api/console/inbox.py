@@ -43,9 +43,9 @@ _LISTS = {name for name, field in _QUERY.fields.items() if field.__class__.__nam
 @page("ops", "analyst")
 def inbox() -> Any:
     """Open holds, overdue first, filtered exactly as `GET /holds` with this query."""
-    given = MultiDict([(name, value) for name, value in request.args.items(multi=True)
-                       if value.strip()])
-    if len(given) != len(list(request.args.items(multi=True))):
+    sent = list(request.args.items(multi=True))
+    given = MultiDict([(name, value) for name, value in sent if value.strip()])
+    if len(list(given.items(multi=True))) != len(sent):
         # a filter form sends its empty fields: leave them out, so the URL is the API query
         return redirect(_inbox_url(given), code=303)
     try:
@@ -192,9 +192,9 @@ def bulk() -> Any:
             outcomes = pipeline.resolve_holds_in_bulk(uow, actor, action, query, sla(),
                                                       reason, expected)
         except InputValidationError as error:
-            problems = {problem.field: problem.message for problem in error.problems}
-            return render_template("console/inbox/bulk.html", **context,
-                                   problems=problems), 409
+            context["problems"] = {problem.field: problem.message
+                                   for problem in error.problems}
+            return render_template("console/inbox/bulk.html", **context), 409
         uow.commit()
     return render_template("console/inbox/bulk.html", **context, results=outcomes)
 

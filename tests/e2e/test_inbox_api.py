@@ -12,6 +12,7 @@ from engine.actors import system_actor
 from engine.orders import holds
 from engine.orders.locking import find_and_lock_order
 from engine.record import Hold
+from engine.status import OrderStatus
 from tests.support.holds import held_order
 
 SLA = "default=24,fraud=2"
@@ -245,8 +246,7 @@ def test_bulk_cancel_cancels_each_held_order_and_reports_a_refusal_on_its_own_ro
                                              rule="velocity")
     # the second order is closed under the hold's feet (as a racing command would)
     with services.uow() as uow:
-        order = find_and_lock_order(uow, refused_order)
-        order.status = order.status.__class__("shipped")
+        find_and_lock_order(uow, refused_order).status = OrderStatus.SHIPPED
         uow.commit()
 
     done = client.post("/holds/bulk", headers=ops, json={
