@@ -55,6 +55,9 @@ def test_ops_filter_take_comment_and_release_a_hold_then_release_a_filtered_set_
     expect(rows(page).first).to_contain_text("overdue")
     queues = page.get_by_role("navigation", name="Queues")
     expect(queues).to_contain_text("fraud 3")
+    reasons = page.get_by_role("navigation", name="Reasons")
+    expect(reasons.get_by_role("link", name=re.compile("velocity 3"))).to_have_attribute(
+        "href", "/console/inbox?queue=fraud&rule=velocity")
     expect(page.get_by_text("<script>alert('x')</script> customer asked to wait")).to_be_visible()
     screenshot(page, "inbox")
 
