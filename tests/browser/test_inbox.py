@@ -148,6 +148,7 @@ def test_an_analyst_reads_and_comments_but_cannot_release_a_hold(page, signed_in
     page.get_by_label("Add a comment").fill("Is the velocity threshold too low?")
     page.get_by_role("button", name="Comment", exact=True).click()
     expect(page.locator(".comments")).to_contain_text("Is the velocity threshold too low?")
+    screenshot(page, "inbox-hold-analyst")
 
     # a release sent anyway, with a valid token, is refused and changes nothing
     token = page.locator('input[name="csrf_token"]').first.get_attribute("value")
