@@ -24,7 +24,7 @@ BLUEPRINTS: list[Blueprint] = [auth.blp, admin.blp, inbox.blp]
 # The console's sections: (label, endpoint, roles). A section shows in the menu when its
 # page exists in this app and the person holds one of its roles (admin: all).
 NAV = (
-    ("Inbox", "console_inbox.inbox", ("ops",)),
+    ("Inbox", "console_inbox.inbox", ("ops", "analyst")),
     ("Orders", "console_orders.search", ("ops", "analyst")),
     ("Rule studio", "console_studio.index", ("analyst",)),
     ("Dashboard", "console_dashboard.dashboard", ("ops", "analyst")),
