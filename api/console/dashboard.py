@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import render_template, request
+from flask import current_app, render_template, request, url_for
 from marshmallow import ValidationError
 
 from api.console import charts
@@ -45,7 +45,7 @@ def dashboard() -> Any:
         "console/dashboard/dashboard.html", board=board, problems=problems, shown=shown,
         api_url="/kpis" + (f"?{api_query}" if api_query else ""),
         view=_view(board) if board else None, groupings=kpis.GROUPINGS, stages=kpis.STAGES,
-        percent=percent, hours=hours,
+        percent=percent, hours=hours, inbox_url=_inbox_url,
         last_day=(board.query.end - timedelta(days=1)).strftime("%Y-%m-%d") if board else None,
     ), 422 if problems else 200
 
@@ -63,6 +63,13 @@ def _query() -> tuple[dict[str, Any], dict[str, str]]:
         messages = error.normalized_messages()
         return {}, {name: " ".join(map(str, text)) if isinstance(text, list) else str(text)
                     for name, text in messages.items()}
+
+
+def _inbox_url(queue: str) -> str | None:
+    """The inbox filtered on a queue (its open holds), when this app has the inbox."""
+    if "console_inbox.inbox" not in current_app.view_functions:
+        return None
+    return url_for("console_inbox.inbox", queue=queue)
 
 
 def percent(value: float | None) -> str:

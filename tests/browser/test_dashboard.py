@@ -46,6 +46,8 @@ def test_an_analyst_reads_the_kpis_with_their_definitions_and_per_rule_version(
     assert page.locator("#chart-orders svg rect").count() >= 4
     # the tables a person would rather read
     expect(page.get_by_role("row").filter(has_text="fraud")).to_contain_text("1")
+    assert page.get_by_role("link", name="1 open in fraud: the inbox").get_attribute(
+        "href") == "/console/inbox?queue=fraud"
     expect(page.get_by_role("row").filter(has_text="CORREIOS")).to_contain_text("0.0%")
     expect(page.get_by_role("row").filter(has_text="Damaged in transit")).to_be_visible()
     screenshot(page, "dashboard")
@@ -74,3 +76,6 @@ def test_ops_may_read_the_dashboard_and_a_wrong_period_is_explained(page, signed
     expect(page.get_by_label("To")).to_have_attribute("aria-invalid", "true")
     page.goto("/console/dashboard?channel=marketplace")
     expect(tile(page, "orders").locator(".kpi-value")).to_have_text("2")
+    # the open holds of a queue lead to the inbox, filtered on that queue
+    page.get_by_role("link", name="1 open in fraud: the inbox").click()
+    page.wait_for_url("**/console/inbox?queue=fraud")
