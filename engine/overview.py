@@ -292,7 +292,7 @@ def _record(item: Mapping[str, Any]) -> str:
         return str(item["message"]) + (f" [{item['code']}]" if item.get("code") else "")
     if "location" in item and "units" in item:
         return f"{item['location']}: {item['units']} unit(s)"
-    return ", ".join(f"{key.replace('_', ' ')} {show(value)}" for key, value in item.items()
+    return ", ".join(f"{key.replace('_', ' ')} {describe(value)}" for key, value in item.items()
                      if value not in (None, [], {}))
 
 
