@@ -1,0 +1,23 @@
+"""orders are found by when they last changed (GET /orders?updated_from=, for syncing)
+
+Revision ID: 0015
+Revises: 0012
+Create Date: 2026-11-29
+"""
+from __future__ import annotations
+
+from alembic import op
+
+
+revision = '0015'
+down_revision = '0012'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index('ix_orders_updated_at_id', 'orders', ['updated_at', 'id'], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index('ix_orders_updated_at_id', table_name='orders')
