@@ -1,4 +1,5 @@
-"""orders are found by when they last changed (GET /orders?updated_from=, for syncing)
+"""orders are found by when they last changed (GET /orders?updated_from=, for syncing) and
+by their channel reference alone (GET /orders?channel_order_ref=)
 
 Revision ID: 0015
 Revises: 0012
@@ -17,7 +18,10 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index('ix_orders_updated_at_id', 'orders', ['updated_at', 'id'], unique=False)
+    op.create_index('ix_orders_channel_order_ref', 'orders', ['channel_order_ref'],
+                    unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_orders_channel_order_ref', table_name='orders')
     op.drop_index('ix_orders_updated_at_id', table_name='orders')

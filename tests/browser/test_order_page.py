@@ -162,3 +162,23 @@ def test_an_analyst_reads_an_order_but_is_offered_no_actions(page, signed_in, cl
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Order #{order_id}")
     expect(page.get_by_role("region", name="Actions")).to_have_count(0)
     expect(page.get_by_text("Put on hold…")).to_have_count(0)
+
+
+def test_a_held_order_shows_why_the_rules_held_it_with_the_fired_rule_highlighted(
+        page, signed_in, client, admin, catalog):
+    # given an order whose lamps are priced under half their list value
+    order = capture(client, admin, lines=[{"sku": "LAMP-1", "quantity": 1, "unit_price": "9.90"}])
+    assert order["status"] == "on_hold"
+    signed_in("ops")
+    page.goto(f"/console/orders/{order['id']}")
+    # then the hold says why, and the decision behind it opens on the rule that fired
+    expect(page.locator("#holds")).to_contain_text("price-floor")
+    held = page.locator("li.tl-entry[data-type='order.held']")
+    held.locator("summary", has_text="Why").click()
+    fired = held.locator("li.rule--fired")
+    expect(fired).to_have_count(1)
+    expect(fired).to_have_attribute("data-rule", "price-floor")
+    expect(fired.locator("tr.condition")).to_contain_text("held")
+    expect(fired.locator(".rule__actions")).to_contain_text("Hold the order for review")
+    fired.scroll_into_view_if_needed()
+    screenshot(page, "order-page-held-by-rule")
