@@ -382,6 +382,8 @@ class OrderQuerySchema(StrictSchema):
     created_to = timestamp()
     channel_order_ref = any_of(text(128))
     tracking_number = any_of(text(64))
+    customer_name = text(200, metadata={"description": "Part of the customer's name, in any "
+                                                       "case"})
     updated_from = timestamp(metadata={
         "description": "Orders changed at or after this time (anything on their timeline): "
                        "for integrations that sync"})

@@ -36,7 +36,8 @@ MAX_ORDER_ID = 9223372036854775807
 ORDER_PATH = f"/orders/<int(min=1, max={MAX_ORDER_ID}):order_id>"
 # The search form's fields, in the order shown (all are REST query parameters).
 TEXT_FILTERS = (("channel_order_ref", "Channel reference"), ("tracking_number", "Tracking number"),
-                ("customer_id", "Customer id"), ("sku", "SKU"), ("channel", "Channel"))
+                ("customer_name", "Customer name"), ("customer_id", "Customer id"),
+                ("sku", "SKU"), ("channel", "Channel"))
 TIME_FILTERS = (("created_from", "Created from"), ("created_to", "Created before"),
                 ("updated_from", "Changed since"))
 STATUS_BADGES = {

@@ -79,3 +79,11 @@ def test_unknown_search_parameters_are_refused(client, admin):
     response = client.get("/orders?tracking=TR1", headers=admin)
     assert response.status_code == 422
     assert [e["field"] for e in response.json["errors"]] == ["tracking"]
+
+
+def test_finds_orders_by_part_of_the_customers_name_in_any_case(client, admin, catalog):
+    ana, ben = create_orders(client, admin, [order_body(), order_body(customer_id="C-BEN")])
+    assert ids_of(client.get("/orders?customer_name=souza", headers=admin)) == [ben]
+    assert ids_of(client.get("/orders?customer_name=LIMA", headers=admin)) == [ana]
+    # a wildcard is a character like any other
+    assert ids_of(client.get("/orders?customer_name=%25", headers=admin)) == []
