@@ -168,6 +168,15 @@ def explain_decision(recorded: OrderDecision) -> Explanation:
                    decision_id=recorded.id, evaluated_at=recorded.evaluated_at)
 
 
+def explain_dry_run(result: Mapping[str, Any],
+                    document: Mapping[str, Any] | None = None) -> Explanation:
+    """Explain what `trials.dry_run` returned (the rule set tried, as `document`)."""
+    return explain(str(result["stage"]), result.get("trace") or [],
+                   outcome=str(result.get("outcome", "")), decision=result.get("decision"),
+                   facts=result.get("facts"), version=result.get("version"),
+                   document=document)
+
+
 def explain(stage: str, trace: Sequence[Any], *, outcome: str,
             decision: Mapping[str, Any] | None = None, facts: Mapping[str, Any] | None = None,
             version: int | None = None, document: Mapping[str, Any] | None = None,
@@ -455,7 +464,7 @@ def _carrier_section(words: _Words, choice: Mapping[str, Any],
 def _with_headline(explanation: Explanation, decision: Mapping[str, Any]) -> Explanation:
     fired = explanation.fired
     if explanation.error:
-        headline = f"A rule failed while deciding: {explanation.error}"
+        headline = "A rule failed while deciding: nothing was decided"
     elif explanation.sections:
         headline = "; ".join(section.summary for section in explanation.sections)
     elif fired:

@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from engine.decisions.explaining import explain, show
+from engine.decisions.explaining import explain, explain_dry_run, show
 from rules.evaluation import compile_rule_set, evaluate
 from rules.stage import plain
 from rules.stages import STAGES
@@ -180,3 +180,31 @@ def test_the_macro_highlights_fired_rules_and_escapes_what_it_shows():
     assert "<bdi>" in html and 'id="decision-9"' in html
     # and without the highlight nothing is marked as fired
     assert "rule--fired" not in render(explanation, highlight_fired=False)
+
+
+def test_a_rule_that_failed_is_named_and_what_ran_before_it_is_shown():
+    # given a validation whose credit rule failed (the trace ends with the failing rule)
+    trace = [{"rule": "postal-code-required", "fired": False, "actions": [], "conditions": [
+        {"path": "/rules/0/conditions", "variable": "has_postal_code", "operator": "is_false",
+         "value": None, "fact": True, "held": False}]},
+        {"rule": "credit-limit", "fired": False, "actions": [], "conditions": []}]
+    explanation = explain("validation", trace, outcome="on_hold",
+                          decision={"error": "rule 'credit-limit' failed at /rules/3"},
+                          document=shipped("validation"))
+    assert explanation.error == "rule 'credit-limit' failed at /rules/3"
+    assert explanation.headline == "A rule failed while deciding: nothing was decided"
+    credit = next(rule for rule in explanation.rules if rule.name == "credit-limit")
+    assert [c.verdict for c in credit.conditions] == ["not checked", "not checked"]
+    assert 'role="alert">A rule failed while deciding: rule &#39;credit-limit&#39;' in render(
+        explanation)
+
+
+def test_a_dry_run_is_explained_like_a_stored_decision():
+    trace, facts, document = validation_of(ship_to_country="KP")
+    result = {"stage": "validation", "version": None, "outcome": "rejected",
+              "decision": {"rejections": [{"code": "restricted", "message": "not there"}]},
+              "facts": facts, "trace": trace}
+    explanation = explain_dry_run(result, document)
+    assert explanation.fired == ["restricted-destination"]
+    assert explanation.headline.endswith("not there")
+    assert explanation.version is None
