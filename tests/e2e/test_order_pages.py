@@ -108,3 +108,14 @@ def test_releasing_an_order_not_on_hold_says_so(console, client, admin, catalog)
     response = console("ops").post(f"/console/orders/{order_id}/release-hold", {})
     assert response.status_code == 409
     assert "not on hold" in response.get_data(as_text=True)
+
+
+def test_a_time_from_the_forms_date_picker_is_read_as_utc(console, client, admin, catalog):
+    order_id = capture(client, admin)
+    ops = console("ops")
+    # a datetime-local box sends no zone: the page and the API both read it as UTC
+    early = ops.get("/console/orders?created_from=2020-01-01T00:00").get_data(as_text=True)
+    late = ops.get("/console/orders?created_from=2099-01-01T00:00").get_data(as_text=True)
+    assert f">#{order_id}</a>" in early and f">#{order_id}</a>" not in late
+    assert [o["id"] for o in client.get("/orders?created_from=2020-01-01T00:00",
+                                        headers=admin).json["items"]] == [order_id]
