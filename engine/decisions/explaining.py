@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from engine.record import OrderDecision
@@ -244,12 +245,17 @@ def _moment(text: str) -> str | None:
     return moment.strftime("%Y-%m-%d %H:%M ") + zone
 
 
+@cache  # a stage's variables and actions are code: they change only with a new release
+def _schema(stage: str) -> dict[str, Any]:
+    found = STAGES.get(stage)
+    return found.schema() if found is not None else {"variables": [], "actions": []}
+
+
 class _Words:
     """The labels and the rule set of one stage, for naming what a trace names."""
 
     def __init__(self, stage: str, document: Mapping[str, Any] | None) -> None:
-        found = STAGES.get(stage)
-        schema = found.schema() if found is not None else {"variables": [], "actions": []}
+        schema = _schema(stage)
         self.labels: dict[str, str] = {v["name"]: v["label"] for v in schema["variables"]}
         self.actions: dict[str, dict[str, Any]] = {a["name"]: a for a in schema["actions"]}
         rules = document.get("rules") if isinstance(document, Mapping) else None
