@@ -182,3 +182,23 @@ def test_a_held_order_shows_why_the_rules_held_it_with_the_fired_rule_highlighte
     expect(fired.locator(".rule__actions")).to_contain_text("Hold the order for review")
     fired.scroll_into_view_if_needed()
     screenshot(page, "order-page-held-by-rule")
+
+
+def test_the_timeline_shows_only_what_people_did_when_asked(page, signed_in, client, admin,
+                                                          catalog):
+    order_id = capture(client, admin)["id"]
+    signed_in("ops", username="olga")
+    page.goto(f"/console/orders/{order_id}")
+    page.get_by_text("Put on hold…").click()
+    page.get_by_label("Why hold it").fill("Checking the payment")
+    page.get_by_role("button", name="Hold the order").click()
+    entries = page.locator("li.tl-entry")
+    # when ops choose to see what people did
+    page.get_by_label("what people did").check()
+    # then only olga's hold is left in view; the rule decisions are back on the other choice
+    expect(entries.filter(visible=True)).to_have_count(1)
+    expect(entries.filter(visible=True)).to_contain_text("Put on hold")
+    page.get_by_label("rule decisions").check()
+    expect(entries.filter(visible=True).first).to_contain_text("Validated")
+    page.get_by_label("everything", exact=True).check()
+    assert entries.filter(visible=True).count() == entries.count()
