@@ -210,19 +210,20 @@ def dashboard(uow: UnitOfWork, actor: Actor, query: KpiQuery,
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '32MB'"))
     in_period = _in_period(actor, query)
-    facts = _facts(in_period, query, now)
+    ids = _between(session, in_period)
+    facts = _facts(in_period, ids, query, now)
     figures = _aggregate(session, facts)
     if session.get_bind().dialect.name != "postgresql":
         _add_percentiles(session, facts, figures)
     by_key = {grp: _group_key(query, grp) for grp in figures if grp != TOTAL}
     board = Dashboard(query, _groups(session, query, set(by_key.values())),
                       _kpis(figures, by_key), now)
-    board.kpi("return_rate").rows = _return_reasons(session, in_period)
+    board.kpi("return_rate").rows = _return_reasons(session, in_period, ids)
     exceptions = board.kpi("exceptions")
-    exceptions.rows = _exception_queues(session, in_period, now)
+    exceptions.rows = _exception_queues(session, in_period, ids, now)
     exceptions.total.parts["open"] = sum(row["open"] for row in exceptions.rows)
     carriers = board.kpi("carrier_scorecard")
-    carriers.rows, carriers.total = _carriers(session, in_period)
+    carriers.rows, carriers.total = _carriers(session, in_period, ids)
     return board
 
 
@@ -265,14 +266,17 @@ def _group_key(query: KpiQuery, grp: str) -> str:
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _between(in_period: ColumnElement[bool]) -> Any:
+def _between(session: Session, in_period: ColumnElement[bool]) -> Any:
     """A test that an order id column lies between the first and last of the period's.
 
     Ids grow with time, so the range holds the period's orders and few others: cheaper to
-    test than membership, and a join on Order then keeps exactly the period's.
+    test than membership, and a join on Order then keeps exactly the period's. The two ids
+    are read first, so the planner sees numbers it can estimate from.
     """
-    first = select(func.min(Order.id)).where(in_period).scalar_subquery()
-    last = select(func.max(Order.id)).where(in_period).scalar_subquery()
+    first, last = session.execute(
+        select(func.min(Order.id), func.max(Order.id)).where(in_period)).one()
+    if first is None:
+        first, last = 0, -1  # no order: an empty range
 
     def within(column: Any) -> ColumnElement[bool]:
         test: ColumnElement[bool] = column.between(first, last)
@@ -281,10 +285,10 @@ def _between(in_period: ColumnElement[bool]) -> Any:
     return within
 
 
-def _facts(in_period: ColumnElement[bool], query: KpiQuery, now: datetime) -> Subquery:
+def _facts(in_period: ColumnElement[bool], ids: Any, query: KpiQuery,
+           now: datetime) -> Subquery:
     """One row per order of the period with what every KPI needs: its group, status,
     units, when it first shipped and was last delivered, late packages, holds, returns."""
-    ids = _between(in_period)
     lines = (select(OrderLine.order_id,
                     func.sum(OrderLine.quantity_ordered).label("ordered"),
                     func.sum(OrderLine.quantity_shipped).label("shipped"),
@@ -537,18 +541,18 @@ def _groups(session: Session, query: KpiQuery, seen: set[str]) -> list[Group]:
     return groups
 
 
-def _return_reasons(session: Session,
-                    in_period: ColumnElement[bool]) -> list[dict[str, Any]]:
+def _return_reasons(session: Session, in_period: ColumnElement[bool],
+                    ids: Any) -> list[dict[str, Any]]:
     reasons = session.execute(
         select(OrderReturn.reason, func.count().label("returns"))
         .join(Order, Order.id == OrderReturn.order_id)
-        .where(in_period, _between(in_period)(OrderReturn.order_id))
+        .where(in_period, ids(OrderReturn.order_id))
         .group_by(OrderReturn.reason).order_by(func.count().desc(), OrderReturn.reason)
         .limit(TOP_REASONS))
     return [{"reason": reason, "returns": count} for reason, count in reasons]
 
 
-def _exception_queues(session: Session, in_period: ColumnElement[bool],
+def _exception_queues(session: Session, in_period: ColumnElement[bool], ids: Any,
                       now: datetime) -> list[dict[str, Any]]:
     age_days = seconds_between(literal(now, Order.created_at.type), Hold.created_at) / 86400.0
     open_ = Hold.resolved_at.is_(None)
@@ -558,15 +562,15 @@ def _exception_queues(session: Session, in_period: ColumnElement[bool],
     queues = session.execute(
         select(Hold.queue, func.count(), func.sum(case((open_, 1), else_=0)), *ages)
         .join(Order, Order.id == Hold.order_id)
-        .where(in_period, _between(in_period)(Hold.order_id))
+        .where(in_period, ids(Hold.order_id))
         .group_by(Hold.queue).order_by(func.count().desc(), Hold.queue))
     return [{"queue": queue, "raised": raised, "open": int(still_open or 0),
              **{name: int(n or 0) for (name, *_), n in zip(AGE_BUCKETS, buckets, strict=True)}}
             for queue, raised, still_open, *buckets in queues]
 
 
-def _carriers(session: Session,
-              in_period: ColumnElement[bool]) -> tuple[list[dict[str, Any]], Figure]:
+def _carriers(session: Session, in_period: ColumnElement[bool],
+              ids: Any) -> tuple[list[dict[str, Any]], Figure]:
     delivered = Shipment.delivered_at.is_not(None)
     judged = and_(delivered, FulfilmentGroup.promised_at.is_not(None))
     timely = and_(judged, Shipment.delivered_at <= FulfilmentGroup.promised_at)
@@ -581,7 +585,7 @@ def _carriers(session: Session,
                func.avg(transit))
         .join(FulfilmentGroup, FulfilmentGroup.id == Shipment.group_id)
         .join(Order, Order.id == Shipment.order_id)
-        .where(in_period, _between(in_period)(Shipment.order_id),
+        .where(in_period, ids(Shipment.order_id),
                Shipment.carrier_code.is_not(None))
         .group_by(Shipment.carrier_code).order_by(func.count().desc(), Shipment.carrier_code))
     rows = []
