@@ -311,10 +311,23 @@ def history(uow: UnitOfWork, stage: str) -> list[RuleSetEvent]:
 
 def test_failures(version: RuleSetVersion) -> list[FieldProblem]:
     """Run the version's own test cases; return each failure (none: all pass)."""
-    stage = stage_named(version.stage)
-    rule_set = compiled(version)
-    failures = run_tests(stage, lambda facts: evaluate(rule_set, facts, stage.moment_of(facts))
-                         .decision, version.document.get("tests", []))  # failures caught there
+    return document_test_failures(version.stage, version.document, compiled(version))
+
+
+def document_test_failures(stage_name: str, document: Any,
+                           rule_set: CompiledRuleSet | None = None) -> list[FieldProblem]:
+    """Run the test cases a rule set carries (checked first: an editor's unsaved set).
+
+    Raises:
+        RuleSetInvalidError: the rule set does not pass its checks.
+    """
+    stage = stage_named(stage_name)
+    if rule_set is None:
+        check_document(stage_name, document)
+        rule_set = compile_rule_set(stage, document)
+    checked = rule_set
+    failures = run_tests(stage, lambda facts: evaluate(checked, facts, stage.moment_of(facts))
+                         .decision, document.get("tests", []))  # failures caught there
     return [FieldProblem(f"document{path}", message) for path, message in failures]
 
 
