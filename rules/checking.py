@@ -279,7 +279,7 @@ class _Checker:
             for earlier in (index for index in covers if index < later):
                 if needs[earlier] <= needs[later] or cover.implies(covers[earlier]):
                     self.add(f"/rules/{later}",
-                             f"can never fire: rule {earlier} ({rules[earlier]['name']!r}) "
+                             f"can never fire: the earlier rule {rules[earlier]['name']!r} "
                              "fires whenever it would, and stops the evaluation first")
                     break
 
@@ -310,11 +310,12 @@ def review_rule_set(stage: Stage[Any], document: Any) -> list[RuleProblem]:
             if example is None:
                 continue
             shown = ", ".join(f"{name} = {_shown(value)}" for name, value in example.items())
+            name = rules[earlier]["name"]
             warnings.append(RuleProblem(
                 f"/rules/{later}/conditions",
-                f"overlaps rule {earlier} ({rules[earlier]['name']!r}): both hold"
+                f"overlaps the earlier rule {name!r}: both hold"
                 + (f" when {shown}" if shown else " for some orders")
-                + f", and only rule {earlier} acts; move this rule up if it should win"))
+                + f", and only {name!r} acts; move this rule up if it should win"))
     return warnings
 
 

@@ -192,7 +192,7 @@ def test_a_first_match_draft_that_overlaps_is_saved_with_a_warning_on_the_rule(
     assert created.status_code == 201
     warned = {w["field"]: w["message"] for w in created.json["warnings"]}
     assert warned["document/rules/2/conditions"].startswith(
-        "overlaps rule 1 ('payment-retry'): both hold when")
+        "overlaps the earlier rule 'payment-retry': both hold when")
 
 
 def test_only_drafts_change_and_only_drafts_are_published(client, make_key):

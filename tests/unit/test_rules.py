@@ -135,8 +135,8 @@ def test_in_a_first_trigger_stage_a_rule_that_can_never_fire_is_refused():
                                          "value": "erp"}, "actions": hold},
     ]}
     assert paths(check_rule_set(priority, document)) == {
-        "/rules/1": "can never fire: rule 0 ('broad') fires whenever it would, and stops the "
-                    "evaluation first"}
+        "/rules/1": "can never fire: the earlier rule 'broad' fires whenever it would, and "
+                    "stops the evaluation first"}
     assert check_rule_set(VALIDATION, document) == []  # every rule acts there: all reachable
 
 
@@ -356,8 +356,8 @@ def test_a_rule_an_earlier_broader_rule_covers_is_refused_by_what_its_values_mea
     ]}
     # then the second can never fire, the third can
     assert paths(check_rule_set(_priority_stage(), document)) == {
-        "/rules/1": "can never fire: rule 0 ('big') fires whenever it would, and stops the "
-                    "evaluation first"}
+        "/rules/1": "can never fire: the earlier rule 'big' fires whenever it would, and "
+                    "stops the evaluation first"}
     # and disabling the broad rule makes the narrow one reachable again
     document["rules"][0]["disabled"] = True
     assert check_rule_set(_priority_stage(), document) == []
@@ -390,13 +390,14 @@ def test_overlapping_rules_of_a_first_trigger_stage_are_reported_with_an_example
     ]}
     # a catch-all after narrower rules is a fallback; the rule after it can never fire
     assert paths(check_rule_set(_priority_stage(), document)) == {"/rules/3": (
-        "can never fire: rule 2 ('everything') fires whenever it would, and stops the "
+        "can never fire: the earlier rule 'everything' fires whenever it would, and stops the "
         "evaluation first")}
     del document["rules"][3]
     warnings = paths(review_rule_set(_priority_stage(), document))
     assert warnings == {"/rules/1/conditions": (
-        "overlaps rule 0 ('new-customers'): both hold when order_total = 1001, "
-        "customer_is_new = true, and only rule 0 acts; move this rule up if it should win")}
+        "overlaps the earlier rule 'new-customers': both hold when order_total = 1001, "
+        "customer_is_new = true, and only 'new-customers' acts; move this rule up if it "
+        "should win")}
     assert review_rule_set(VALIDATION, document) == []  # every rule acts there
 
 
