@@ -10,13 +10,18 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from marshmallow import ValidationError as SchemaError
 from werkzeug.wrappers import Response
 
 from api.console.auth import current_user, page
+from api.orders import draft_from
+from api.problems import flatten_messages
+from api.schemas import OrderInSchema
 from api.transactions import request_uow
 from api.wiring import services
 from engine.decisions import rulesets, trials
 from engine.errors import FieldProblem, NotFoundError, OmsError
+from engine.orders.capture import OrderDraft
 from engine.record import RuleSetVersion
 from engine.status import RuleSetState
 from rules.stages import STAGES
@@ -156,13 +161,17 @@ def dry_run(stage: str, version: int) -> str | tuple[str, int]:
     uow = request_uow()
     document, problems = _parsed(request.form.get("document", ""))
     order_id = _positive(request.form.get("order_id", ""))
-    if order_id is None:
-        problems.append(FieldProblem("order_id", "give the number of an order"))
+    typed = request.form.get("order", "").strip()
+    draft = None
+    if typed and order_id is None:
+        draft = _typed_order(typed, problems)
+    elif order_id is None:
+        problems.append(FieldProblem("order_id", "give the number of an order, or type one"))
     if problems:
         return render_template("console/studio/_dry_run.html", problems=problems), 422
     try:
         result = trials.dry_run(uow, current_user(), stage, document=document,
-                                order_id=order_id)
+                                order_id=order_id, draft=draft)
     except OmsError as error:
         return render_template("console/studio/_dry_run.html",
                                problems=_problems_of(error)), 422
@@ -252,6 +261,20 @@ def _pointer(field: str) -> str:
     if field == "document":
         return ""
     return field[len("document"):] if field.startswith("document/") else field
+
+
+def _typed_order(text: str, problems: list[FieldProblem]) -> OrderDraft | None:
+    """Return an order typed in as the API takes it (POST /orders), checked the same way."""
+    body, found = _parsed(text)
+    if not found:
+        try:
+            return draft_from(OrderInSchema().load(body))
+        except SchemaError as error:
+            found = [FieldProblem(f"order/{e['field']}", e["message"])
+                     for e in flatten_messages(error.normalized_messages(), "body")]
+    problems.extend(FieldProblem("order" + p.field[len("document"):], p.message)
+                    if p.field.startswith("document") else p for p in found)
+    return None
 
 
 def _parsed(text: str) -> tuple[Any, list[FieldProblem]]:

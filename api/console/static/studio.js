@@ -506,6 +506,11 @@
   });
   showTab("rules");
 
+  /* a refused dry run, simulation or test run (422) carries the reasons: show them */
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.status === 422) { event.detail.shouldSwap = true; event.detail.isError = false; }
+  });
+
   /* the test run answers with its own problems: show them on the fields too */
   document.body.addEventListener("htmx:afterSwap", function (event) {
     var data = event.target.querySelector && event.target.querySelector("script.studio-problems");
