@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: install demo serve test lint bench clean
+.PHONY: install demo serve test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required (set PYTHON=...)")'
@@ -28,7 +28,12 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: lint
+# The browser tests drive Debian's Chromium (Playwright never downloads one): install it
+# with apt when it is missing.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test: lint chromium
 	$(BIN)/pytest
 
 bench: install

@@ -44,6 +44,14 @@ class Settings:
     # Periods overriding the schedule's, "jobs.webhooks.retry_due=5,..." (seconds).
     schedule_seconds: str = ""
     scheduler_tick_seconds: str = "5"
+    # Signs the console's session cookies; without one, a random key is made once and kept
+    # in instance/secret_key (set it when several hosts serve the same console).
+    secret_key: str | None = None
+    # A console session ends after this long without a request, or this long after sign-in.
+    session_idle_minutes: int = 60
+    session_max_hours: int = 12
+    # Send the session cookie over HTTPS only (turn on behind TLS).
+    session_cookie_secure: str = "false"
 
     @property
     def retry_seconds(self) -> tuple[int, ...]:

@@ -17,6 +17,7 @@ from adapters.webhooks import TargetPolicy
 from api import (
     access,
     carriers,
+    console,
     fulfilment,
     health,
     holds,
@@ -73,6 +74,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                       inventory.availability_blp, carriers.blp,
                       postal_areas.blp, fulfilment.blp, webhooks.blp):
         api.register_blueprint(blueprint)
+    console.register(app, settings)
     if wants_in_process(built, testing=app.testing):  # no Redis: nobody else starts them
         start_in_process(built)
     return app

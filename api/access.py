@@ -27,6 +27,8 @@ from engine.actors import CARRIER, EVERY, ROLES, WAREHOUSE, Actor
 View = TypeVar("View", bound=Callable[..., Any])
 
 PUBLIC = "public"
+# A console page: it checks the person's session itself (api/console/auth.py), not a key.
+PAGE = "page"
 ROLES_ATTRIBUTE = "oms_access"
 SCOPE_ATTRIBUTE = "oms_scope"
 SIGNED_ATTRIBUTE = "oms_signed_by"
@@ -90,6 +92,11 @@ def declare_public_endpoints(app: Flask, endpoints: list[str]) -> None:
     app.extensions.setdefault("oms_public_endpoints", set()).update(endpoints)
 
 
+def is_page(endpoint: str | None) -> bool:
+    """Whether the endpoint is a console page (or the console's sign-in), not an API route."""
+    return endpoint is not None and endpoint.partition(".")[0].startswith("console")
+
+
 def current_actor() -> Actor:
     """Return the actor of this request (set once its key has been checked)."""
     actor: Actor = g.actor
@@ -128,7 +135,8 @@ def register(app: Flask) -> None:
             return  # no such route or method: routing answers 404 or 405
         view = current_app.view_functions[request.endpoint]
         roles = getattr(view, ROLES_ATTRIBUTE, None)
-        if roles == PUBLIC or request.endpoint in app.extensions.get("oms_public_endpoints", ()):
+        if roles in (PUBLIC, PAGE) or request.endpoint in app.extensions.get(
+                "oms_public_endpoints", ()):
             return
         if roles is None:
             raise ApiProblem(403, "forbidden", "this route declares no access and is closed")

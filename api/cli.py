@@ -21,8 +21,8 @@ from adapters.queue import run_worker
 from adapters.schedule import SCHEDULE, run_scheduler
 from adapters.settings import PROJECT_ROOT, Settings
 from api.carriers import CarrierSchema, carriers_document, shipped_carriers
-from engine import access, job_names
-from engine.actors import ROLES, system_actor
+from engine import access, job_names, people
+from engine.actors import PEOPLE_ROLES, ROLES, system_actor
 from engine.carriers import rate_cards
 from engine.carriers.rate_cards import install_default_carriers
 from engine.decisions import rulesets
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 DEMO_KEY_NAME = "demo-admin"
 DEMO_KEY_FILE = PROJECT_ROOT / "instance" / "demo-api-key"
+DEMO_USERS_FILE = PROJECT_ROOT / "instance" / "demo-users"
+DEMO_USERS = (("analyst", "Ana Analyst", ("analyst",)), ("ops", "Otto Ops", ("ops",)),
+              ("admin", "Ada Admin", ("admin",)))
 
 
 @contextmanager
@@ -147,6 +150,59 @@ def keys_revoke(name: str) -> None:
             raise _failure(error) from error
         uow.commit()
     click.echo(f"revoked {name!r}")
+
+
+@main.group()
+def users() -> None:
+    """People who sign in to the console (/console): analysts, ops and admins."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", "roles", type=click.Choice(PEOPLE_ROLES), multiple=True, required=True,
+              help="A role the person holds (repeat for several).")
+@click.option("--name", "display_name", help="Their full name, as the console shows it.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input instead of generating one.")
+def users_create(username: str, roles: tuple[str, ...], display_name: str | None,
+                 password_stdin: bool) -> None:
+    """Create an account and print its password (generated unless given on stdin)."""
+    password = click.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else None
+    with _services() as built, built.uow() as uow:
+        try:
+            created = people.create_user(uow, system_actor("cli"), username, roles,
+                                         display_name, password)
+        except OmsError as error:
+            raise _failure(error) from error
+        uow.commit()
+    click.echo(f"created {created.user.username!r} ({', '.join(created.user.roles)})")
+    if not password_stdin:
+        click.echo(f"password (shown once): {created.password}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List accounts, their roles and state."""
+    with _services() as built, built.uow() as uow:
+        for user in people.list_users(uow):
+            state = "disabled" if user.disabled_at else "active"
+            last = user.last_sign_in_at.strftime("%Y-%m-%d %H:%M") if user.last_sign_in_at \
+                else "never"
+            click.echo(f"{user.username:<24} {','.join(user.roles):<20} {state:<9} "
+                       f"last sign-in {last}")
+
+
+@users.command("disable")
+@click.argument("username")
+def users_disable(username: str) -> None:
+    """Disable an account: it cannot sign in and its open sessions end."""
+    with _services() as built, built.uow() as uow:
+        try:
+            people.disable_user(uow, system_actor("cli"), username)
+        except OmsError as error:
+            raise _failure(error) from error
+        uow.commit()
+    click.echo(f"disabled {username!r}")
 
 
 @main.group("rules")
@@ -274,8 +330,11 @@ def demo(host: str, port: int, order_count: int, no_serve: bool) -> None:
         click.echo("loading demo data (Olist public dataset, CC BY-NC-SA 4.0)...")
         load_demo_data(built, order_count, say=click.echo)
         plaintext = _demo_key(built)
+        accounts = _demo_users(built)
     if no_serve:
         click.echo(f"demo API key: {plaintext}")
+        for username, password in accounts:
+            click.echo(f"console user {username}: {password}")
         return
     app = create_app()
     url = f"http://{host}:{port}"
@@ -283,6 +342,10 @@ def demo(host: str, port: int, order_count: int, no_serve: bool) -> None:
     click.echo(f"  OMS is running at {url}   (API docs: {url}/docs)")
     click.echo(f"  demo API key (admin): {plaintext}")
     click.echo(f"  try: curl -H 'Authorization: Bearer {plaintext}' {url}/orders?limit=2")
+    click.echo("")
+    click.echo(f"  console: {url}/console/   sign in as")
+    for username, password in accounts:
+        click.echo(f"    {username:<8} password {password}")
     click.echo("")
     _run(app, host, port)
 
@@ -301,6 +364,25 @@ def _demo_key(built: Services) -> str:
         access.ensure_api_key(uow, DEMO_KEY_NAME, "admin", plaintext)
         uow.commit()
     return plaintext
+
+
+def _demo_users(built: Services) -> list[tuple[str, str]]:
+    """Make the demo's analyst, ops and admin accounts; their passwords are made on the
+    first run and kept in instance/ for the next."""
+    kept: dict[str, str] = {}
+    if DEMO_USERS_FILE.exists():
+        kept = dict(line.split(" ", 1) for line in DEMO_USERS_FILE.read_text().splitlines()
+                    if " " in line)
+    accounts = [(name, kept.get(name) or secrets.token_urlsafe(9)) for name, *_ in DEMO_USERS]
+    DEMO_USERS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    DEMO_USERS_FILE.write_text("".join(f"{name} {password}\n" for name, password in accounts))
+    DEMO_USERS_FILE.chmod(0o600)
+    with built.uow() as uow:
+        for (name, full_name, roles), (_, password) in zip(DEMO_USERS, accounts, strict=True):
+            people.ensure_user(uow, system_actor("demo-loader"), name, roles, password,
+                               full_name)
+        uow.commit()
+    return accounts
 
 
 @main.command()

@@ -19,7 +19,9 @@ from engine.catalog import geo, reference
 from engine.catalog.reference import CUSTOMERS, LOCATIONS, PRODUCTS, ReferenceKind
 from engine.errors import DuplicateOrderError
 from engine.inventory import stock as inventory
-from engine.record import StockLevel
+from engine.orders.holds import MANUAL_QUEUE
+from engine.record import Hold, Order, StockLevel
+from engine.status import OrderStatus
 
 BATCH = 1000
 STOCK_BATCH = 5000
@@ -50,6 +52,35 @@ def load_demo_data(services: Services, order_count: int,
             except DuplicateOrderError:
                 continue  # loaded by an earlier run
     say(f"  {replayed:>6} orders replayed from the Olist sample")
+    held = hold_some_for_review(services)
+    say(f"  {held:>6} orders held by hand for review (the console's inbox)")
+
+
+# Holds people put on orders in a working day, so that the demo's inbox has work in it
+# beside what the rules held.
+REVIEW_REASONS = (
+    "Customer called: wants to change the delivery address",
+    "Address looks incomplete: call the customer before shipping",
+    "Bank flagged the payment: waiting for its answer",
+    "Gift order: check the message with the customer",
+    "Possible duplicate of another order of this customer",
+)
+
+
+def hold_some_for_review(services: Services) -> int:
+    """Hold a few orders that have not shipped, by hand, once (a database with such holds
+    keeps them)."""
+    actor = system_actor("demo-loader")
+    with services.uow() as uow:
+        if uow.session.scalar(select(Hold.id).where(Hold.queue == MANUAL_QUEUE).limit(1)):
+            return 0
+        order_ids = list(uow.session.scalars(
+            select(Order.id).where(Order.status.in_((OrderStatus.ALLOCATED, OrderStatus.RELEASED)))
+            .order_by(Order.id.desc()).limit(len(REVIEW_REASONS))))
+        for order_id, reason in zip(order_ids, REVIEW_REASONS, strict=False):
+            pipeline.hold(uow, actor, order_id, reason)
+        uow.commit()
+    return len(order_ids)
 
 
 def load_postal_areas(services: Services, rows: Sequence[dict[str, Any]]) -> None:

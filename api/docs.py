@@ -45,7 +45,10 @@ class KeyConverter(BaseConverter):
 HOME_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Order management service</title></head>
 <body><h1>Order management service</h1>
-<p>This is an API: every call needs an API key (<code>Authorization: Bearer oms_...</code>).</p>
+<p><strong><a href="/console/">Sign in to the console</a></strong>: the exception inbox,
+orders, the rule studio and the dashboard, for operations staff, analysts and admins.</p>
+<p>Integrations use the API: every call needs an API key
+(<code>Authorization: Bearer oms_...</code>).</p>
 <ul><li><a href="/docs">Interactive API docs</a></li>
 <li><a href="/openapi.json">OpenAPI description</a></li>
 <li><a href="/healthz">Health</a> and <a href="/readyz">readiness</a></li></ul>

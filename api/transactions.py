@@ -18,7 +18,7 @@ from marshmallow import fields
 
 from adapters import idempotency
 from adapters.sql import SqlUnitOfWork
-from api.access import current_actor
+from api.access import current_actor, is_page
 from api.problems import ApiProblem
 from api.schemas import is_clean_text
 from api.wiring import services
@@ -83,6 +83,8 @@ def register(app: Flask) -> None:
 
     @app.before_request
     def check_request() -> None:
+        if is_page(request.endpoint):
+            return  # a page reads forms and its own query (api/console/)
         for value in (request.view_args or {}).values():
             if isinstance(value, str) and not is_clean_text(value):
                 raise ApiProblem(404, "not_found", "no resource has such a name")

@@ -1,4 +1,4 @@
-"""Who or what causes a change: an API key, a partner's signature, a user, or a system job."""
+"""Who or what causes a change: an API key, a partner's signature, a person, or a system job."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ class Actor:
     api_key_id: int | None = None
     # A warehouse integration: its location codes; a carrier integration: its carrier codes.
     scope: frozenset[str] = frozenset()
+    # A person may hold several of PEOPLE_ROLES; `role` is then the highest of them.
+    roles: frozenset[str] = frozenset()
+
+    def holds(self, role: str) -> bool:
+        """Tell whether this actor may act as `role` (admin may act as every role)."""
+        return self.role == "admin" or role == self.role or role in self.roles
 
     @property
     def label(self) -> str:

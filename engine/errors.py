@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,18 @@ class AlreadyExistsError(OmsError):
 
 class ForbiddenError(OmsError):
     code = "forbidden"
+
+
+class SignInRefusedError(OmsError):
+    """A sign-in was refused: unknown name, wrong password, a disabled account (not told
+    apart), or too many failures in a row (`retry_after` says how long to wait)."""
+
+    code = "sign_in_refused"
+
+    def __init__(self, retry_after: timedelta | None = None) -> None:
+        super().__init__("too many failed sign-ins: try again later" if retry_after
+                         else "the username or password is wrong")
+        self.retry_after = retry_after
 
 
 class RuleSetInvalidError(InputValidationError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -27,7 +28,7 @@ from adapters.bootstrap import Services
 from adapters.migrations import upgrade
 from adapters.sql import make_engine
 from api import create_app
-from engine import access
+from engine import access, people
 from engine.actors import system_actor
 from engine.inventory import stock as inventory
 from engine.record import Base, StockLevel
@@ -282,6 +283,48 @@ def wms_event(client: FlaskClient, headers: dict[str, str], group_id: int, type:
     """Send one warehouse event about a fulfilment group, as the warehouse would."""
     return client.post("/wms/events", headers=headers,
                        json={"event_id": event_id, "type": type, "group_id": group_id, **fields})
+
+
+class Console:
+    """A person signed in to the console over Flask's test client: `get`/`post` as them,
+    `post` sending the session's CSRF token unless told `csrf=False`."""
+
+    def __init__(self, app: Flask, username: str, password: str) -> None:
+        self.client = app.test_client()
+        self.username = username
+        signin = self.client.get("/console/sign-in")
+        self.csrf = CSRF_FIELD.search(signin.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+        answer = self.client.post("/console/sign-in", data={
+            "username": username, "password": password, "csrf_token": self.csrf})
+        assert answer.status_code == 303, answer.get_data(as_text=True)
+        home = self.client.get("/console/").get_data(as_text=True)  # a new session's token
+        self.csrf = CSRF_FIELD.search(home).group(1)  # type: ignore[union-attr]
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, data: dict[str, Any] | None = None, csrf: bool = True,
+             **kwargs: Any) -> Any:
+        form = {**(data or {}), **({"csrf_token": self.csrf} if csrf else {})}
+        return self.client.post(path, data=form, **kwargs)
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def console(app: Flask, services: Services) -> Callable[..., Console]:
+    """Sign a new person with these roles in to the console (`console("ops")`)."""
+
+    def sign_in(*roles: str, username: str | None = None) -> Console:
+        name = username or f"{'-'.join(roles)}-{uuid.uuid4().hex[:6]}"
+        with services.uow() as uow:
+            people.create_user(uow, system_actor("test"), name, roles, password=PASSWORD)
+            uow.commit()
+        return Console(app, name, PASSWORD)
+
+    return sign_in
 
 
 def stock_level(services: Services, sku: str, location: str = "WH-SP") -> tuple[int, int]:

@@ -31,6 +31,7 @@ from engine.record.fulfilment import (
 from engine.record.infrastructure import IdempotencyRecord, OutboxMessage
 from engine.record.inventory import ExpectedSupply, StockLevel, StockMovement
 from engine.record.orders import QUANTITY_CHECKS, Hold, Order, OrderEvent, OrderLine
+from engine.record.people import User
 from engine.record.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "StockLevel",
     "StockMovement",
     "Timestamped",
+    "User",
     "UtcDateTime",
     "WebhookDelivery",
     "WebhookSubscription",

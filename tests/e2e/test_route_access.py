@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from api.access import PUBLIC, ROLES_ATTRIBUTE, SCOPE_ATTRIBUTE, SCOPES, allow
+from api.access import PAGE, PUBLIC, ROLES_ATTRIBUTE, SCOPE_ATTRIBUTE, SCOPES, allow
+from api.console.auth import roles_of
 from engine.actors import INTEGRATION_KINDS, PEOPLE_ROLES
 from tests.conftest import order_body
 
@@ -84,7 +85,8 @@ def _path(rule: Any, world: dict[str, Any]) -> str:
               "simulation_id": world["simulation"], "stage": "validation", "version": 1,
               "subscription_id": world["subscription"], "delivery_id": world["delivery"],
               "id": "C-ANA", "sku": "LAMP-1", "filename": "no-such-file.css",
-              "code": world["carrier"] if rule.rule.startswith("/carriers") else "WH-SP"}
+              "code": world["carrier"] if rule.rule.startswith("/carriers") else "WH-SP",
+              "username": "nobody-such", "name": "no-such-key"}
     return re.sub(r"<(?:[^<>:]+:)?(\w+)>", lambda found: str(values[found.group(1)]),
                   rule.rule)
 
@@ -162,8 +164,38 @@ def _expected(roles: frozenset[str], scope: str, role: str, in_scope: bool,
     return "404"
 
 
+def _walk_page(method: str, rule: Any, path: str, admitted: frozenset[str],
+               client: Any, people: dict[str, Any], key: dict[str, str]) -> list[str]:
+    """A console page: a session opens it, never an API key; each person's role is admitted
+    or refused as the page declares; a change without the CSRF token is refused."""
+    found = []
+    for who, answer in (("anonymous", client.open(path, method=method)),
+                        ("an API key", client.open(path, method=method, headers=key))):
+        if answer.status_code not in (302, 401) or "/console/sign-in" not in (
+                answer.headers.get("Location") or answer.headers.get("HX-Redirect") or ""):
+            found.append(f"{method} {rule.rule} {who}: {answer.status_code}, not sent to "
+                         "sign in")
+    for role, person in people.items():
+        answer = (person.get(path) if method == "GET" else
+                  person.client.open(path, method=method, data={"csrf_token": person.csrf}))
+        status = answer.status_code
+        if role not in admitted and status != 403:
+            found.append(f"{method} {rule.rule} as {role}: expected 403, got {status}")
+        elif role in admitted and (status in (401, 403) or status >= 500 or (
+                status == 400 and "security token" in answer.get_data(as_text=True))):
+            found.append(f"{method} {rule.rule} as {role}: expected the page, got {status}")
+        if role in admitted and method != "GET":
+            unsigned = person.client.open(path, method=method, data={})
+            if unsigned.status_code != 400:
+                found.append(f"{method} {rule.rule} as {role} without a CSRF token: "
+                             f"{unsigned.status_code}")
+    return found
+
+
 @pytest.mark.parametrize("method", METHODS)
-def test_every_route_answers_each_role_and_scope_as_declared(app, client, world, method):
+def test_every_route_answers_each_role_and_scope_as_declared(app, client, world, console,
+                                                              method):
+    people = {role: console(role) for role in PEOPLE_ROLES}
     public = app.extensions.get("oms_public_endpoints", set())
     mismatches: list[str] = []
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
@@ -172,6 +204,10 @@ def test_every_route_answers_each_role_and_scope_as_declared(app, client, world,
         view = app.view_functions[rule.endpoint]
         roles = getattr(view, ROLES_ATTRIBUTE, None)
         path = _path(rule, world)
+        if roles == PAGE:
+            mismatches += _walk_page(method, rule, path, roles_of(view) or frozenset(),
+                                     client, people, world["callers"]["ops"])
+            continue
         if rule.endpoint in public or roles == PUBLIC:
             answer = client.open(path, method=method)
             if answer.status_code in (401, 403):
