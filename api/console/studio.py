@@ -9,11 +9,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError as SchemaError
 from werkzeug.wrappers import Response
 
-from api.console.auth import current_user, page
+from api.console.auth import console_blueprint, current_user, page
 from api.orders import draft_from
 from api.problems import flatten_messages
 from api.schemas import OrderInSchema
@@ -26,8 +26,7 @@ from engine.record import RuleSetVersion
 from engine.status import RuleSetState
 from rules.stages import STAGES
 
-blp = Blueprint("console_studio", __name__, url_prefix="/console",
-                template_folder="templates")
+blp = console_blueprint("console_studio", __name__)
 
 VERSION = "/rules/<string:stage>/versions/<int(min=1, max=2147483647):version>"
 MAX_DOCUMENT = 400_000  # characters of JSON an editor may send
@@ -35,7 +34,7 @@ MAX_DOCUMENT = 400_000  # characters of JSON an editor may send
 
 @blp.route("/rules")
 @page("analyst")
-def stages() -> str:
+def index() -> str:
     """List the stages with the version each runs and the drafts waiting."""
     uow = request_uow()
     rows = []
@@ -95,7 +94,7 @@ def version_page(stage: str, version: int) -> str | tuple[str, int] | Response:
     if problems:
         return _editor(found, document if document is not None else text, comment,
                        problems=problems), 422
-    flash(f"Saved version {version}: its checks pass.")
+    flash(f"Saved version {version}: its checks pass.", "success")
     return redirect(url_for(".version_page", stage=stage, version=version), 303)
 
 
@@ -127,7 +126,7 @@ def change_state(stage: str, version: int, action: str) -> str | tuple[str, int]
         found = rulesets.get_version(uow, stage, version)
         return _editor(found, found.document, found.comment, problems=problems,
                        action_problems={action: problems}), 422
-    flash(PAST[action].format(version=version, stage=stage))
+    flash(PAST[action].format(version=version, stage=stage), "success")
     return redirect(url_for(".version_page", stage=stage, version=version), 303)
 
 
