@@ -98,10 +98,37 @@ def version_page(stage: str, version: int) -> str | tuple[str, int] | Response:
     return redirect(url_for(".version_page", stage=stage, version=version), 303)
 
 
-@blp.route(VERSION + "/<any(publish, approve, discard, rollback):action>", methods=["POST"])
+@blp.route(VERSION + "/publish", methods=["POST"])
 @page("analyst")
-def change_state(stage: str, version: int, action: str) -> str | tuple[str, int] | Response:
-    """Publish (tests and approval enforced by the engine), approve, discard or roll back."""
+def publish(stage: str, version: int) -> str | tuple[str, int] | Response:
+    """Publish a draft: its checks and tests must pass, and its approval where required."""
+    return _change_state(stage, version, "publish")
+
+
+@blp.route(VERSION + "/approve", methods=["POST"])
+@page("analyst")
+def approve(stage: str, version: int) -> str | tuple[str, int] | Response:
+    """Approve a draft for publishing (by an analyst who did not write it)."""
+    return _change_state(stage, version, "approve")
+
+
+@blp.route(VERSION + "/discard", methods=["POST"])
+@page("analyst")
+def discard(stage: str, version: int) -> str | tuple[str, int] | Response:
+    """Discard a draft: it stays in the history and is never published."""
+    return _change_state(stage, version, "discard")
+
+
+@blp.route(VERSION + "/rollback", methods=["POST"])
+@page("analyst")
+def rollback(stage: str, version: int) -> str | tuple[str, int] | Response:
+    """Publish again a version that was published before."""
+    return _change_state(stage, version, "rollback")
+
+
+def _change_state(stage: str, version: int, action: str) -> str | tuple[str, int] | Response:
+    """Carry out a change of state with its required comment; a refusal is shown on the
+    form it came from."""
     uow = request_uow()
     comment = request.form.get("comment", "").strip()
     problems: list[FieldProblem] = []
