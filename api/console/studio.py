@@ -151,7 +151,7 @@ def _change_state(stage: str, version: int, action: str) -> str | tuple[str, int
             problems = _problems_of(error)
     if problems:
         found = rulesets.get_version(uow, stage, version)
-        return _editor(found, found.document, found.comment, problems=problems,
+        return _editor(found, found.document, found.comment,
                        action_problems={action: problems}), 422
     flash(PAST[action].format(version=version, stage=stage), "success")
     return redirect(url_for(".version_page", stage=stage, version=version), 303)
@@ -271,15 +271,32 @@ def _editor(found: RuleSetVersion, document: Any, comment: str,
         action_problems=action_problems or {}, published=published,
         needs_approval=services().settings.requires_approval(found.stage),
         was_published=found.published_at is not None,
-        pointers=_pointers(problems or [], failures, warnings))
+        pointers=_pointers(problems or [], failures, warnings, document))
 
 
 def _pointers(problems: list[FieldProblem], failures: list[FieldProblem],
-              warnings: list[FieldProblem]) -> list[dict[str, str]]:
-    """Return each problem as the builder shows it on its field."""
-    return [{"pointer": _pointer(p.field), "message": p.message, "kind": kind}
+              warnings: list[FieldProblem], document: Any = None) -> list[dict[str, str]]:
+    """Return each problem as the builder shows it on its field, and where it is in words."""
+    return [{"pointer": _pointer(p.field), "message": p.message, "kind": kind,
+             "where": _where(document, _pointer(p.field)) if p.field.startswith("document")
+             else p.field}
             for kind, group in (("error", problems), ("test", failures), ("warning", warnings))
             for p in group]
+
+
+def _where(document: Any, pointer: str) -> str:
+    """Name the place a pointer names as a person reads it: rule 6 (its name), field."""
+    parts = pointer.strip("/").split("/") if pointer else []
+    if len(parts) >= 2 and parts[0] in ("rules", "tests") and parts[1].isdigit():
+        index = int(parts[1])
+        items = document.get(parts[0]) if isinstance(document, dict) else None
+        name = None
+        if isinstance(items, list) and index < len(items) and isinstance(items[index], dict):
+            name = items[index].get("name")
+        kind = "rule" if parts[0] == "rules" else "test case"
+        named = f"{kind} {index + 1}" + (f" ({name})" if isinstance(name, str) else "")
+        return " › ".join([named, *parts[2:]]) if parts[2:] else named
+    return " › ".join(parts) or "the rule set"
 
 
 def _pointer(field: str) -> str:

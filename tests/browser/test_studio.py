@@ -159,3 +159,4 @@ def test_an_ops_user_cannot_open_the_studio(page, signed_in):
     assert answer.status == 403
     answer = page.request.post("/console/rules/validation/drafts", form={})
     assert answer.status in (400, 403)
+

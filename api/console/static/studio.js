@@ -489,6 +489,19 @@
     }
   }
 
+  /* the summary's links go to the field each problem is about */
+  document.querySelectorAll("[data-goto]").forEach(function (link) {
+    link.addEventListener("click", function (event) {
+      event.preventDefault();
+      var field = fieldFor(link.getAttribute("data-goto"));
+      if (!field) { return; }
+      var panel = field.closest("[data-panel]");
+      if (panel) { showTab(panel.getAttribute("data-panel")); }
+      field.scrollIntoView({block: "center"});
+      (field.matches("input, select, textarea") ? field : (field.querySelector("input, select") || field)).focus();
+    });
+  });
+
   /* ---------- tabs ---------- */
   var tabs = Array.prototype.slice.call(document.querySelectorAll("[data-tab]"));
   function showTab(name) {
