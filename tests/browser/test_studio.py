@@ -144,6 +144,15 @@ def test_a_first_match_draft_shows_overlaps_on_the_rule_and_can_be_discarded(pag
     expect(page.locator('section.rule[data-pointer="/rules/1"] input[data-pointer="/rules/1/name"]')
            ).to_have_value("payment-give-up")
     screenshot(page, "studio-exceptions-draft")
+    # and what is typed in the JSON view shows in the builder
+    page.get_by_role("tab", name="JSON").click()
+    json_view = page.get_by_label("The rule set as JSON")
+    text = json_view.input_value()
+    assert text.index('"payment-give-up"') < text.index('"payment-retry"')
+    json_view.fill(text.replace('"payment-give-up"', '"give-up-on-payment"'))
+    page.get_by_role("tab", name="Rules").click()
+    expect(page.locator('input[data-pointer="/rules/1/name"]')).to_have_value(
+        "give-up-on-payment")
     # discarding takes a comment and keeps the version in the history
     page.get_by_text("Discard this draft").click()
     page.get_by_label("Why (required)").fill("only trying")

@@ -90,7 +90,11 @@
     jsonError.hidden = true;
     if (rerender) { render(); }
   }
-  textarea.addEventListener("input", function () {
+  var pending = null;  // typing in the JSON view: the builder follows once typing pauses
+  function syncFromJson() {
+    if (pending === null) { return; }
+    clearTimeout(pending);
+    pending = null;
     try {
       doc = JSON.parse(textarea.value);
       jsonError.hidden = true;
@@ -99,6 +103,10 @@
       jsonError.textContent = "Not valid JSON yet: " + e.message + " (the builder shows the last valid version)";
       jsonError.hidden = false;
     }
+  }
+  textarea.addEventListener("input", function () {
+    if (pending !== null) { clearTimeout(pending); }
+    pending = setTimeout(function () { pending = -1; syncFromJson(); }, 400);
   });
 
   /* ---------- conditions ---------- */
@@ -505,6 +513,7 @@
   /* ---------- tabs ---------- */
   var tabs = Array.prototype.slice.call(document.querySelectorAll("[data-tab]"));
   function showTab(name) {
+    syncFromJson();
     tabs.forEach(function (tab) { tab.setAttribute("aria-selected", tab.getAttribute("data-tab") === name ? "true" : "false"); });
     document.querySelectorAll("[data-panel]").forEach(function (panel) { panel.hidden = panel.getAttribute("data-panel") !== name; });
     var savebar = document.querySelector(".savebar");
