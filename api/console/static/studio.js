@@ -158,7 +158,8 @@
     if (type === "text_list" || type === "select_multiple") {
       if (options.length) {
         var chosen = Array.isArray(node.value) ? node.value : [];
-        var box = el("fieldset", {"class": "choices", "data-pointer": p}, [el("legend", {text: "Any of"})]);
+        var legend = op.name === "is_not_in" ? "None of" : op.name === "contains_all" ? "All of" : "Any of";
+        var box = el("fieldset", {"class": "choices", "data-pointer": p}, [el("legend", {text: legend})]);
         options.forEach(function (option) {
           var check = el("input", {type: "checkbox", value: option, disabled: !editable});
           check.checked = chosen.indexOf(option) >= 0;
