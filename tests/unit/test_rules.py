@@ -418,3 +418,21 @@ def test_a_disabled_rule_is_kept_but_never_tried():
     evaluation = decide(document, facts(customer_is_new=True, order_total=Decimal("2500")))
     assert evaluation.decision.outcome == "validated"
     assert "first-order-over-value" not in [entry["rule"] for entry in evaluation.trace]
+
+
+def test_the_field_diff_names_moves_once_and_compares_rules_wherever_they_are():
+    from engine.decisions.rulesets import field_changes
+    old = default_rule_set("validation")
+    new = copy.deepcopy(old)
+    new["rules"].insert(0, new["rules"].pop(6))  # marketplace-no-hazmat to the top
+    new["rules"][0]["conditions"]["all"][0]["value"] = "olist"
+    new["rules"][3]["disabled"] = True  # restricted-destination, now fourth
+    new["tests"][0]["expect"]["outcome"] = "on_hold"
+    found = [(c.path, c.change, c.before, c.after, c.rule) for c in field_changes(old, new)]
+    assert found == [
+        ("/tests/0/expect/outcome", "changed", "validated", "on_hold", None),
+        ("/rules/0", "moved", 6, 0, "marketplace-no-hazmat"),
+        ("/rules/0/conditions/all/0/value", "changed", "marketplace", "olist",
+         "marketplace-no-hazmat"),
+        ("/rules/3/disabled", "added", None, True, "restricted-destination"),
+    ]
