@@ -30,6 +30,7 @@ blp = console_blueprint("console_studio", __name__)
 
 VERSION = "/rules/<string:stage>/versions/<int(min=1, max=2147483647):version>"
 MAX_DOCUMENT = 400_000  # characters of JSON an editor may send
+CHANGED_SHOWN = 100  # orders a simulation lists, each a link to its page
 
 
 @blp.route("/rules")
@@ -222,7 +223,7 @@ def simulate(stage: str, version: int) -> str | tuple[str, int]:
         return render_template("console/studio/_simulation.html", problems=problems), 422
     try:
         result = trials.simulate(uow, current_user(), stage, document=document,
-                                 last=last or 200, window=window)
+                                 last=last or 200, window=window, examples=CHANGED_SHOWN)
     except OmsError as error:
         return render_template("console/studio/_simulation.html",
                                problems=_problems_of(error)), 422
