@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.orders.holds import HoldSla
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "instance" / "oms.sqlite3"
 
@@ -52,6 +54,9 @@ class Settings:
     session_max_hours: int = 12
     # Send the session cookie over HTTPS only (turn on behind TLS).
     session_cookie_secure: str = "false"
+    # How long a hold may wait in its queue before it is overdue, in hours, per queue:
+    # "default=24,vip-care=4,fraud=2" (a queue not named waits the default).
+    hold_sla_hours: str = "default=24"
 
     @property
     def retry_seconds(self) -> tuple[int, ...]:
@@ -61,6 +66,28 @@ class Settings:
     def schedule_overrides(self) -> dict[str, int]:
         pairs = (part.split("=", 1) for part in self.schedule_seconds.split(",") if part.strip())
         return {job.strip(): int(seconds) for job, seconds in pairs}
+
+    @property
+    def hold_sla(self) -> HoldSla:
+        """The SLA per hold queue, from `hold_sla_hours`.
+
+        Raises:
+            ValueError: a part is not `queue=hours` with positive hours.
+        """
+        hours: dict[str, float] = {}
+        for part in self.hold_sla_hours.split(","):
+            if not part.strip():
+                continue
+            queue, equals, value = part.partition("=")
+            try:
+                hours[queue.strip()] = float(value) if equals and queue.strip() else -1.0
+            except ValueError:
+                hours[queue.strip()] = -1.0
+            if not 0 < hours[queue.strip()] < 24 * 366:
+                raise ValueError(f"OMS_HOLD_SLA_HOURS: {part.strip()!r} is not queue=hours "
+                                 "(hours above 0, below a year)")
+        default = hours.pop("default", HoldSla.default_hours)
+        return HoldSla(default_hours=default, per_queue=hours)
 
     def requires_approval(self, stage: str) -> bool:
         return stage in {name.strip() for name in self.rules_approval_stages.split(",")}

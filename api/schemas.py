@@ -147,9 +147,9 @@ def timestamp() -> fields.AwareDateTime:
     return fields.AwareDateTime(default_timezone=UTC, validate=reasonable_time)
 
 
-def any_of(field: fields.Field) -> fields.List:
+def any_of(field: fields.Field, **kwargs: Any) -> fields.List:
     """A query filter that may be repeated: it matches any of its values."""
-    return fields.List(field, validate=validate.Length(max=50))
+    return fields.List(field, validate=validate.Length(max=50), **kwargs)
 
 
 def version_number(**kwargs: Any) -> fields.Integer:

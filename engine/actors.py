@@ -9,6 +9,7 @@ CHANNEL, WAREHOUSE, CARRIER = "channel", "warehouse", "carrier"
 INTEGRATION_KINDS = (CHANNEL, WAREHOUSE, CARRIER)
 PEOPLE_ROLES = ("analyst", "ops", "admin")
 ROLES = INTEGRATION_KINDS + PEOPLE_ROLES
+PERSON = "user"  # the actor type of a person signed in to the console
 EVERY = "*"  # a warehouse or carrier integration that speaks for every location or carrier
 
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from sqlalchemy import select
 
 from engine.actors import Actor
 from engine.decisions.carrier import choose_carriers
 from engine.decisions.sourcing import source_order, unsourced_units
 from engine.decisions.validation import validate_order
-from engine.errors import HoldResolvedError, NotFoundError
+from engine.errors import (
+    FieldProblem,
+    HoldResolvedError,
+    InputValidationError,
+    NotFoundError,
+    OmsError,
+)
+from engine.fulfilment import cancelling
 from engine.fulfilment.holding import resume_held_work
 from engine.fulfilment.release import request_release
 from engine.inventory.stock import WAITING_STATUSES
@@ -127,3 +136,73 @@ def order_decisions(uow: UnitOfWork, actor: Actor, order_id: int) -> list[OrderD
     order = get_order(uow, actor, order_id)
     return list(uow.session.scalars(select(OrderDecision).where(
         OrderDecision.order_id == order.id).order_by(OrderDecision.id)))
+
+
+RELEASE, CANCEL = "release", "cancel"
+BULK_ACTIONS = (RELEASE, CANCEL)
+# The most holds one bulk action takes: a filter matching more must be narrowed first.
+MAX_BULK_HOLDS = 500
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """What a bulk action did to one order: `released` (it moved on), `still_held` (other
+    holds keep it), `cancelled`, or `error` with the engine's code and why."""
+
+    order_id: int
+    hold_ids: list[int]
+    outcome: str
+    status: str | None = None
+    code: str | None = None
+    detail: str | None = None
+
+
+def resolve_holds_in_bulk(uow: UnitOfWork, actor: Actor, action: str, query: holds.HoldQuery,
+                          sla: holds.HoldSla, reason: str, expected: int | None = None,
+                          ) -> list[BulkOutcome]:
+    """Release (each matching hold) or cancel (each order a matching hold holds) every open
+    hold a query matches, order by order, each as the single command would, oldest first.
+
+    One order's refusal is its own result and leaves the others alone.
+
+    Raises:
+        InputValidationError: more than MAX_BULK_HOLDS match, or not `expected` (the count
+            a preview showed): nothing is done.
+    """
+    query = replace(query, state="open", offset=0)
+    ids = holds.matching_hold_ids(uow, actor, query, sla, MAX_BULK_HOLDS + 1)
+    if len(ids) > MAX_BULK_HOLDS:
+        raise InputValidationError([FieldProblem(
+            "filter", f"more than {MAX_BULK_HOLDS} holds match: narrow the filter")])
+    if expected is not None and expected != len(ids):
+        raise InputValidationError([FieldProblem(
+            "expected", f"{len(ids)} holds match now, not {expected}: preview again")])
+    by_order: dict[int, list[int]] = {}
+    for hold_id, order_id in uow.session.execute(
+            select(Hold.id, Hold.order_id).where(Hold.id.in_(ids))):
+        by_order.setdefault(order_id, []).append(hold_id)
+    first = {hold_id: index for index, hold_id in enumerate(ids)}
+    outcomes = []
+    for order_id, hold_ids in sorted(by_order.items(),
+                                     key=lambda item: min(first[h] for h in item[1])):
+        hold_ids.sort(key=first.__getitem__)
+        try:
+            with uow.session.begin_nested():
+                outcomes.append(_resolve_one(uow, actor, action, order_id, hold_ids, reason))
+        except OmsError as error:
+            outcomes.append(BulkOutcome(order_id, hold_ids, "error", code=error.code,
+                                        detail=error.detail))
+    return outcomes
+
+
+def _resolve_one(uow: UnitOfWork, actor: Actor, action: str, order_id: int,
+                 hold_ids: list[int], reason: str) -> BulkOutcome:
+    if action == CANCEL:
+        order = cancelling.cancel_order(uow, actor, order_id, reason)
+        return BulkOutcome(order_id, hold_ids, "cancelled", order.status.value)
+    for hold_id in hold_ids:
+        hold = release_one_hold(uow, actor, hold_id, reason)
+    order = get_order(uow, actor, hold.order_id)
+    moved = order.status is not OrderStatus.ON_HOLD
+    return BulkOutcome(order_id, hold_ids, "released" if moved else "still_held",
+                       order.status.value)

@@ -30,7 +30,14 @@ from engine.record.fulfilment import (
 )
 from engine.record.infrastructure import IdempotencyRecord, OutboxMessage
 from engine.record.inventory import ExpectedSupply, StockLevel, StockMovement
-from engine.record.orders import QUANTITY_CHECKS, Hold, Order, OrderEvent, OrderLine
+from engine.record.orders import (
+    QUANTITY_CHECKS,
+    Hold,
+    HoldComment,
+    Order,
+    OrderEvent,
+    OrderLine,
+)
 from engine.record.people import User
 from engine.record.webhooks import WebhookDelivery, WebhookSubscription
 
@@ -48,6 +55,7 @@ __all__ = [
     "FulfilmentGroup",
     "FulfilmentLine",
     "Hold",
+    "HoldComment",
     "IdempotencyRecord",
     "InboundEvent",
     "JournalEntry",

@@ -150,6 +150,7 @@ class Hold(Base):
     __table_args__ = (
         Index("ix_holds_open_queue", "resolved_at", "queue", "id"),
         Index("ix_holds_order_id", "order_id"),
+        Index("ix_holds_assignee", "assignee"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
@@ -165,3 +166,21 @@ class Hold(Base):
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(200))
     resolution: Mapped[str | None] = mapped_column(String(32))  # released, cancelled
+    # Who works it (a person's user name), since when, and who gave it to them.
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    assigned_at: Mapped[datetime | None]
+    assigned_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class HoldComment(Base):
+    """A note a person left on a hold (also on its order's timeline)."""
+
+    __tablename__ = "hold_comments"
+    __table_args__ = (Index("ix_hold_comments_hold_id", "hold_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    hold_id: Mapped[int] = mapped_column(ForeignKey("holds.id"))
+    body: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))

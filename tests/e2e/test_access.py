@@ -30,8 +30,10 @@ def test_every_route_declares_who_may_call_it(app):
     public = sorted(rule.rule for rule in app.url_map.iter_rules()
                     if rule.endpoint in public_endpoints
                     or getattr(app.view_functions[rule.endpoint], ROLES_ATTRIBUTE) == PUBLIC)
-    assert public == ["/", "/docs", "/docs/static/<path:filename>", "/healthz", "/openapi.json",
-                      "/readyz"]
+    # what a person needs before signing in to the console is open too, and nothing else
+    assert public == ["/", "/console/sign-in", "/console/sign-out",
+                      "/console/static/<path:filename>", "/docs", "/docs/static/<path:filename>",
+                      "/healthz", "/openapi.json", "/readyz"]
 
 
 def test_a_route_that_declares_nothing_is_closed(app, admin):

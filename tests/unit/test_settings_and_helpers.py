@@ -24,6 +24,19 @@ def test_settings_come_from_oms_prefixed_variables():
     assert settings.max_content_length == 2048
 
 
+def test_a_hold_waits_its_queues_sla_or_the_default():
+    sla = Settings.from_env({"OMS_HOLD_SLA_HOURS": "default=12, vip-care=4,fraud=0.5"}).hold_sla
+    assert (sla.hours("vip-care"), sla.hours("fraud"), sla.hours("manual")) == (4, 0.5, 12)
+    assert Settings.from_env({}).hold_sla.hours("anything") == 24
+
+
+@pytest.mark.parametrize("wrong", ["fraud", "fraud=", "fraud=soon", "fraud=0", "=4",
+                                   "fraud=-2", "default=9000"])
+def test_a_malformed_hold_sla_is_refused_with_the_part_that_is_wrong(wrong):
+    with pytest.raises(ValueError, match="OMS_HOLD_SLA_HOURS"):
+        Settings.from_env({"OMS_HOLD_SLA_HOURS": f"default=24,{wrong}"}).hold_sla  # noqa: B018
+
+
 def test_the_same_request_has_the_same_fingerprint_and_any_change_alters_it():
     base = fingerprint("POST", "/orders?", b'{"a":1}')
     assert base == fingerprint("POST", "/orders?", b'{"a":1}')
