@@ -85,11 +85,17 @@ def list_orders(query: dict[str, Any]) -> dict[str, Any]:
 
     Integration keys see only their own channel's orders.
     """
+    found = reading.list_orders(request_uow(), current_actor(), order_query(query))
+    return page(found.orders, "before", found.next_before_id)
+
+
+def order_query(loaded: dict[str, Any]) -> reading.OrderQuery:
+    """Turn a loaded `OrderQuerySchema` (the REST list's, and the search page's) into the
+    engine's query: repeated filters as tuples, the cursor as the position."""
+    query = dict(loaded)
     before = query.pop("cursor", None)
     filters = {name: tuple(values) for name, values in query.items() if isinstance(values, list)}
-    found = reading.list_orders(request_uow(), current_actor(),
-                               reading.OrderQuery(before_id=before, **{**query, **filters}))
-    return page(found.orders, "before", found.next_before_id)
+    return reading.OrderQuery(before_id=before, **{**query, **filters})
 
 
 @blp.route(ORDER_PATH, methods=["GET"])

@@ -143,8 +143,8 @@ def text(maximum: int, **kwargs: Any) -> fields.String:
                          **kwargs)
 
 
-def timestamp() -> fields.AwareDateTime:
-    return fields.AwareDateTime(default_timezone=UTC, validate=reasonable_time)
+def timestamp(**kwargs: Any) -> fields.AwareDateTime:
+    return fields.AwareDateTime(default_timezone=UTC, validate=reasonable_time, **kwargs)
 
 
 def any_of(field: fields.Field, **kwargs: Any) -> fields.List:
@@ -380,6 +380,13 @@ class OrderQuerySchema(StrictSchema):
     sku = any_of(text(64))
     created_from = timestamp()
     created_to = timestamp()
+    channel_order_ref = any_of(text(128))
+    tracking_number = any_of(text(64))
+    customer_name = text(200, metadata={"description": "Part of the customer's name, in any "
+                                                       "case"})
+    updated_from = timestamp(metadata={
+        "description": "Orders changed at or after this time (anything on their timeline): "
+                       "for integrations that sync"})
 
 
 class ReasonSchema(StrictSchema):

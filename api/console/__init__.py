@@ -16,15 +16,15 @@ from flask import Blueprint, Flask, Response, request, url_for
 
 from adapters.settings import PROJECT_ROOT, Settings
 from api.access import declare_public_endpoints, is_page
-from api.console import admin, auth, inbox, studio
+from api.console import admin, auth, inbox, orders, studio
 
 # Each section's blueprint, one line each.
-BLUEPRINTS: list[Blueprint] = [auth.blp, admin.blp, inbox.blp, studio.blp]
+BLUEPRINTS: list[Blueprint] = [auth.blp, admin.blp, inbox.blp, orders.blp, studio.blp]
 
 # The console's sections: (label, endpoint, roles). A section shows in the menu when its
 # page exists in this app and the person holds one of its roles (admin: all).
 NAV = (
-    ("Inbox", "console_inbox.inbox", ("ops",)),
+    ("Inbox", "console_inbox.inbox", ("ops", "analyst")),
     ("Orders", "console_orders.search", ("ops", "analyst")),
     ("Rule studio", "console_studio.index", ("analyst",)),
     ("Dashboard", "console_dashboard.dashboard", ("ops", "analyst")),

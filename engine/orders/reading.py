@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, exists, func, select
 
 from engine import visibility
 from engine.actors import Actor
@@ -15,7 +15,7 @@ from engine.errors import (
 from engine.orders.locking import find_and_lock_order
 from engine.paging import fetch_page
 from engine.ports import UnitOfWork
-from engine.record import Order, OrderEvent, OrderLine
+from engine.record import Customer, Order, OrderEvent, OrderLine, Shipment
 from engine.status import OrderStatus
 
 
@@ -28,6 +28,10 @@ class OrderQuery:
     sku: tuple[str, ...] = ()
     created_from: datetime | None = None
     created_to: datetime | None = None
+    channel_order_ref: tuple[str, ...] = ()
+    tracking_number: tuple[str, ...] = ()  # of any of the order's shipments
+    updated_from: datetime | None = None  # changed since (anything on its timeline)
+    customer_name: str | None = None  # part of the customer's name, in any case
     limit: int = 50
     before_id: int | None = None  # the cursor: orders come newest first
 
@@ -71,6 +75,16 @@ def list_orders(uow: UnitOfWork, actor: Actor, query: OrderQuery) -> OrderPage:
         statement = statement.where(Order.created_at >= query.created_from)
     if query.created_to is not None:
         statement = statement.where(Order.created_at < query.created_to)
+    if query.channel_order_ref:
+        statement = statement.where(Order.channel_order_ref.in_(query.channel_order_ref))
+    if query.tracking_number:
+        statement = statement.where(exists().where(
+            Shipment.order_id == Order.id, Shipment.tracking_number.in_(query.tracking_number)))
+    if query.updated_from is not None:
+        statement = statement.where(Order.updated_at >= query.updated_from)
+    if query.customer_name:
+        statement = statement.where(Order.customer_id.in_(select(Customer.id).where(
+            func.lower(Customer.name).contains(query.customer_name.lower(), autoescape=True))))
     if query.before_id is not None:
         statement = statement.where(Order.id < query.before_id)
     orders, next_before = fetch_page(uow.session, statement, query.limit, lambda o: o.id)

@@ -34,6 +34,8 @@ class Order(Timestamped, Base):
         Index("ix_orders_created_at_id", "created_at", "id"),
         Index("ix_orders_status_id", "status", "id"),
         Index("ix_orders_customer_id_id", "customer_id", "id"),
+        Index("ix_orders_updated_at_id", "updated_at", "id"),  # what changed since (sync)
+        Index("ix_orders_channel_order_ref", "channel_order_ref"),  # any channel's reference
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
