@@ -19,7 +19,7 @@ from api.problems import flatten_messages
 from api.schemas import OrderInSchema
 from api.transactions import request_uow
 from api.wiring import services
-from engine.decisions import rulesets, trials
+from engine.decisions import explaining, rulesets, trials
 from engine.errors import FieldProblem, NotFoundError, OmsError
 from engine.orders.capture import OrderDraft
 from engine.record import RuleSetVersion
@@ -204,8 +204,9 @@ def dry_run(stage: str, version: int) -> str | tuple[str, int]:
                                problems=_problems_of(error)), 422
     finally:
         uow.rollback()  # a dry run writes nothing, whatever happened
+    explanation = explaining.explain_dry_run(result, document)
     return render_template("console/studio/_dry_run.html", result=result, order_id=order_id,
-                           stage=stage)
+                           stage=stage, explanation=explanation)
 
 
 @blp.route(VERSION + "/simulate", methods=["POST"])

@@ -82,10 +82,10 @@ def test_an_analyst_lowers_a_hold_threshold_tries_it_and_publishes_it(
     result = page.locator("#dry-run")
     expect(result.get_by_role("heading")).to_have_text(
         f"Order {before['id']} would be: on hold")
-    fired = result.locator("tbody.fired")
+    fired = result.locator("li.rule--fired")
     expect(fired).to_have_count(1)
-    expect(fired).to_contain_text("first-order-over-value")
-    expect(fired).to_contain_text("greater than 1500")
+    expect(fired).to_have_attribute("data-rule", "first-order-over-value")
+    expect(fired.locator('tr[data-path="/rules/5/conditions/all/1"]')).to_contain_text("1500")
     screenshot(page, "studio-dry-run")
 
     # and the simulation over recent orders names the order that changes, with a link
