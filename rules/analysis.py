@@ -184,6 +184,7 @@ class Constraints:
         self.flags: dict[str, bool | None] = {}  # None: both required, impossible
         self.texts: dict[str, _Texts] = {}
         self.opaque: set[str] = set()  # leaves not modelled, by key
+        self.opaque_by_name: dict[str, set[str]] = {}
         self.empty_at: str | None = None  # the leaf that made it impossible
         self.leaves: list[Leaf] = []
 
@@ -210,6 +211,7 @@ class Constraints:
             handled = self._add_text(leaf)
         if not handled:
             self.opaque.add(leaf.key)
+            self.opaque_by_name.setdefault(leaf.name, set()).add(leaf.key)
         if self.empty_at is None and self.empty():
             self.empty_at = leaf.path
 
@@ -235,8 +237,6 @@ class Constraints:
 
     def _add_text(self, leaf: Leaf) -> bool:
         options = self.variables[leaf.name].get("options") or []
-        texts = self.texts.setdefault(leaf.name, _Texts(frozenset(options) if options
-                                                        else None))
         operator, value = leaf.operator, leaf.value
         if options:  # a finite domain: every text operator becomes a choice of options
             try:
@@ -245,8 +245,12 @@ class Constraints:
                 test = None
             if test is None:
                 return False
-            texts.keep(option for option in options if test(option))
+            self._texts(leaf.name, options).keep(
+                option for option in options if test(option))
             return True
+        if operator not in ("equal_to", "is_in", "not_equal_to", "is_not_in", "non_empty"):
+            return False
+        texts = self._texts(leaf.name, options)
         if operator == "equal_to":
             texts.keep([value])
         elif operator == "is_in":
@@ -255,11 +259,21 @@ class Constraints:
             texts.refused.add(value)
         elif operator == "is_not_in":
             texts.refused.update(value)
-        elif operator == "non_empty":
-            texts.refused.add("")
         else:
-            return False
+            texts.refused.add("")
         return True
+
+    def _texts(self, name: str, options: list[str]) -> _Texts:
+        return self.texts.setdefault(name, _Texts(frozenset(options) if options else None))
+
+    def surely_possible(self) -> bool:
+        """Tell whether some facts certainly meet every constraint: none contradict, and
+        each condition not modelled is the only one on its variable."""
+        if self.empty():
+            return False
+        modelled = set(self.numbers) | set(self.flags) | set(self.texts)
+        return all(len(keys) == 1 and name not in modelled
+                   for name, keys in self.opaque_by_name.items())
 
     def empty(self) -> bool:
         """Tell whether no facts can meet every constraint."""
@@ -370,6 +384,6 @@ class RuleCover:
         for mine in self.possible:
             for theirs in other.possible:
                 both = mine.merged(tuple(theirs.leaves))
-                if not both.empty():
+                if both.surely_possible():
                     return both.example()
         return None

@@ -436,3 +436,39 @@ def test_the_field_diff_names_moves_once_and_compares_rules_wherever_they_are():
          "marketplace-no-hazmat"),
         ("/rules/3/disabled", "added", None, True, "restricted-destination"),
     ]
+
+
+def test_coverage_claims_only_what_it_can_prove():
+    from rules.analysis import RuleCover
+    variables = {v["name"]: v for v in VALIDATION.schema()["variables"]}
+
+    def cover(conditions):
+        return RuleCover(variables, conditions, "/rules/0/conditions")
+
+    within = cover({"name": "order_total", "operator": "between", "value": [100, 200]})
+    above = cover({"name": "order_total", "operator": "greater_than_or_equal_to", "value": 50})
+    assert within.implies(above) and not above.implies(within)
+    # any of two tiers is covered by "not standard nor silver"; a regex is opaque
+    tiers = cover({"any": [
+        {"name": "customer_tier", "operator": "equal_to", "value": "gold"},
+        {"name": "customer_tier", "operator": "equal_to", "value": "platinum"}]})
+    rich = cover({"name": "customer_tier", "operator": "is_not_in",
+                  "value": ["standard", "silver"]})
+    assert tiers.implies(rich)  # (the converse holds too, but a union is not compared)
+    pattern = cover({"name": "ship_to_postal_code", "operator": "matches_regex",
+                     "value": "^0"})
+    postal = cover({"name": "ship_to_postal_code", "operator": "matches_regex",
+                    "value": "^01"})
+    assert not postal.implies(pattern) and pattern.implies(pattern)
+    assert pattern.overlap(postal) is None  # they may overlap: nothing is claimed
+    assert pattern.overlap(above) == {"order_total": 50}
+    # a number other than 5 and "exactly 5" never meet; a flag cannot be both
+    assert cover({"all": [
+        {"name": "order_total", "operator": "equal_to", "value": 5},
+        {"name": "order_total", "operator": "not_equal_to", "value": 5}]}).never_holds()
+    assert cover({"all": [
+        {"name": "customer_is_new", "operator": "is_true", "value": None},
+        {"name": "customer_is_new", "operator": "is_false", "value": None}]}).never_holds()
+    assert not cover({"all": [
+        {"name": "order_total", "operator": "greater_than", "value": 5},
+        {"name": "order_total", "operator": "not_equal_to", "value": 6}]}).never_holds()
