@@ -23,11 +23,24 @@ from sqlalchemy import ColumnElement, false, select, true
 from engine.actors import CARRIER, CHANNEL, EVERY, PEOPLE_ROLES, WAREHOUSE, Actor
 from engine.errors import ForbiddenError, NotFoundError
 from engine.ports import UnitOfWork
-from engine.record import FulfilmentGroup, Hold, Order, Shipment, Simulation, StockMovement
+from engine.record import (
+    FulfilmentGroup,
+    Hold,
+    Order,
+    OrderEvent,
+    Shipment,
+    Simulation,
+    StockMovement,
+)
 
 # Fields of a customer that decide what it may owe: set by ops and admin only.
 FINANCE_FIELDS = ("credit_limit", "payment_terms")
 FINANCE_ROLES = ("ops", "admin")
+
+
+# What staff write about an order among themselves (who works a hold, their comments):
+# people read it; an integration, even the order's own channel, does not.
+STAFF_NOTES = ("hold.assigned", "hold.commented")
 
 
 def sees_everything(actor: Actor) -> bool:
@@ -53,6 +66,17 @@ def orders(actor: Actor) -> ColumnElement[bool]:
     if actor.role == CARRIER:
         return Order.id.in_(select(Shipment.order_id).where(_among(actor, Shipment.carrier_code)))
     return false()
+
+
+def events(actor: Actor) -> ColumnElement[bool]:
+    """The events of an order's timeline this actor reads: all but staff notes, for an
+    integration."""
+    return true() if sees_everything(actor) else OrderEvent.type.not_in(STAFF_NOTES)
+
+
+def reads_staff_notes(actor: Actor) -> bool:
+    """Tell whether the actor reads staff notes (a hold's comments, its assignment)."""
+    return sees_everything(actor)
 
 
 def of_orders(actor: Actor, order_id: Any) -> ColumnElement[bool]:

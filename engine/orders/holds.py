@@ -390,7 +390,8 @@ def _visible_hold(uow: UnitOfWork, actor: Actor, hold_id: int,
 
 def get_hold(uow: UnitOfWork, actor: Actor, hold_id: int,
              sla: HoldSla = HoldSla()) -> tuple[QueuedHold, list[HoldComment]]:
-    """Return one hold as the inbox shows it, with its comments, oldest first.
+    """Return one hold as the inbox shows it, with its comments, oldest first (staff
+    notes: none for an integration).
 
     Raises:
         NotFoundError: no such hold, or one of an order this actor may not see.
@@ -398,7 +399,8 @@ def get_hold(uow: UnitOfWork, actor: Actor, hold_id: int,
     hold, order = _visible_hold(uow, actor, hold_id)
     name = uow.session.scalar(select(Customer.name).where(Customer.id == order.customer_id))
     comments = list(uow.session.scalars(select(HoldComment).where(
-        HoldComment.hold_id == hold.id).order_by(HoldComment.id)))
+        HoldComment.hold_id == hold.id).order_by(HoldComment.id))) \
+        if visibility.reads_staff_notes(actor) else []
     return _queued(hold, order, name or "", sla, utcnow(), len(comments)), comments
 
 

@@ -95,7 +95,8 @@ def order_events(uow: UnitOfWork, actor: Actor, order_id: int) -> list[OrderEven
     """Return the order's timeline, oldest first."""
     order = get_order(uow, actor, order_id)
     return list(uow.session.scalars(
-        select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+        select(OrderEvent).where(OrderEvent.order_id == order.id, visibility.events(actor))
+        .order_by(OrderEvent.id)
     ))
 
 

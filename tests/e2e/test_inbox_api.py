@@ -151,6 +151,12 @@ def test_assigning_and_commenting_are_on_the_hold_and_on_the_orders_timeline(
     assert mine == [("hold.assigned", "ops-desk", "ana"),
                     ("hold.commented", "ops-desk", "Called the customer <b>twice</b>")]
 
+    # and the order's own channel reads neither: they are staff notes
+    web = make_key("channel", channel="web")
+    seen = [e["type"] for e in client.get(f"/orders/{order_id}/events", headers=web).json["items"]]
+    assert "order.held" in seen and not [kind for kind in seen if kind.startswith("hold.")]
+    assert client.get(f"/holds/{hold_id}", headers=web).json["comments"] == []
+
     # when it is given back to nobody, the inbox shows it unassigned
     client.post(f"/holds/{hold_id}/assign", json={"assignee": None}, headers=ops)
     assert ids(client.get("/holds?assignee=none", headers=ops)) == [hold_id]
