@@ -87,7 +87,8 @@ def version_page(stage: str, version: int) -> str | tuple[str, int] | Response:
         problems.append(FieldProblem("comment", "say what this change is for"))
     if not problems:
         try:
-            rulesets.update_draft(uow, current_user(), stage, version, document, comment)
+            rulesets.update_draft(uow, current_user(), stage, version, document, comment,
+                                  _seen_at(request.form.get("seen_at", "")))
             uow.commit()
         except OmsError as error:
             uow.rollback()
@@ -356,6 +357,13 @@ def _moment(text: str, name: str, problems: list[FieldProblem]) -> datetime | No
         problems.append(FieldProblem(name, "a time with its zone, e.g. 2026-11-20T00:00:00+00:00"))
         return None
     return moment
+
+
+def _seen_at(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 def _version_from_form(uow: Any, stage: str, field: str) -> RuleSetVersion:

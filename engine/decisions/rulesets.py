@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from difflib import SequenceMatcher
 from typing import Any
 
@@ -160,13 +161,21 @@ def create_draft(uow: UnitOfWork, actor: Actor, stage: str, document: Any,
 
 
 def update_draft(uow: UnitOfWork, actor: Actor, stage: str, version: int, document: Any,
-                 comment: str) -> RuleSetVersion:
-    """Replace a draft's rules; published and retired versions never change."""
+                 comment: str, seen_at: datetime | None = None) -> RuleSetVersion:
+    """Replace a draft's rules; published and retired versions never change.
+
+    `seen_at`: when the editor loaded the draft (its `updated_at`); a draft changed since
+    is refused rather than overwritten.
+    """
     check_document(stage, document)
     draft = get_version(uow, stage, version, for_update=True)
     if draft.state != DRAFT:
         raise RuleSetStateError(stage, version, draft.state,
                                 "only drafts change: create a new draft from it")
+    if seen_at is not None and draft.updated_at.isoformat() != seen_at.isoformat():
+        raise RuleSetStateError(stage, version, draft.state,
+                                "it was changed by someone else after you opened it: "
+                                "reload it, then make your change again")
     draft.document, draft.comment, draft.updated_at = document, comment, utcnow()
     draft.approved_by = draft.approved_at = None  # what was approved is not this
     _audit(uow, actor, draft, "updated", comment)

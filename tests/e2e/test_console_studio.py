@@ -132,3 +132,26 @@ def test_a_discarded_draft_stays_in_the_history_and_can_no_longer_change(console
     assert "discarded; only drafts change" in again.get_data(as_text=True)
     history = studio.get("/console/rules/validation").get_data(as_text=True)
     assert "discarded" in history and "not needed" in history
+
+
+SEEN_AT = re.compile(r'name="seen_at" value="([^"]+)"')
+
+
+def test_a_draft_changed_by_someone_else_meanwhile_is_not_overwritten(console):
+    ana, bob = console("analyst"), console("analyst")
+    number = draft(ana)
+    path = f"/console/rules/validation/versions/{number}"
+    seen_by_ana = SEEN_AT.search(ana.get(path).get_data(as_text=True)).group(1)
+    seen_by_bob = SEEN_AT.search(bob.get(path).get_data(as_text=True)).group(1)
+    document = copy.deepcopy(default_rule_set("validation"))
+    document["rules"][4]["conditions"]["value"] = 0.4
+    assert bob.post(path, data={"document": json.dumps(document), "comment": "bob's",
+                                "seen_at": seen_by_bob}).status_code == 303
+
+    late = ana.post(path, data={"document": json.dumps(default_rule_set("validation")),
+                                "comment": "ana's", "seen_at": seen_by_ana})
+
+    assert late.status_code == 422
+    assert "changed by someone else after you opened it" in late.get_data(as_text=True)
+    page = ana.get(path).get_data(as_text=True)
+    assert "bob&#39;s" in page
