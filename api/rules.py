@@ -88,8 +88,21 @@ class VersionSchema(Schema):
     approved_by = fields.String(allow_none=True)
 
 
+class RuleWarningSchema(Schema):
+    field = fields.String(metadata={"description": "document plus a JSON pointer"})
+    message = fields.String()
+
+
 class VersionDetailSchema(VersionSchema):
     document = fields.Dict()
+    warnings = fields.List(fields.Nested(RuleWarningSchema), metadata={
+        "description": "what to look at although the checks pass: in a first-match stage, "
+                       "rules that overlap (only the earlier acts), each with its pointer"})
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "warnings" and isinstance(obj, RuleSetVersion):
+            return rulesets.warnings_of(obj.stage, obj.document)
+        return super().get_attribute(obj, attr, default)
 
 
 class VersionListSchema(Schema):
@@ -114,11 +127,23 @@ class ChangeSchema(Schema):
     after = fields.Dict(allow_none=True)
 
 
+class FieldChangeSchema(Schema):
+    path = fields.String(metadata={"description": "JSON pointer into the newer version "
+                                                  "(the older one for a removed rule)"})
+    change = fields.String(metadata={"enum": ["added", "removed", "changed", "moved"]})
+    before = fields.Raw(allow_none=True)
+    after = fields.Raw(allow_none=True)
+    rule = fields.String(allow_none=True)
+
+
 class DiffSchema(Schema):
     stage = fields.String()
     from_ = fields.Integer(data_key="from")
     to = fields.Integer()
     changes = fields.List(fields.Nested(ChangeSchema))
+    fields_ = fields.List(fields.Nested(FieldChangeSchema), data_key="fields", metadata={
+        "description": "every changed field, down to the value "
+                       "(/rules/5/conditions/all/1/value: 2000 -> 1500)"})
 
 
 class AuditEntrySchema(Schema):
@@ -150,6 +175,7 @@ class TestRunSchema(Schema):
 
 class CheckResultSchema(Schema):
     valid = fields.Boolean()
+    warnings = fields.List(fields.Nested(RuleWarningSchema))
 
 
 class DryRunResultSchema(Schema):
@@ -241,7 +267,7 @@ def update_draft(data: dict[str, Any], stage: str, version: int) -> RuleSetVersi
 def validate_document(data: dict[str, Any], stage: str) -> dict[str, Any]:
     """Check a rule set without storing it: 200 when it passes, else 422 with every problem."""
     rulesets.check_document(stage, data["document"])
-    return {"valid": True}
+    return {"valid": True, "warnings": rulesets.warnings_of(stage, data["document"])}
 
 
 @blp.route(VERSION + "/publish", methods=["POST"])
@@ -294,6 +320,17 @@ def rollback(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
     return rulesets.rollback(request_uow(), current_actor(), stage, version, data["comment"])
 
 
+@blp.route(VERSION + "/discard", methods=["POST"])
+@allow("analyst", scope="global")
+@command
+@_document_errors(400, 401, 403, 404, 409, 415)
+@blp.arguments(CommentSchema())
+@blp.response(200, VersionDetailSchema)
+def discard(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
+    """Discard a draft: it stays in the history, is never published and no longer changes."""
+    return rulesets.discard(request_uow(), current_actor(), stage, version, data["comment"])
+
+
 @blp.route(STAGE + "/diff", methods=["GET"])
 @allow(*READERS, scope="global")
 @_document_errors(401, 403, 404, 422)
@@ -301,8 +338,12 @@ def rollback(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
 @blp.response(200, DiffSchema)
 def diff(query: dict[str, Any], stage: str) -> dict[str, Any]:
     """Show the rules added, removed or changed between two versions."""
-    changes = rulesets.diff(request_uow(), stage, query["from_"], query["to"])
-    return {"stage": stage, "from_": query["from_"], "to": query["to"], "changes": changes}
+    uow = request_uow()
+    changes = rulesets.diff(uow, stage, query["from_"], query["to"])
+    fields_ = rulesets.field_changes(rulesets.get_version(uow, stage, query["from_"]).document,
+                                     rulesets.get_version(uow, stage, query["to"]).document)
+    return {"stage": stage, "from_": query["from_"], "to": query["to"], "changes": changes,
+            "fields_": fields_}
 
 
 @blp.route(STAGE + "/history", methods=["GET"])

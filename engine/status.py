@@ -104,3 +104,4 @@ class RuleSetState(StrEnum):
     DRAFT = "draft"
     PUBLISHED = "published"  # at most one per stage decides orders
     RETIRED = "retired"
+    DISCARDED = "discarded"  # a draft given up: kept for the audit, never published

@@ -22,6 +22,7 @@ from business_rules.fields import (
     FIELD_TEXT,
 )
 
+from rules.analysis import RuleCover, text_test
 from rules.stage import Stage
 from rules.testing import check_tests
 from rules.types import (
@@ -40,6 +41,10 @@ MAX_NUMERIC_PARAM = 10**6
 SHORT_PARAMS = frozenset({"queue", "code", "recipient"})
 SHORT_TEXT, LONG_TEXT = 64, 500
 PATTERN_OPERATORS = frozenset({"matches_regex", "does_not_match_regex"})
+# Text operators that no option of a variable may fail all of (it could never hold).
+TEXT_MATCHES = {"starts_with": "starts with", "ends_with": "ends with",
+                "contains": "contains", "equal_to_case_insensitive": "equals",
+                "matches_regex": "matches"}
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,8 @@ class _Checker:
         names: dict[str, int] = {}
         for index, rule in enumerate(rules):
             self.rule(rule, f"/rules/{index}", names, index)
-        if self.stage.stop_on_first_trigger and not self.problems:
-            self.unreachable(rules)
+        if not self.problems:
+            self.coverage(rules)
         return self.problems
 
     def rule(self, rule: Any, path: str, names: dict[str, int], index: int) -> None:
@@ -89,8 +94,10 @@ class _Checker:
             self.add(path, "a rule is an object with name, conditions and actions")
             return
         for key in rule:
-            if key not in ("name", "description", "conditions", "actions"):
+            if key not in ("name", "description", "conditions", "actions", "disabled"):
                 self.add(f"{path}/{_escape(key)}", "unknown field")
+        if not isinstance(rule.get("disabled", False), bool):
+            self.add(f"{path}/disabled", "must be true or false")
         name = rule.get("name")
         if not isinstance(name, str) or not 0 < len(name) <= 100 or not _clean(name):
             self.add(f"{path}/name", "every rule needs a name of 1 to 100 printable characters")
@@ -168,6 +175,10 @@ class _Checker:
                     self.add(path, str(error))
             elif options and operator in ("equal_to", "not_equal_to") and value not in options:
                 self.add(path, f"must be one of {', '.join(options)}")
+            elif options and operator in TEXT_MATCHES and not any(
+                    text_test(operator, value)(option) for option in options):
+                self.add(path, f"no option of {variable['name']!r} "
+                               f"({', '.join(options)}) {TEXT_MATCHES[operator]} {value!r}")
         elif input_type == FIELD_NUMERIC:
             if not _is_number(value):
                 self.add(path, "must be a number")
@@ -250,18 +261,25 @@ class _Checker:
         elif len(value) > limit:
             self.add(path, f"at most {limit} characters")
 
-    def unreachable(self, rules: list[Mapping[str, Any]]) -> None:
-        """Flag rules an earlier rule always pre-empts (first-trigger stages only).
-
-        Rule j can never fire when some earlier rule i needs no condition that j does not
-        also need: whenever j would hold, i holds first and stops the evaluation.
-        """
+    def coverage(self, rules: list[Mapping[str, Any]]) -> None:
+        """Flag rules that can never hold, and (first-trigger stages) rules that an earlier
+        rule always pre-empts: whenever the later one would hold, the earlier holds first
+        and stops the evaluation."""
+        covers = _covers(self.variables, rules)
         needs = [_requirements(rule["conditions"]) for rule in rules]
-        for later in range(len(rules)):
-            for earlier in range(later):
-                if needs[earlier] <= needs[later]:
+        for later, cover in covers.items():
+            if cover.never_holds():
+                where = cover.parts[0].empty_at if len(cover.parts) == 1 else None
+                self.add(where or f"/rules/{later}/conditions",
+                         "can never hold: no order meets this together with the other "
+                         "conditions of the rule")
+                continue
+            if not self.stage.stop_on_first_trigger:
+                continue
+            for earlier in (index for index in covers if index < later):
+                if needs[earlier] <= needs[later] or cover.implies(covers[earlier]):
                     self.add(f"/rules/{later}",
-                             f"can never fire: rule {earlier} ({rules[earlier]['name']!r}) "
+                             f"can never fire: the earlier rule {rules[earlier]['name']!r} "
                              "fires whenever it would, and stops the evaluation first")
                     break
 
@@ -269,6 +287,49 @@ class _Checker:
 def check_rule_set(stage: Stage[Any], document: Any) -> list[RuleProblem]:
     """Return every problem of a rule set for this stage (none: it may be stored and run)."""
     return _Checker(stage).check(document)
+
+
+def review_rule_set(stage: Stage[Any], document: Any) -> list[RuleProblem]:
+    """Return what an analyst should look at in a rule set that passes its checks.
+
+    In a first-trigger stage: two rules that both hold for some orders, where neither
+    always holds when the other does (a catch-all after a narrower rule is not flagged).
+    Only the earlier of the two acts.
+    """
+    if not stage.stop_on_first_trigger or check_rule_set(stage, document):
+        return []
+    variables = {v["name"]: v for v in stage.schema()["variables"]}
+    rules = document["rules"]
+    covers = _covers(variables, rules)
+    warnings = []
+    for later, cover in covers.items():
+        for earlier in (index for index in covers if index < later):
+            if covers[earlier].implies(cover):
+                continue  # the later rule is a fallback for what the earlier leaves
+            example = covers[earlier].overlap(cover)
+            if example is None:
+                continue
+            shown = ", ".join(f"{name} = {_shown(value)}" for name, value in example.items())
+            name = rules[earlier]["name"]
+            warnings.append(RuleProblem(
+                f"/rules/{later}/conditions",
+                f"overlaps the earlier rule {name!r}: both hold"
+                + (f" when {shown}" if shown else " for some orders")
+                + f", and only {name!r} acts; move this rule up if it should win"))
+    return warnings
+
+
+def _covers(variables: Mapping[str, Any],
+            rules: list[Mapping[str, Any]]) -> dict[int, RuleCover]:
+    """Return what each enabled rule covers, by its index."""
+    return {index: RuleCover(variables, rule["conditions"], f"/rules/{index}/conditions")
+            for index, rule in enumerate(rules) if not rule.get("disabled", False)}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _requirements(conditions: Mapping[str, Any]) -> frozenset[str]:

@@ -180,6 +180,7 @@ def compile_rule_set(stage: Stage[Any], document: Any) -> CompiledRuleSet:
               tuple((action["name"], dict(action.get("params") or {}))
                     for action in rule["actions"]))
         for index, rule in enumerate(document["rules"])
+        if not rule.get("disabled", False)  # kept in the set, never tried
     )
     return CompiledRuleSet(stage, rules, {name: TYPES[kind] for name, kind in types.items()})
 

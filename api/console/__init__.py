@@ -16,10 +16,11 @@ from flask import Blueprint, Flask, Response, request, url_for
 
 from adapters.settings import PROJECT_ROOT, Settings
 from api.access import declare_public_endpoints, is_page
-from api.console import admin, auth, dashboard, inbox, orders
+from api.console import admin, auth, dashboard, inbox, orders, studio
 
 # Each section's blueprint, one line each.
-BLUEPRINTS: list[Blueprint] = [auth.blp, admin.blp, inbox.blp, orders.blp, dashboard.blp]
+BLUEPRINTS: list[Blueprint] = [auth.blp, admin.blp, inbox.blp, orders.blp, studio.blp,
+                               dashboard.blp]
 
 # The console's sections: (label, endpoint, roles). A section shows in the menu when its
 # page exists in this app and the person holds one of its roles (admin: all).

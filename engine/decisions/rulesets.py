@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from difflib import SequenceMatcher
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,7 +21,7 @@ from engine.errors import (
 from engine.ports import UnitOfWork
 from engine.record import RuleSetEvent, RuleSetVersion, utcnow
 from engine.status import RuleSetState
-from rules.checking import check_rule_set
+from rules.checking import check_rule_set, review_rule_set
 from rules.defaults import default_rule_set
 from rules.evaluation import CompiledRuleSet, compile_rule_set, evaluate
 from rules.stage import Stage
@@ -27,6 +29,7 @@ from rules.stages import STAGES
 from rules.testing import run_tests
 
 DRAFT, PUBLISHED, RETIRED = RuleSetState.DRAFT, RuleSetState.PUBLISHED, RuleSetState.RETIRED
+DISCARDED = RuleSetState.DISCARDED
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,15 @@ class RuleChange:
     change: str  # "added", "removed" or "changed"
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    path: str  # JSON pointer into the newer version (into the older one for "removed")
+    change: str  # "added", "removed", "changed" or "moved"
+    before: Any
+    after: Any
+    rule: str | None  # the name of the rule it belongs to, if any
 
 
 def stage_named(name: str) -> Stage[Any]:
@@ -60,6 +72,13 @@ def check_document(stage: str, document: Any) -> None:
         raise RuleSetInvalidError([FieldProblem(f"document{p.path}", p.message)
                                    for p in problems],
                                   f"the {stage} rule set has {len(problems)} problem(s)")
+
+
+def warnings_of(stage: str, document: Any) -> list[FieldProblem]:
+    """Return what an analyst should look at in a rule set that passes its checks (rules of
+    a first-match stage that overlap), each with its field as `check_document` names it."""
+    return [FieldProblem(f"document{p.path}", p.message)
+            for p in review_rule_set(stage_named(stage), document)]
 
 
 def install_defaults(uow: UnitOfWork, actor: Actor) -> list[str]:
@@ -142,13 +161,21 @@ def create_draft(uow: UnitOfWork, actor: Actor, stage: str, document: Any,
 
 
 def update_draft(uow: UnitOfWork, actor: Actor, stage: str, version: int, document: Any,
-                 comment: str) -> RuleSetVersion:
-    """Replace a draft's rules; published and retired versions never change."""
+                 comment: str, seen_at: datetime | None = None) -> RuleSetVersion:
+    """Replace a draft's rules; published and retired versions never change.
+
+    `seen_at`: when the editor loaded the draft (its `updated_at`); a draft changed since
+    is refused rather than overwritten.
+    """
     check_document(stage, document)
     draft = get_version(uow, stage, version, for_update=True)
     if draft.state != DRAFT:
         raise RuleSetStateError(stage, version, draft.state,
                                 "only drafts change: create a new draft from it")
+    if seen_at is not None and draft.updated_at.isoformat() != seen_at.isoformat():
+        raise RuleSetStateError(stage, version, draft.state,
+                                "it was changed by someone else after you opened it: "
+                                "reload it, then make your change again")
     draft.document, draft.comment, draft.updated_at = document, comment, utcnow()
     draft.approved_by = draft.approved_at = None  # what was approved is not this
     _audit(uow, actor, draft, "updated", comment)
@@ -208,6 +235,82 @@ def diff(uow: UnitOfWork, stage: str, old: int, new: int) -> list[RuleChange]:
     return changes
 
 
+def field_changes(old: Any, new: Any) -> list[FieldChange]:
+    """Return every field that differs between two rule sets, down to the changed value
+    (`/rules/5/conditions/all/1/value: 2000 -> 1500`).
+
+    Rules are matched by name, so a rule moved up or down is "moved" (with its old and
+    new position), not removed and added (the rules that only shifted with it are not);
+    its fields are compared wherever it now is.
+    """
+    changes: list[FieldChange] = []
+    for key in sorted((set(old) | set(new)) - {"rules"}):
+        _compare(old.get(key), new.get(key), f"/{key}", None, changes)
+    old_rules = {rule["name"]: (index, rule) for index, rule in enumerate(old["rules"])}
+    new_rules = {rule["name"] for rule in new["rules"]}
+    stayed = _kept_in_order([r["name"] for r in old["rules"] if r["name"] in new_rules],
+                            [r["name"] for r in new["rules"] if r["name"] in old_rules])
+    for name, (index, rule) in old_rules.items():
+        if name not in new_rules:
+            changes.append(FieldChange(f"/rules/{index}", "removed", rule, None, name))
+    for index, rule in enumerate(new["rules"]):
+        name = rule["name"]
+        if name not in old_rules:
+            changes.append(FieldChange(f"/rules/{index}", "added", None, rule, name))
+            continue
+        was, before = old_rules[name]
+        if name not in stayed:
+            changes.append(FieldChange(f"/rules/{index}", "moved", was, index, name))
+        _compare(before, rule, f"/rules/{index}", name, changes)
+    return changes
+
+
+def _kept_in_order(old: list[str], new: list[str]) -> set[str]:
+    """Return the most rules that keep their order between two lists (the others moved)."""
+    matcher = SequenceMatcher(a=old, b=new, autojunk=False)
+    return {name for block in matcher.get_matching_blocks()
+            for name in old[block.a:block.a + block.size]}
+
+
+def _compare(before: Any, after: Any, path: str, rule: str | None,
+             changes: list[FieldChange]) -> None:
+    if before == after:
+        return
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after)):
+            where = f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
+            if key not in before:
+                changes.append(FieldChange(where, "added", None, after[key], rule))
+            elif key not in after:
+                changes.append(FieldChange(where, "removed", before[key], None, rule))
+            else:
+                _compare(before[key], after[key], where, rule, changes)
+        return
+    if (isinstance(before, list) and isinstance(after, list)
+            and all(isinstance(item, dict) for item in before + after)):
+        for index in range(max(len(before), len(after))):
+            where = f"{path}/{index}"
+            if index >= len(before):
+                changes.append(FieldChange(where, "added", None, after[index], rule))
+            elif index >= len(after):
+                changes.append(FieldChange(where, "removed", before[index], None, rule))
+            else:
+                _compare(before[index], after[index], where, rule, changes)
+        return
+    changes.append(FieldChange(path, "changed", before, after, rule))
+
+
+def discard(uow: UnitOfWork, actor: Actor, stage: str, version: int,
+            comment: str) -> RuleSetVersion:
+    """Give up a draft: it stays in the history, is never published, and is not edited."""
+    draft = get_version(uow, stage, version, for_update=True)
+    if draft.state != DRAFT:
+        raise RuleSetStateError(stage, version, draft.state, "only drafts are discarded")
+    draft.state, draft.updated_at = DISCARDED, utcnow()
+    _audit(uow, actor, draft, "discarded", comment)
+    return draft
+
+
 def history(uow: UnitOfWork, stage: str) -> list[RuleSetEvent]:
     """Return the stage's audit trail, oldest first."""
     stage_named(stage)
@@ -217,10 +320,23 @@ def history(uow: UnitOfWork, stage: str) -> list[RuleSetEvent]:
 
 def test_failures(version: RuleSetVersion) -> list[FieldProblem]:
     """Run the version's own test cases; return each failure (none: all pass)."""
-    stage = stage_named(version.stage)
-    rule_set = compiled(version)
-    failures = run_tests(stage, lambda facts: evaluate(rule_set, facts, stage.moment_of(facts))
-                         .decision, version.document.get("tests", []))  # failures caught there
+    return document_test_failures(version.stage, version.document, compiled(version))
+
+
+def document_test_failures(stage_name: str, document: Any,
+                           rule_set: CompiledRuleSet | None = None) -> list[FieldProblem]:
+    """Run the test cases a rule set carries (checked first: an editor's unsaved set).
+
+    Raises:
+        RuleSetInvalidError: the rule set does not pass its checks.
+    """
+    stage = stage_named(stage_name)
+    if rule_set is None:
+        check_document(stage_name, document)
+        rule_set = compile_rule_set(stage, document)
+    checked = rule_set
+    failures = run_tests(stage, lambda facts: evaluate(checked, facts, stage.moment_of(facts))
+                         .decision, document.get("tests", []))  # failures caught there
     return [FieldProblem(f"document{path}", message) for path, message in failures]
 
 

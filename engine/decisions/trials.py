@@ -93,7 +93,7 @@ Window = tuple[datetime | None, datetime | None]  # orders received from, before
 
 def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = None,
              document: Any = None, last: int = 1000, window: Window = (None, None),
-             limit: int = SIMULATION_LIMIT) -> dict[str, Any]:
+             limit: int = SIMULATION_LIMIT, examples: int = EXAMPLES) -> dict[str, Any]:
     """Compare a candidate rule set with the published one over the latest orders (of a
     time window, when one is given).
 
@@ -101,8 +101,8 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
     Validation uses the facts recorded at the order's capture (or, for orders captured
     before facts were recorded, as they are now), at the time of its capture. Sourcing
     sources each order afresh against today's stock. Returns how many decisions change, by
-    change of outcome (and, for sourcing, of locations and estimated shipping cost), with
-    examples.
+    change of outcome (and, for sourcing, of locations and estimated shipping cost), with up to
+    `examples` of the orders that change.
     """
     candidate, number = _rule_set(uow, stage, version, document)
     current = published_version(uow, stage)
@@ -125,7 +125,7 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
     else:
         compare = _ValidationComparison(uow, [order.id for order in orders])
     changes: dict[str, int] = {}
-    examples: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     for order in orders:
         before, after = compare.decide(order, baseline), compare.decide(order, candidate)
         if before == after:
@@ -133,8 +133,8 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
         key = f"{before.outcome}->{after.outcome}"
         changes[key] = changes.get(key, 0) + 1
         compare.count(before, after)
-        if len(examples) < EXAMPLES:
-            examples.append({"order_id": order.id, "before": before.outcome,
+        if len(changed) < examples:
+            changed.append({"order_id": order.id, "before": before.outcome,
                              "after": after.outcome, "before_reasons": list(before.reasons),
                              "after_reasons": list(after.reasons)})
     return {"stage": stage, "baseline_version": current.version, "candidate_version": number,
@@ -142,7 +142,7 @@ def simulate(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None =
                        "to": until.isoformat() if until else None},
             "orders": len(orders), "changed": sum(changes.values()),
             "by_change": dict(sorted(changes.items())), **compare.breakdown(),
-            "examples": examples}
+            "examples": changed}
 
 
 @dataclass(frozen=True)

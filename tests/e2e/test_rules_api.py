@@ -146,6 +146,55 @@ def test_the_diff_lists_rules_added_removed_and_changed(client, make_key):
     assert [(c["rule"], c["change"]) for c in changes] == [("(tests)", "changed")]
 
 
+def test_the_diff_names_each_changed_field_down_to_the_value(client, make_key):
+    # given a draft that lowers the first-order threshold and moves the price floor last
+    analyst = make_key("analyst")
+    document = copy.deepcopy(default_rule_set("validation"))
+    [rule] = [r for r in document["rules"] if r["name"] == "first-order-over-value"]
+    rule["conditions"]["all"][1]["value"] = 1500
+    document["rules"].append(document["rules"].pop(4))  # price-floor
+    client.post("/rules/validation/versions", headers=analyst,
+                json={"document": document, "comment": "lower threshold"})
+    # then the diff says which field changed, from what to what, and what moved
+    fields = client.get("/rules/validation/diff?from=1&to=2", headers=analyst).json["fields"]
+    assert {"path": "/rules/4/conditions/all/1/value", "change": "changed", "before": 2000,
+            "after": 1500, "rule": "first-order-over-value"} in fields
+    assert {"path": "/rules/10", "change": "moved", "before": 4, "after": 10,
+            "rule": "price-floor"} in fields
+    assert all(f["change"] == "moved" or f["rule"] == "first-order-over-value"
+               for f in fields)
+
+
+def test_a_draft_is_discarded_kept_in_the_history_and_never_published(client, make_key):
+    analyst = make_key("analyst")
+    client.post("/rules/validation/versions", headers=analyst,
+                json={"document": default_rule_set("validation"), "comment": "try"})
+    discarded = client.post("/rules/validation/versions/2/discard", headers=analyst,
+                            json={"comment": "not needed"})
+    assert discarded.status_code == 200
+    assert discarded.json["state"] == "discarded"
+    for action in ("publish", "discard"):
+        refused = client.post(f"/rules/validation/versions/2/{action}", headers=analyst,
+                              json={"comment": "again"})
+        assert (refused.status_code, refused.json["code"]) == (409, "rule_set_state")
+    assert client.post("/rules/validation/versions/1/discard", headers=analyst,
+                       json={"comment": "x"}).status_code == 409  # published
+    assert [(e["version"], e["action"], e["comment"]) for e in client.get(
+        "/rules/validation/history", headers=analyst).json["items"]][-1] == (
+        2, "discarded", "not needed")
+
+
+def test_a_first_match_draft_that_overlaps_is_saved_with_a_warning_on_the_rule(
+        client, make_key):
+    analyst = make_key("analyst")
+    created = client.post("/rules/exceptions/versions", headers=analyst, json={
+        "document": default_rule_set("exceptions"), "comment": "as shipped"})
+    assert created.status_code == 201
+    warned = {w["field"]: w["message"] for w in created.json["warnings"]}
+    assert warned["document/rules/2/conditions"].startswith(
+        "overlaps the earlier rule 'payment-retry': both hold when")
+
+
 def test_only_drafts_change_and_only_drafts_are_published(client, make_key):
     analyst = make_key("analyst")
     document = default_rule_set("validation")
@@ -177,7 +226,7 @@ def test_the_check_endpoint_stores_nothing(client, make_key):
     analyst = make_key("analyst")
     ok = client.post("/rules/validation/validate", headers=analyst,
                      json={"document": default_rule_set("validation")})
-    assert ok.json == {"valid": True}
+    assert ok.json == {"valid": True, "warnings": []}
     bad = client.post("/rules/validation/validate", headers=analyst,
                       json={"document": {"rules": [{"name": "x"}]}})
     assert bad.status_code == 422

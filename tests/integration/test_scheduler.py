@@ -107,6 +107,12 @@ def test_without_redis_the_service_runs_the_periodic_jobs_itself(make_app, admin
         posted = client.post("/orders", json=order_body(), headers=admin)
         assert posted.status_code == 201, posted.json
         order_id = posted.json["id"]
+        def attempted() -> bool:  # the first attempt may follow the response by a moment
+            items = client.get(f"/webhooks/subscriptions/{subscription['id']}/deliveries",
+                               headers=admin).json["items"]
+            return bool(items and items[0]["attempts"])
+
+        assert _eventually(attempted)
         [delivery] = client.get(f"/webhooks/subscriptions/{subscription['id']}/deliveries",
                                 headers=admin).json["items"]
         assert (delivery["status"], delivery["attempts"]) == ("pending", 1)

@@ -135,8 +135,8 @@ def test_in_a_first_trigger_stage_a_rule_that_can_never_fire_is_refused():
                                          "value": "erp"}, "actions": hold},
     ]}
     assert paths(check_rule_set(priority, document)) == {
-        "/rules/1": "can never fire: rule 0 ('broad') fires whenever it would, and stops the "
-                    "evaluation first"}
+        "/rules/1": "can never fire: the earlier rule 'broad' fires whenever it would, and "
+                    "stops the evaluation first"}
     assert check_rule_set(VALIDATION, document) == []  # every rule acts there: all reachable
 
 
@@ -331,3 +331,144 @@ def test_values_that_would_fail_at_run_time_or_overflow_a_record_are_refused_on_
     assert problems_of(plain_condition, [{"name": "hold", "params": {
         "queue": "a\u0000b", "reason": "r"}}]) == {
         "/rules/0/actions/0/params/queue": "must be non-empty printable text"}
+
+
+def _priority_stage() -> Stage:
+    return Stage("priority", "test", OrderFacts, VALIDATION.actions, ValidationDecision,
+                 stop_on_first_trigger=True, baseline=VALIDATION.baseline,
+                 clock="created_at")
+
+
+HOLD = [{"name": "hold", "params": {"queue": "q", "reason": "r"}}]
+
+
+def test_a_rule_an_earlier_broader_rule_covers_is_refused_by_what_its_values_mean():
+    # given a first-trigger stage where "over 2000" comes before "over 3000 from gold"
+    document = {"rules": [
+        {"name": "big", "conditions": {"name": "order_total", "operator": "greater_than",
+                                       "value": 2000}, "actions": HOLD},
+        {"name": "bigger", "conditions": {"all": [
+            {"name": "order_total", "operator": "greater_than", "value": 3000},
+            {"name": "customer_tier", "operator": "is_in", "value": ["gold"]}]},
+         "actions": HOLD},
+        {"name": "silver", "conditions": {"name": "customer_tier", "operator": "equal_to",
+                                          "value": "silver"}, "actions": HOLD},
+    ]}
+    # then the second can never fire, the third can
+    assert paths(check_rule_set(_priority_stage(), document)) == {
+        "/rules/1": "can never fire: the earlier rule 'big' fires whenever it would, and "
+                    "stops the evaluation first"}
+    # and disabling the broad rule makes the narrow one reachable again
+    document["rules"][0]["disabled"] = True
+    assert check_rule_set(_priority_stage(), document) == []
+
+
+def test_conditions_that_contradict_each_other_are_refused_at_the_condition():
+    document = {"rules": [{"name": "never", "conditions": {"all": [
+        {"name": "order_total", "operator": "greater_than", "value": 500},
+        {"name": "customer_is_new", "operator": "is_true", "value": None},
+        {"name": "order_total", "operator": "less_than", "value": 100}]}, "actions": HOLD}]}
+    assert paths(check_rule_set(VALIDATION, document)) == {
+        "/rules/0/conditions/all/2": "can never hold: no order meets this together with the "
+                                     "other conditions of the rule"}
+
+
+def test_overlapping_rules_of_a_first_trigger_stage_are_reported_with_an_example():
+    from rules.checking import review_rule_set
+    document = {"rules": [
+        {"name": "new-customers", "conditions": {"name": "customer_is_new",
+                                                 "operator": "is_true", "value": None},
+         "actions": HOLD},
+        {"name": "large", "conditions": {"name": "order_total", "operator": "greater_than",
+                                         "value": 1000}, "actions": HOLD},
+        {"name": "everything", "conditions": {"name": "customer_tier",
+                                              "operator": "non_empty", "value": None},
+         "actions": HOLD},
+        {"name": "never-negative", "conditions": {"name": "order_total",
+                                                  "operator": "less_than", "value": 0},
+         "actions": HOLD},
+    ]}
+    # a catch-all after narrower rules is a fallback; the rule after it can never fire
+    assert paths(check_rule_set(_priority_stage(), document)) == {"/rules/3": (
+        "can never fire: the earlier rule 'everything' fires whenever it would, and stops the "
+        "evaluation first")}
+    del document["rules"][3]
+    warnings = paths(review_rule_set(_priority_stage(), document))
+    assert warnings == {"/rules/1/conditions": (
+        "overlaps the earlier rule 'new-customers': both hold when order_total = 1001, "
+        "customer_is_new = true, and only 'new-customers' acts; move this rule up if it "
+        "should win")}
+    assert review_rule_set(VALIDATION, document) == []  # every rule acts there
+
+
+def test_a_value_no_option_of_its_variable_can_meet_is_refused():
+    document = {"rules": [{"name": "r", "conditions": {"any": [
+        {"name": "customer_tier", "operator": "starts_with", "value": "diam"},
+        {"name": "customer_tier", "operator": "is_in", "value": ["gold", "bronze"]}]},
+        "actions": HOLD}]}
+    assert paths(check_rule_set(VALIDATION, document)) == {
+        "/rules/0/conditions/any/0/value": "no option of 'customer_tier' (standard, silver, "
+                                           "gold, platinum) starts with 'diam'",
+        "/rules/0/conditions/any/1/value": "unknown option(s) bronze"}
+
+
+def test_a_disabled_rule_is_kept_but_never_tried():
+    document = default_rule_set("validation")
+    document["rules"][5]["disabled"] = True  # first-order-over-value
+    evaluation = decide(document, facts(customer_is_new=True, order_total=Decimal("2500")))
+    assert evaluation.decision.outcome == "validated"
+    assert "first-order-over-value" not in [entry["rule"] for entry in evaluation.trace]
+
+
+def test_the_field_diff_names_moves_once_and_compares_rules_wherever_they_are():
+    from engine.decisions.rulesets import field_changes
+    old = default_rule_set("validation")
+    new = copy.deepcopy(old)
+    new["rules"].insert(0, new["rules"].pop(6))  # marketplace-no-hazmat to the top
+    new["rules"][0]["conditions"]["all"][0]["value"] = "olist"
+    new["rules"][3]["disabled"] = True  # restricted-destination, now fourth
+    new["tests"][0]["expect"]["outcome"] = "on_hold"
+    found = [(c.path, c.change, c.before, c.after, c.rule) for c in field_changes(old, new)]
+    assert found == [
+        ("/tests/0/expect/outcome", "changed", "validated", "on_hold", None),
+        ("/rules/0", "moved", 6, 0, "marketplace-no-hazmat"),
+        ("/rules/0/conditions/all/0/value", "changed", "marketplace", "olist",
+         "marketplace-no-hazmat"),
+        ("/rules/3/disabled", "added", None, True, "restricted-destination"),
+    ]
+
+
+def test_coverage_claims_only_what_it_can_prove():
+    from rules.analysis import RuleCover
+    variables = {v["name"]: v for v in VALIDATION.schema()["variables"]}
+
+    def cover(conditions):
+        return RuleCover(variables, conditions, "/rules/0/conditions")
+
+    within = cover({"name": "order_total", "operator": "between", "value": [100, 200]})
+    above = cover({"name": "order_total", "operator": "greater_than_or_equal_to", "value": 50})
+    assert within.implies(above) and not above.implies(within)
+    # any of two tiers is covered by "not standard nor silver"; a regex is opaque
+    tiers = cover({"any": [
+        {"name": "customer_tier", "operator": "equal_to", "value": "gold"},
+        {"name": "customer_tier", "operator": "equal_to", "value": "platinum"}]})
+    rich = cover({"name": "customer_tier", "operator": "is_not_in",
+                  "value": ["standard", "silver"]})
+    assert tiers.implies(rich)  # (the converse holds too, but a union is not compared)
+    pattern = cover({"name": "ship_to_postal_code", "operator": "matches_regex",
+                     "value": "^0"})
+    postal = cover({"name": "ship_to_postal_code", "operator": "matches_regex",
+                    "value": "^01"})
+    assert not postal.implies(pattern) and pattern.implies(pattern)
+    assert pattern.overlap(postal) is None  # they may overlap: nothing is claimed
+    assert pattern.overlap(above) == {"order_total": 50}
+    # a number other than 5 and "exactly 5" never meet; a flag cannot be both
+    assert cover({"all": [
+        {"name": "order_total", "operator": "equal_to", "value": 5},
+        {"name": "order_total", "operator": "not_equal_to", "value": 5}]}).never_holds()
+    assert cover({"all": [
+        {"name": "customer_is_new", "operator": "is_true", "value": None},
+        {"name": "customer_is_new", "operator": "is_false", "value": None}]}).never_holds()
+    assert not cover({"all": [
+        {"name": "order_total", "operator": "greater_than", "value": 5},
+        {"name": "order_total", "operator": "not_equal_to", "value": 6}]}).never_holds()
