@@ -46,6 +46,9 @@ class Settings:
     # Periods overriding the schedule's, "jobs.webhooks.retry_due=5,..." (seconds).
     schedule_seconds: str = ""
     scheduler_tick_seconds: str = "5"
+    # How long the KPIs of one query are kept per process before they are computed again
+    # (0: every time); each answer says when it was computed.
+    kpi_cache_seconds: int = 60
     # Signs the console's session cookies; without one, a random key is made once and kept
     # in instance/secret_key (set it when several hosts serve the same console).
     secret_key: str | None = None

@@ -17,6 +17,7 @@ from api.access import allow, current_actor
 from api.problems import document_errors
 from api.schemas import StrictSchema, any_of, text
 from api.transactions import request_uow
+from api.wiring import services
 from engine.actors import Actor
 from engine.insights import kpis
 from engine.ports import UnitOfWork
@@ -27,14 +28,13 @@ blp = Blueprint("kpis", __name__, url_prefix="/kpis",
 _document_errors = partial(document_errors, blp)
 
 DEFAULT_DAYS = 30
-CACHE_SECONDS = 60  # OMS_KPI_CACHE_SECONDS; 0 computes every time
 CACHE_ENTRIES = 64
 
 
 class DashboardCache:
-    """The KPIs last computed for a query, kept CACHE_SECONDS in this process.
+    """The KPIs last computed for a query, kept OMS_KPI_CACHE_SECONDS in this process.
 
-    One invalidation rule: an entry is dropped CACHE_SECONDS after it was computed (the
+    One invalidation rule: an entry is dropped that many seconds after it was computed (the
     answer's `computed_at` says how fresh it is). KPIs over days of orders do not need
     to be fresher, and the page and the API then share the work.
     """
@@ -44,7 +44,7 @@ class DashboardCache:
         self._entries: dict[Any, tuple[float, kpis.Dashboard]] = {}
 
     def get(self, uow: UnitOfWork, actor: Actor, query: kpis.KpiQuery) -> kpis.Dashboard:
-        seconds = float(current_app.config.get("KPI_CACHE_SECONDS", CACHE_SECONDS))
+        seconds = float(services().settings.kpi_cache_seconds)
         key = (query, "people" if sees_everything(actor) else actor.label)
         now = clock.monotonic()
         with self._lock:
