@@ -233,7 +233,9 @@ class QueuedHold:
 
 def _matching(actor: Actor, query: HoldQuery, sla: HoldSla,
               now: datetime) -> list[ColumnElement[bool]]:
-    """The where-clauses (over Hold joined to its Order) of the holds a query asks for."""
+    """The where-clauses, over Hold alone, of the holds a query asks for (an order's
+    channel is asked of the orders by id, so that no query scans the orders to count or
+    sort holds)."""
     clauses = [visibility.holds(actor)]
     if query.state == "open":
         clauses.append(Hold.resolved_at.is_(None))
@@ -252,7 +254,8 @@ def _matching(actor: Actor, query: HoldQuery, sla: HoldSla,
         clauses.append(or_(Hold.assignee.in_(names),
                            Hold.assignee.is_(None) if NOBODY in query.assignee else false()))
     if query.channel:
-        clauses.append(Order.channel.in_(query.channel))
+        clauses.append(Hold.order_id.in_(select(Order.id)
+                                         .where(Order.channel.in_(query.channel))))
     if query.overdue is not None:
         overdue = sla.overdue(now)
         clauses.append(overdue if query.overdue else not_(overdue))
@@ -266,22 +269,30 @@ def list_holds(uow: UnitOfWork, actor: Actor, query: HoldQuery,
     """Return one page of holds with their orders (overdue first, then oldest; or newest
     first), and the offset of the next page (None: the last)."""
     now = utcnow()
-    statement = (select(Hold, Order, Customer.name)
-                 .join(Order, Order.id == Hold.order_id)
-                 .join(Customer, Customer.id == Order.customer_id)
-                 .where(*_matching(actor, query, sla, now)))
-    if query.sort == "newest":
-        statement = statement.order_by(Hold.id.desc())
-    else:
-        statement = statement.order_by(case((sla.overdue(now), 0), else_=1),
-                                       Hold.created_at, Hold.id)
-    rows = list(uow.session.execute(statement.offset(query.offset).limit(query.limit + 1)))
-    more = len(rows) > query.limit
-    rows = rows[:query.limit]
+    # the page is chosen among the holds alone; only its rows then read their orders
+    page = list(uow.session.scalars(
+        select(Hold.id).where(*_matching(actor, query, sla, now))
+        .order_by(*_inbox_order(query, sla, now))
+        .offset(query.offset).limit(query.limit + 1)))
+    more = len(page) > query.limit
+    page = page[:query.limit]
+    found = {hold.id: (hold, order, name) for hold, order, name in uow.session.execute(
+        select(Hold, Order, Customer.name)
+        .join(Order, Order.id == Hold.order_id)
+        .join(Customer, Customer.id == Order.customer_id)
+        .where(Hold.id.in_(page)))} if page else {}
+    rows = [found[hold_id] for hold_id in page if hold_id in found]
     comments = _comment_counts(uow, [hold.id for hold, _, _ in rows])
     return ([_queued(hold, order, name, sla, now, comments.get(hold.id, 0))
              for hold, order, name in rows],
             query.offset + query.limit if more else None)
+
+
+def _inbox_order(query: HoldQuery, sla: HoldSla, now: datetime) -> tuple[Any, ...]:
+    """Overdue first, then oldest; or newest first."""
+    if query.sort == "newest":
+        return (Hold.id.desc(),)
+    return (case((sla.overdue(now), 0), else_=1), Hold.created_at, Hold.id)
 
 
 def _queued(hold: Hold, order: Order, customer_name: str, sla: HoldSla, now: datetime,
@@ -304,8 +315,7 @@ def matching_hold_ids(uow: UnitOfWork, actor: Actor, query: HoldQuery, sla: Hold
     """Return the ids of up to `limit` holds a query matches, in the inbox's order."""
     now = utcnow()
     return list(uow.session.scalars(
-        select(Hold.id).join(Order, Order.id == Hold.order_id)
-        .where(*_matching(actor, query, sla, now))
+        select(Hold.id).where(*_matching(actor, query, sla, now))
         .order_by(case((sla.overdue(now), 0), else_=1), Hold.created_at, Hold.id)
         .limit(limit)))
 
@@ -313,7 +323,7 @@ def matching_hold_ids(uow: UnitOfWork, actor: Actor, query: HoldQuery, sla: Hold
 def count_holds(uow: UnitOfWork, actor: Actor, query: HoldQuery, sla: HoldSla) -> int:
     """Return how many holds a query matches."""
     return uow.session.scalar(
-        select(func.count()).select_from(Hold).join(Order, Order.id == Hold.order_id)
+        select(func.count()).select_from(Hold)
         .where(*_matching(actor, query, sla, utcnow()))) or 0
 
 
@@ -353,7 +363,7 @@ def summarize_holds(uow: UnitOfWork, actor: Actor, query: HoldQuery,
 
     def grouped(*columns: Any, sample: tuple[Any, ...] = ()) -> list[Any]:
         return list(uow.session.execute(
-            select(*columns, *sample, *counted).join(Order, Order.id == Hold.order_id)
+            select(*columns, *sample, *counted).select_from(Hold)
             .where(*where).group_by(*columns).order_by(func.count().desc(), *columns)))
 
     by_queue = [HoldCount(queue, None, None, sla.hours(queue), total, late or 0, free or 0,
