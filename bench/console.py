@@ -41,7 +41,7 @@ from adapters.olist import OlistPack
 from adapters.settings import Settings
 from api.demo import upsert_all
 from api.schemas import CustomerSchema, LocationSchema, ProductSchema
-from bench.capture import drop_database, scratch_database, start_gunicorn
+from bench.capture import drop_database, pgbench, scratch_database, start_gunicorn
 from engine import access
 from engine.actors import system_actor
 from engine.catalog.reference import CUSTOMERS, LOCATIONS, PRODUCTS
@@ -425,6 +425,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--port", type=int, default=18085)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--pgbench-seconds", type=int, default=10)
     args = parser.parse_args()
 
     name = f"oms_bench_console_{uuid.uuid4().hex[:6]}"
@@ -433,6 +434,9 @@ def main() -> None:
     url = scratch_database(name)
     keys = prepare(url, pack)
     load_orders(url, pack, args.orders)
+    # Pages are measured, not the periodic sweeps that a server without Redis would also
+    # run in its workers (over 50,000 orders they would land inside some page's timings).
+    os.environ.setdefault("OMS_SCHEDULER", "off")
     server = start_gunicorn(url, args.port, args.workers, args.threads)
     results = []
     try:
@@ -442,27 +446,52 @@ def main() -> None:
         rng = random.Random(7)
         for label, (who, make) in targets(args.orders).items():
             if who not in callers:
-                results.append((label, None, f"no {who} session"))
+                results.append((label, None, f"no {who} session", 0.0))
                 continue
             paths = cycling(rng, make)
             timed_gets(args.port, paths, 5, callers[who])  # warm the worker's caches
+            cpu_before = server_cpu_seconds(server.pid)
             latencies, statuses = timed_gets(args.port, paths, args.requests, callers[who])
-            results.append((label, latencies, dict(statuses)))
+            cpu_ms = (server_cpu_seconds(server.pid) - cpu_before) * 1000 / args.requests
+            results.append((label, latencies, dict(statuses), cpu_ms))
     finally:
         server.terminate()
         server.wait(timeout=30)
         if not args.keep:
             drop_database(name)
+    reference_tps = pgbench(1, args.pgbench_seconds, scale=10)
+    reference_ms = 1000 / reference_tps
     print()
     print(f"{args.orders:,} orders; gunicorn {args.workers} workers x {args.threads} threads; "
           f"{os.cpu_count()} CPUs; one request at a time, {args.requests} per line")
-    for label, latencies, statuses in results:
+    print(f"reference: pgbench TPC-B-like, 1 client, same server: {reference_tps:,.0f} tps "
+          f"= {reference_ms:.2f} ms a transaction; 'x pgbench' is p50 / that")
+    for label, latencies, statuses, cpu_ms in results:
         if latencies is None or set(statuses) == {404}:
             why = statuses if latencies is None else "the page is not in this build (404)"
             print(f"{label:<52} not measured: {why}")
             continue
-        print(f"{label:<52} p50 {percentile(latencies, 0.5):7.1f} ms   "
-              f"p95 {percentile(latencies, 0.95):7.1f} ms   statuses {statuses}")
+        p50 = percentile(latencies, 0.5)
+        print(f"{label:<52} p50 {p50:7.1f} ms   p95 {percentile(latencies, 0.95):7.1f} ms   "
+              f"{p50 / reference_ms:6.0f} x pgbench   server CPU {cpu_ms:6.1f} ms/request   "
+              f"statuses {statuses}")
+
+
+def server_cpu_seconds(master: int) -> float:
+    """CPU time (user + system) the gunicorn master and its workers have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended meanwhile
+        if int(entry) == master or int(fields[1]) == master:  # fields[1]: the parent's pid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def people(url: str, port: int) -> dict[str, dict[str, str]]:
