@@ -18,9 +18,11 @@ from engine.actors import system_actor
 from engine.catalog import geo, reference
 from engine.catalog.reference import CUSTOMERS, LOCATIONS, PRODUCTS, ReferenceKind
 from engine.errors import DuplicateOrderError
+from engine.fulfilment.tracking import TrackingEvent, apply_tracking_event
+from engine.fulfilment.warehouse_events import PackedLine, WmsEvent, apply_wms_event
 from engine.inventory import stock as inventory
 from engine.orders.holds import MANUAL_QUEUE
-from engine.record import Hold, Order, StockLevel
+from engine.record import FulfilmentGroup, Hold, Order, Shipment, StockLevel, utcnow
 from engine.status import OrderStatus
 
 BATCH = 1000
@@ -52,8 +54,56 @@ def load_demo_data(services: Services, order_count: int,
             except DuplicateOrderError:
                 continue  # loaded by an earlier run
     say(f"  {replayed:>6} orders replayed from the Olist sample")
+    shipped, delivered = work_the_warehouses(services)
+    say(f"  {shipped:>6} packages packed and shipped by the embedded warehouses, "
+        f"{delivered} delivered by the carriers")
     held = hold_some_for_review(services)
     say(f"  {held:>6} orders held by hand for review (the console's inbox)")
+
+
+# Of the groups released to the warehouses, these shares ship and, of what ships, arrive:
+# the dashboard then has cycle times, fill and on-time rates and a carrier scorecard.
+SHIPPED_SHARE, DELIVERED_SHARE = 2 / 3, 3 / 4
+
+
+def work_the_warehouses(services: Services) -> tuple[int, int]:
+    """Pack and ship some released groups and deliver most of those packages, as the
+    embedded warehouses and carriers would confirm them; once (a database with shipments
+    keeps them)."""
+    warehouse, carrier = system_actor("demo-warehouse"), system_actor("demo-carrier")
+    with services.uow() as uow:
+        if uow.session.scalar(select(Shipment.id).limit(1)) is not None:
+            return 0, 0
+        released = list(uow.session.scalars(
+            select(FulfilmentGroup.id).where(FulfilmentGroup.status == "released")
+            .order_by(FulfilmentGroup.id)))
+    chosen = released[:int(len(released) * SHIPPED_SHARE)]
+    for group_id in chosen:
+        package = f"DEMO-{group_id}"
+        with services.uow() as uow:  # packed: the label is bought by its job, after commit
+            group = uow.session.get(FulfilmentGroup, group_id)
+            assert group is not None
+            lines = tuple(PackedLine(line.sku, line.quantity) for line in group.lines)
+            apply_wms_event(uow, warehouse, WmsEvent(f"demo-packed-{group_id}", "packed",
+                                                     group_id, package, lines),
+                            {"demo": "packed", "group": group_id})
+            uow.commit()
+        with services.uow() as uow:
+            apply_wms_event(uow, warehouse, WmsEvent(f"demo-shipped-{group_id}", "shipped",
+                                                     group_id, package),
+                            {"demo": "shipped", "group": group_id})
+            uow.commit()
+    with services.uow() as uow:
+        tracked = list(uow.session.scalars(select(Shipment.tracking_number).where(
+            Shipment.tracking_number.is_not(None)).order_by(Shipment.id)))
+    arrived = tracked[:int(len(tracked) * DELIVERED_SHARE)]
+    for tracking_number in arrived:
+        with services.uow() as uow:
+            apply_tracking_event(uow, carrier, TrackingEvent(
+                f"demo-delivered-{tracking_number}", tracking_number, "delivered", utcnow()),
+                {"demo": "delivered", "tracking_number": tracking_number})
+            uow.commit()
+    return len(chosen), len(arrived)
 
 
 # Holds people put on orders in a working day, so that the demo's inbox has work in it
