@@ -155,7 +155,8 @@ def main() -> None:
     for run in (spread_run, hot_run):
         print(f"POST /orders {run.label:>8}: {run.rate:7.1f} orders/s   "
               f"p50 {run.percentile(0.5):6.1f} ms   p99 {run.percentile(0.99):6.1f} ms   "
-              f"ratio to pgbench {run.rate / tps:.3f}   statuses {run.statuses}")
+              f"ratio to pgbench {run.rate / tps:.3f}   "
+              f"server CPU {run.cpu_ms_per_order:.1f} ms/order   statuses {run.statuses}")
     print(f"GET /readyz (floor: SELECT 1, Redis ping): {floor.rate:7.1f} requests/s   "
           f"p50 {floor.percentile(0.5):6.1f} ms   ratio to pgbench {floor.rate / tps:.3f}")
     print(f"order statuses after both runs: {spread_statuses}")

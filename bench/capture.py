@@ -73,10 +73,15 @@ class Run:
     seconds: float
     latencies: list[float]
     statuses: dict[int, int]
+    cpu_seconds: float = 0.0  # what the service's processes spent meanwhile
 
     @property
     def rate(self) -> float:
         return self.orders / self.seconds
+
+    @property
+    def cpu_ms_per_order(self) -> float:
+        return self.cpu_seconds * 1000 / self.orders
 
     def percentile(self, share: float) -> float:
         ordered = sorted(self.latencies)
@@ -168,7 +173,33 @@ def drive(port: int, key: str, bodies: list[bytes], clients: int, label: str,
             for status, count in seen.items():
                 statuses[status] = statuses.get(status, 0) + count
 
-    return Run(label, len(bodies), in_parallel(clients, client), latencies, statuses)
+    cpu_before = service_cpu_seconds()
+    seconds = in_parallel(clients, client)
+    return Run(label, len(bodies), seconds, latencies, statuses,
+               service_cpu_seconds() - cpu_before)
+
+
+SERVICE_COMMANDS = (b"gunicorn", b"oms worker", b"oms\x00worker")
+
+
+def service_cpu_seconds() -> float:
+    """CPU time (user + system) the service's processes have used so far: every gunicorn
+    process (master and workers) and every `oms worker`, read from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as command:
+                if not any(name in command.read() for name in SERVICE_COMMANDS):
+                    continue
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended meanwhile
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def in_parallel(clients: int, client: Callable[[], None]) -> float:
@@ -258,7 +289,8 @@ def main() -> None:
     for run in runs:
         print(f"POST /orders {run.label:>8}: {run.rate:7.1f} orders/s   "
               f"p50 {run.percentile(0.5):6.1f} ms   p99 {run.percentile(0.99):6.1f} ms   "
-              f"ratio to pgbench {run.rate / tps:.2f}   statuses {run.statuses}")
+              f"ratio to pgbench {run.rate / tps:.2f}   "
+              f"server CPU {run.cpu_ms_per_order:.1f} ms/order   statuses {run.statuses}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,13 @@ from adapters.olist import OlistPack
 from adapters.settings import Settings
 from api.demo import upsert_all
 from api.schemas import CustomerSchema, LocationSchema, ProductSchema
-from bench.capture import drop_database, pgbench, scratch_database, start_gunicorn
+from bench.capture import (
+    drop_database,
+    pgbench,
+    scratch_database,
+    service_cpu_seconds,
+    start_gunicorn,
+)
 from engine import access
 from engine.actors import system_actor
 from engine.catalog.reference import CUSTOMERS, LOCATIONS, PRODUCTS
@@ -450,9 +456,9 @@ def main() -> None:
                 continue
             paths = cycling(rng, make)
             timed_gets(args.port, paths, 5, callers[who])  # warm the worker's caches
-            cpu_before = server_cpu_seconds(server.pid)
+            cpu_before = service_cpu_seconds()
             latencies, statuses = timed_gets(args.port, paths, args.requests, callers[who])
-            cpu_ms = (server_cpu_seconds(server.pid) - cpu_before) * 1000 / args.requests
+            cpu_ms = (service_cpu_seconds() - cpu_before) * 1000 / args.requests
             results.append((label, latencies, dict(statuses), cpu_ms))
     finally:
         server.terminate()
@@ -476,22 +482,6 @@ def main() -> None:
               f"{p50 / reference_ms:6.0f} x pgbench   server CPU {cpu_ms:6.1f} ms/request   "
               f"statuses {statuses}")
 
-
-def server_cpu_seconds(master: int) -> float:
-    """CPU time (user + system) the gunicorn master and its workers have used so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # a process that ended meanwhile
-        if int(entry) == master or int(fields[1]) == master:  # fields[1]: the parent's pid
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
 
 
 def people(url: str, port: int) -> dict[str, dict[str, str]]:
