@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ class Settings:
         pairs = (part.split("=", 1) for part in self.schedule_seconds.split(",") if part.strip())
         return {job.strip(): int(seconds) for job, seconds in pairs}
 
-    @property
+    @cached_property
     def hold_sla(self) -> HoldSla:
         """The SLA per hold queue, from `hold_sla_hours`.
 
@@ -81,12 +82,12 @@ class Settings:
         for part in self.hold_sla_hours.split(","):
             if not part.strip():
                 continue
-            queue, equals, value = part.partition("=")
+            queue, _, value = (piece.strip() for piece in part.partition("="))
             try:
-                hours[queue.strip()] = float(value) if equals and queue.strip() else -1.0
+                hours[queue] = float(value)
             except ValueError:
-                hours[queue.strip()] = -1.0
-            if not 0 < hours[queue.strip()] < 24 * 366:
+                hours[queue] = -1.0  # refused just below, with the others
+            if not queue or not 0 < hours[queue] < 24 * 366:
                 raise ValueError(f"OMS_HOLD_SLA_HOURS: {part.strip()!r} is not queue=hours "
                                  "(hours above 0, below a year)")
         default = hours.pop("default", HoldSla.default_hours)

@@ -3,6 +3,7 @@ sign-ins checked and throttled, resolved to an actor that records their name."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,9 +33,14 @@ THROTTLE_MAX = timedelta(minutes=15)
 _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so that a wrong name costs what a
-# wrong password does and the answer's timing does not tell which names exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so that a wrong name costs what a
+    wrong password does and the answer's timing does not tell which names exist (made on
+    first use: not every process that imports this signs anyone in)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,7 @@ def sign_in(uow: UnitOfWork, username: str, password: str,
     user = uow.session.scalar(select(User).where(User.username == username.strip().lower())
                               .with_for_update())
     if user is None:
-        _matches(_DUMMY_HASH, password)
+        _matches(_dummy_hash(), password)
         raise SignInRefusedError()
     if user.locked_until is not None and user.locked_until > now:
         raise SignInRefusedError(retry_after=user.locked_until - now)

@@ -7,6 +7,7 @@ templates autoescape; the content security policy admits only this app's own fil
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from datetime import timedelta
@@ -84,12 +85,18 @@ def _nav() -> list[tuple[str, str, bool]]:
     return entries
 
 
+@functools.cache
+def _static_version(name: str) -> str:
+    """A file's version, from its size and time: read once per process (files change only
+    with a new release, which restarts the processes)."""
+    stat = (Path(auth.blp.static_folder or "") / name).stat()
+    return f"{stat.st_size:x}{int(stat.st_mtime):x}"
+
+
 def _static_file(name: str) -> str:
     """The URL of one of the console's own files, versioned by its size and time so that a
     new release is fetched anew."""
-    folder = Path(auth.blp.static_folder or "")
-    stat = (folder / name).stat()
-    return url_for("console.static", filename=name, v=f"{stat.st_size:x}{int(stat.st_mtime):x}")
+    return url_for("console.static", filename=name, v=_static_version(name))
 
 
 def _kept_secret_key(path: Path) -> str:
