@@ -6,7 +6,6 @@ is, so a filtered page and its API query are the same URL query string.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -297,9 +296,7 @@ def bulk(data: dict[str, Any]) -> dict[str, Any]:
     answer: dict[str, Any] = {"action": data["action"], "preview": data["preview"],
                               "holds": [], "results": [], "succeeded": 0, "failed": 0}
     if data["preview"]:
-        matched = holds.count_holds(uow, actor, query, sla())
-        found, _ = holds.list_holds(uow, actor, replace(query, limit=pipeline.MAX_BULK_HOLDS),
-                                    sla())
+        matched, found = pipeline.preview_holds_in_bulk(uow, actor, query, sla())
         return {**answer, "matched": matched, "too_many": matched > pipeline.MAX_BULK_HOLDS,
                 "holds": found}
     outcomes = pipeline.resolve_holds_in_bulk(uow, actor, data["action"], query, sla(),

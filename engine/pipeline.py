@@ -14,7 +14,6 @@ from engine.errors import (
     FieldProblem,
     HoldResolvedError,
     InputValidationError,
-    NotFoundError,
     OmsError,
 )
 from engine.fulfilment import cancelling
@@ -111,14 +110,9 @@ def release_one_hold(uow: UnitOfWork, actor: Actor, hold_id: int, note: str | No
         NotFoundError: no such hold (or not this actor's channel).
         HoldResolvedError: the hold is already resolved.
     """
-    hold = uow.session.get(Hold, hold_id)
     # the order first (locked), then its holds afresh: two releases of its last two holds,
     # or a release racing a cancel, are decided one after the other
-    order = get_order(uow, actor, hold.order_id, lock=True) if hold is not None else None
-    if hold is not None:
-        uow.session.refresh(hold)
-    if hold is None or order is None:
-        raise NotFoundError("hold", hold_id)
+    hold, order = holds.visible_hold(uow, actor, hold_id, lock=True)
     if hold.resolved_at is not None:
         raise HoldResolvedError(hold.id, hold.resolution)
     others = [other for other in holds.open_holds(uow, order) if other.id != hold.id]
@@ -155,6 +149,15 @@ class BulkOutcome:
     status: str | None = None
     code: str | None = None
     detail: str | None = None
+
+
+def preview_holds_in_bulk(uow: UnitOfWork, actor: Actor, query: holds.HoldQuery,
+                          sla: holds.HoldSla) -> tuple[int, list[holds.QueuedHold]]:
+    """How many open holds a bulk action over `query` would take, and the first
+    MAX_BULK_HOLDS of them in the inbox's order; nothing is changed."""
+    matched = holds.count_holds(uow, actor, query, sla)
+    found, _ = holds.list_holds(uow, actor, replace(query, limit=MAX_BULK_HOLDS), sla)
+    return matched, found
 
 
 def resolve_holds_in_bulk(uow: UnitOfWork, actor: Actor, action: str, query: holds.HoldQuery,

@@ -7,17 +7,16 @@ same engine call. Every action calls the use case its REST route calls.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import flash, redirect, render_template, request, url_for
-from marshmallow import ValidationError
+from marshmallow import ValidationError, fields
 from werkzeug.datastructures import MultiDict
 
 from api.console.auth import console_blueprint, current_user, page
-from api.holds import HoldQuerySchema, hold_query, sla
+from api.holds import HoldFilterSchema, HoldQuerySchema, hold_query, sla
 from api.schemas import encode_cursor
 from api.wiring import services
 from engine import pipeline
@@ -28,6 +27,7 @@ from engine.orders import holds, reading
 
 blp = console_blueprint("console_inbox", __name__)
 _QUERY = HoldQuerySchema()
+_FILTER = HoldFilterSchema()  # what a bulk action takes: the filters, no paging or state
 
 
 def _query_args(args: MultiDict[str, str]) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def _query_args(args: MultiDict[str, str]) -> dict[str, Any]:
             for name in args}
 
 
-_LISTS = {name for name, field in _QUERY.fields.items() if field.__class__.__name__ == "List"}
+_LISTS = {name for name, field in _QUERY.fields.items() if isinstance(field, fields.List)}
 
 
 @blp.route("/inbox")
@@ -141,10 +141,14 @@ def cancel(hold_id: int) -> Any:
         flash("Say why the order is cancelled", "error")
         return _to_hold(hold_id)
     actor = current_user()
-    with services().uow() as uow:
-        item, _ = holds.get_hold(uow, actor, hold_id, sla())
-        order_id = item.order.id
-    if _act(lambda uow: cancelling.cancel_order(uow, actor, order_id, reason)):
+
+    def cancel_held_order(uow: Any) -> int:
+        _, order = holds.visible_hold(uow, actor, hold_id)
+        cancelling.cancel_order(uow, actor, order.id, reason)
+        return order.id
+
+    order_id = _act(cancel_held_order)
+    if order_id is not None:
         flash(f"Order {order_id} cancelled", "success")
     return _to_hold(hold_id)
 
@@ -165,13 +169,11 @@ def bulk() -> Any:
     if not reason:
         problems["reason"] = "say why: it is the note of each release or cancel"
     try:
-        loaded = _QUERY.load(_query_args(filters))
+        loaded = _FILTER.load(_query_args(filters))
     except ValidationError as error:
         problems["filter"] = "; ".join(f"{name}: {messages}"
                                        for name, messages in error.messages.items())
         loaded = {}
-    for unused in ("sort", "limit", "cursor", "state"):
-        loaded.pop(unused, None)
     context = {"action": action, "reason": reason, "filters": filters,
                "api_query": urlencode(list(filters.items(multi=True))), "problems": problems}
     if problems:
@@ -180,9 +182,7 @@ def bulk() -> Any:
     actor = current_user()
     if form.get("confirm") != "yes":
         with services().uow() as uow:
-            matched = holds.count_holds(uow, actor, query, sla())
-            found, _ = holds.list_holds(uow, actor, replace(query, limit=pipeline.MAX_BULK_HOLDS),
-                                        sla())
+            matched, found = pipeline.preview_holds_in_bulk(uow, actor, query, sla())
             return render_template("console/inbox/bulk.html", **context, preview=found,
                                    matched=matched,
                                    too_many=matched > pipeline.MAX_BULK_HOLDS)

@@ -56,7 +56,6 @@ NO_CARRIER_QUEUE = "carrier-review"  # no carrier service can take one of its gr
 # Goods left the warehouse while the order was on hold: recorded, flagged for ops, and
 # neither billed nor announced until the hold is released.
 SHIPPED_WHILE_HELD = "shipped_while_held"
-# Asks a warehouse to stop a group it was given, because its order is on hold.
 
 
 @dataclass(frozen=True)
@@ -379,7 +378,7 @@ def summarize_holds(uow: UnitOfWork, actor: Actor, query: HoldQuery,
                        sum(count.unassigned for count in by_queue), by_queue, by_reason)
 
 
-def _visible_hold(uow: UnitOfWork, actor: Actor, hold_id: int,
+def visible_hold(uow: UnitOfWork, actor: Actor, hold_id: int,
                   lock: bool = False) -> tuple[Hold, Order]:
     """Return the hold and its order (locked first, with `lock`), if this actor may see them.
 
@@ -406,7 +405,7 @@ def get_hold(uow: UnitOfWork, actor: Actor, hold_id: int,
     Raises:
         NotFoundError: no such hold, or one of an order this actor may not see.
     """
-    hold, order = _visible_hold(uow, actor, hold_id)
+    hold, order = visible_hold(uow, actor, hold_id)
     name = uow.session.scalar(select(Customer.name).where(Customer.id == order.customer_id))
     comments = list(uow.session.scalars(select(HoldComment).where(
         HoldComment.hold_id == hold.id).order_by(HoldComment.id))) \
@@ -423,7 +422,7 @@ def assign_hold(uow: UnitOfWork, actor: Actor, hold_id: int, assignee: str | Non
         HoldResolvedError: the hold is resolved already.
         InputValidationError: ME, from a caller that is not a person.
     """
-    hold, order = _visible_hold(uow, actor, hold_id, lock=True)
+    hold, order = visible_hold(uow, actor, hold_id, lock=True)
     if hold.resolved_at is not None:
         raise HoldResolvedError(hold.id, hold.resolution)
     if assignee == ME:
@@ -462,7 +461,7 @@ def comment_on_hold(uow: UnitOfWork, actor: Actor, hold_id: int, body: str) -> H
     Raises:
         NotFoundError: no such hold, or one of an order this actor may not see.
     """
-    hold, order = _visible_hold(uow, actor, hold_id)
+    hold, order = visible_hold(uow, actor, hold_id)
     comment = HoldComment(hold_id=hold.id, body=body, created_by=actor.label,
                           created_at=utcnow())
     uow.session.add(comment)
