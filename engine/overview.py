@@ -39,7 +39,7 @@ from engine.record import (
     Product,
     Shipment,
 )
-from engine.status import TERMINAL, OrderStatus
+from engine.status import OrderStatus
 
 # What each kind of event is called on a person's timeline (others: from their type).
 EVENT_TITLES = {
@@ -177,8 +177,7 @@ class OrderOverview:
         return {name: sum(getattr(line, name) for line in self.lines) for name in names}
 
 
-def order_overview(uow: UnitOfWork, actor: Actor, order_id: int,
-                   with_ledger: bool = True) -> OrderOverview:
+def order_overview(uow: UnitOfWork, actor: Actor, order_id: int) -> OrderOverview:
     """Return everything a person needs to see about one order.
 
     Raises:
@@ -200,7 +199,7 @@ def order_overview(uow: UnitOfWork, actor: Actor, order_id: int,
                              [(line_nos.get(item.order_line_id, 0), item.sku, item.quantity)
                               for item in group.lines])
                    for group in groups]
-    ledger = journal(uow, actor, order.id) if with_ledger else []
+    ledger = journal(uow, actor, order.id)
     decisions = list(uow.session.scalars(select(OrderDecision).where(
         OrderDecision.order_id == order.id).order_by(OrderDecision.id)))
     return OrderOverview(
@@ -224,7 +223,7 @@ def available_actions(order: Order, lines: Sequence[LineView]) -> Actions:
     cancellable = (status is OrderStatus.PARTIALLY_SHIPPED
                    or may_move(order, OrderStatus.CANCELLED))
     return Actions(
-        hold=held or (order.status not in TERMINAL and may_move(order, OrderStatus.ON_HOLD)),
+        hold=held or may_move(order, OrderStatus.ON_HOLD),
         release=held,
         cancel=cancellable and any(line.open > 0 for line in lines),
         ret=status in RETURNABLE and any(line.returnable > 0 for line in lines),

@@ -8,7 +8,7 @@ shipped, record a return) load the REST routes' schemas and call their engine us
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -19,7 +19,7 @@ from marshmallow import Schema, ValidationError, fields
 from api.console.auth import console_blueprint, current_user, page
 from api.fulfilment import ReturnSchema
 from api.orders import order_query
-from api.problems import response_for
+from api.problems import flatten_messages, response_for
 from api.schemas import CancelSchema, NoteSchema, OrderQuerySchema, ReasonSchema, encode_cursor
 from api.wiring import services
 from engine import overview, pipeline
@@ -183,16 +183,14 @@ def _load_query(args: Any) -> tuple[dict[str, str], dict[str, Any]]:
     return problems, loaded
 
 
-def _flatten(messages: Any, prefix: str = "") -> dict[str, str]:
-    """marshmallow's nested messages as {"lines/0/quantity": "..."}, like the API's."""
-    if isinstance(messages, Mapping):
-        flat: dict[str, str] = {}
-        for key, value in messages.items():
-            flat.update(_flatten(value, f"{prefix}/{key}" if prefix else str(key)))
-        return flat
-    if isinstance(messages, list):
-        return {prefix or "form": " ".join(str(message) for message in messages)}
-    return {prefix or "form": str(messages)}
+def _flatten(messages: Any) -> dict[str, str]:
+    """marshmallow's nested messages by field, as the API names them ("lines/0/quantity");
+    a problem of the whole form under "form"."""
+    flat: dict[str, str] = {}
+    for problem in flatten_messages(messages, "body"):
+        field = problem["field"] or "form"
+        flat[field] = f"{flat[field]} {problem['message']}" if field in flat else problem["message"]
+    return flat
 
 
 def _search_url(pairs: list[tuple[str, str]]) -> str:
