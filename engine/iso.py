@@ -43,3 +43,9 @@ def minor_units(currency: str) -> int:
     if currency in _THREE_DECIMALS:
         return 3
     return 2
+
+
+def smallest_unit(currency: str) -> Decimal:
+    """Return the smallest amount of this currency (0.01 BRL, 1 JPY): what amounts are
+    quantized to."""
+    return Decimal(1).scaleb(-minor_units(currency))

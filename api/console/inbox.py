@@ -7,7 +7,6 @@ same engine call. Every action calls the use case its REST route calls.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,7 +21,6 @@ from api.wiring import services
 from engine import pipeline
 from engine.errors import InputValidationError, OmsError
 from engine.fulfilment import cancelling
-from engine.iso import minor_units
 from engine.orders import holds, reading
 
 blp = console_blueprint("console_inbox", __name__)
@@ -237,12 +235,6 @@ def _back() -> str | None:
     """Where the inbox was (a filtered list), to return to after acting from it."""
     target = request.values.get("back", "")
     return target if target.startswith(url_for(".inbox")) and "//" not in target else None
-
-
-@blp.app_template_filter("inbox_money")
-def inbox_money(amount: Decimal, currency: str) -> str:
-    """An amount with its currency's decimals: BRL 219.30, JPY 1500."""
-    return f"{currency} {amount.quantize(Decimal(1).scaleb(-minor_units(currency)))}"
 
 
 @blp.app_template_filter("inbox_hours")

@@ -26,7 +26,7 @@ from engine import overview, pipeline
 from engine.errors import InputValidationError, NotFoundError, OmsError
 from engine.finance import returns
 from engine.fulfilment import cancelling
-from engine.iso import minor_units
+from engine.iso import smallest_unit
 from engine.ports import UnitOfWork
 from engine.status import OrderStatus
 
@@ -52,7 +52,7 @@ def money(amount: Any, currency: str) -> str:
     """An amount with its currency's decimals ("219.30", "1500"), as the API writes it."""
     if amount is None:
         return ""
-    return str(Decimal(amount).quantize(Decimal(1).scaleb(-minor_units(currency))))
+    return str(Decimal(amount).quantize(smallest_unit(currency)))
 
 
 @blp.app_template_filter("status_badge")

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from engine.actors import Actor
 from engine.errors import FieldProblem, InputValidationError, InvalidTransitionError
 from engine.inventory.stock import lock_levels, move, offer_to_backorders
-from engine.iso import minor_units
+from engine.iso import smallest_unit
 from engine.job_names import NOTIFY_JOB, SETTLE_JOB
 from engine.money import cumulative_share
 from engine.orders.reading import get_order
@@ -54,7 +54,7 @@ def record_return(uow: UnitOfWork, actor: Actor, order_id: int,
     order = get_order(uow, actor, order_id, lock=True)
     if effective_status(order) not in RETURNABLE:
         raise InvalidTransitionError(order.status.value, "returned", order.held_from)
-    places = Decimal(1).scaleb(-minor_units(order.currency))
+    places = smallest_unit(order.currency)
     lines = _attribute(uow, order, units)
     earlier = list(uow.session.scalars(select(OrderReturn.net_amount).where(
         OrderReturn.order_id == order.id)))
@@ -99,7 +99,7 @@ def _attribute(uow: UnitOfWork, order: Order,
             .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
             .where(Shipment.order_id == order.id, Shipment.shipped_at.is_not(None))
             .order_by(Shipment.id, ShipmentLine.id))]
-    places = Decimal(1).scaleb(-minor_units(order.currency))
+    places = smallest_unit(order.currency)
     problems: list[FieldProblem] = []
     lines: list[dict[str, Any]] = []
     for sku, quantity in wanted.items():
@@ -186,7 +186,7 @@ def settlement(uow: UnitOfWork, return_id: int) -> Settlement | None:
         if invoice is None:
             return None
         nets[invoice] = nets.get(invoice, Decimal(0)) + Decimal(line["net"])
-    places = Decimal(1).scaleb(-minor_units(order.currency))
+    places = smallest_unit(order.currency)
     credits, running = [], Decimal(0)
     for invoice, net in nets.items():
         tax = cumulative_share(returned.tax_amount, running, net, returned.net_amount, places)

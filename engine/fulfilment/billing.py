@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.actors import Actor
 from engine.effects import effect, record_effect
-from engine.iso import minor_units
+from engine.iso import smallest_unit
 from engine.money import cumulative_share, share
 from engine.orders import transitions
 from engine.orders.locking import lock_with_order
@@ -69,7 +69,7 @@ def billing(uow: UnitOfWork, shipment_id: int) -> Billing | None:
             or order.status is OrderStatus.ON_HOLD):
         return None
     assert shipment.net_amount is not None and shipment.tax_amount is not None
-    places = currency_places(order)
+    places = smallest_unit(order.currency)
     lines, running = [], Decimal(0)
     for line in shipment.lines:  # the shipment's tax spread over its lines, exactly
         net = (line.order_line.unit_price * line.quantity).quantize(places)
@@ -88,7 +88,7 @@ def billing(uow: UnitOfWork, shipment_id: int) -> Billing | None:
 def billable_total(order: Order) -> Decimal:
     """What the order bills in all once everything not cancelled has shipped (what its
     payment is authorised for): cancelled units are never billed, nor their tax."""
-    places = currency_places(order)
+    places = smallest_unit(order.currency)
     net = sum(((line.unit_price * (line.quantity_ordered - line.quantity_cancelled))
                .quantize(places) for line in order.lines), Decimal(0))
     if not net:
@@ -100,7 +100,7 @@ def fix_amounts(uow: UnitOfWork, order: Order, shipment: Shipment) -> None:
     """Fix what a shipment bills as it ships, under the order's lock: its lines' net, the
     order's tax spread by cumulative share of the net shipped so far (so an order's
     invoices add up to its tax exactly), and the shipping charge on the first shipment."""
-    places = currency_places(order)
+    places = smallest_unit(order.currency)
     earlier = [s for s in uow.session.scalars(select(Shipment).where(
         Shipment.order_id == order.id, Shipment.shipped_at.is_not(None),
         Shipment.id != shipment.id)) if s.net_amount is not None]
@@ -110,10 +110,6 @@ def fix_amounts(uow: UnitOfWork, order: Order, shipment: Shipment) -> None:
     shipment.net_amount = net
     shipment.tax_amount = cumulative_share(order.tax_amount, before, net, order.subtotal, places)
     shipment.shipping_amount = Decimal(0) if earlier else order.shipping_amount
-
-
-def currency_places(order: Order) -> Decimal:
-    return Decimal(1).scaleb(-minor_units(order.currency))
 
 
 def record_finance(uow: UnitOfWork, key: str, operation: str, order_id: int,

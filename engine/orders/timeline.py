@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from engine.actors import Actor
-from engine.iso import minor_units
+from engine.iso import smallest_unit
 from engine.ports import UnitOfWork
 from engine.record import Order, OrderEvent, utcnow
 from engine.webhooks import fan_out
@@ -17,7 +17,7 @@ def record_event(uow: UnitOfWork, order: Order, type: str, actor: Actor,
     """Append one entry to the order's timeline (the order counts as updated then);
     amounts (`Decimal`) are written with the decimals of the order's currency ("15.00" in
     BRL, "1500" in JPY)."""
-    places = Decimal(1).scaleb(-minor_units(order.currency))
+    places = smallest_unit(order.currency)
     data = {name: str(value.quantize(places, rounding=ROUND_HALF_EVEN))
             if isinstance(value, Decimal) else value for name, value in data.items()}
     event = OrderEvent(order_id=order.id, type=type, actor_type=actor.type,
