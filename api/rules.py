@@ -339,9 +339,7 @@ def discard(data: dict[str, Any], stage: str, version: int) -> RuleSetVersion:
 def diff(query: dict[str, Any], stage: str) -> dict[str, Any]:
     """Show the rules added, removed or changed between two versions."""
     uow = request_uow()
-    changes = rulesets.diff(uow, stage, query["from_"], query["to"])
-    fields_ = rulesets.field_changes(rulesets.get_version(uow, stage, query["from_"]).document,
-                                     rulesets.get_version(uow, stage, query["to"]).document)
+    changes, fields_ = rulesets.diff(uow, stage, query["from_"], query["to"])
     return {"stage": stage, "from_": query["from_"], "to": query["to"], "changes": changes,
             "fields_": fields_}
 

@@ -245,7 +245,11 @@ def diff(stage: str) -> str:
     published = next((v for v in versions if v.state == RuleSetState.PUBLISHED), versions[-1])
     old = _positive(request.args.get("from", "")) or published.version
     new = _positive(request.args.get("to", "")) or versions[0].version
-    before, after = (rulesets.get_version(uow, stage, old), rulesets.get_version(uow, stage, new))
+    by_number = {version.version: version for version in versions}  # all loaded already
+    missing = [number for number in (old, new) if number not in by_number]
+    if missing:
+        abort(404, f"{stage} rule set version {missing[0]} does not exist")
+    before, after = by_number[old], by_number[new]
     changes = rulesets.field_changes(before.document, after.document)
     return render_template("console/studio/diff.html", stage=stage, before=before,
                            after=after, changes=changes, versions=versions)

@@ -215,10 +215,17 @@ def rollback(uow: UnitOfWork, actor: Actor, stage: str, version: int,
     return _make_published(uow, actor, stage, version, RETIRED, "rolled_back", comment)
 
 
-def diff(uow: UnitOfWork, stage: str, old: int, new: int) -> list[RuleChange]:
-    """Return the rules added, removed or changed from one version to another, by name."""
+def diff(uow: UnitOfWork, stage: str, old: int,
+         new: int) -> tuple[list[RuleChange], list[FieldChange]]:
+    """Return the rules added, removed or changed from one version to another, by name,
+    and every changed field (field_changes)."""
     old_document = get_version(uow, stage, old).document
     new_document = get_version(uow, stage, new).document
+    return rule_changes(old_document, new_document), field_changes(old_document, new_document)
+
+
+def rule_changes(old_document: Any, new_document: Any) -> list[RuleChange]:
+    """Return the rules added, removed or changed between two documents, by name."""
     before = {r["name"]: r for r in old_document["rules"]}
     after = {r["name"]: r for r in new_document["rules"]}
     changes = [RuleChange(name, "removed", before[name], None)

@@ -411,7 +411,6 @@ def _aggregate(session: Session, facts: Any) -> dict[str, dict[str, Any]]:
                     f"{name}_p{percent}")
                     for name, column in (("ship", f.ship_hours), ("delivery", f.delivery_hours))
                     for percent in PERCENTILES]
-    if session.get_bind().dialect.name == "postgresql":
         # one sort for the groups and the total (its group is NULL)
         statement: Any = select(func.coalesce(f.grp, TOTAL).label("grp"), *columns).group_by(
             func.rollup(f.grp))
