@@ -84,6 +84,8 @@ def apply_tracking_events(uow: UnitOfWork, actor: Actor,
     name are read in one query per kind, then each event is applied in its own savepoint,
     in order; one refused (an unknown parcel, one not shipped yet...) answers its error and
     the others stand. `payload`: the event as validated, kept to recognise a repeat."""
+    if not events:
+        return []
     read = _read(uow, actor, [event for event, _ in events])
     return each_on_its_own(uow, events, lambda item: _apply(uow, actor, read, *item),
                            lambda: None)  # nothing it read is made by an event
