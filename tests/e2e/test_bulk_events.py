@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import event as sql_event
 
+from adapters.outbox import Outbox
 from adapters.signing import sign
 from tests.conftest import order_body, stock, stock_level
 
@@ -261,3 +263,35 @@ def test_a_batch_is_one_to_a_thousand_events_in_an_object(client, admin, catalog
     not_an_object = client.post("/carriers/events/bulk", json=[picked], headers=admin)
     assert not_an_object.status_code in (400, 422)
     assert not_an_object.headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_batch_reads_what_it_names_once_however_many_events_it_carries(
+        client, admin, make_key, catalog, services, monkeypatch):
+    ops = make_key("ops")
+    small = [released_group(client, admin)]
+    large = [released_group(client, admin) for _ in range(4)]
+    # the jobs a batch starts (invoices, notices) read per order, each in its own
+    # transaction after the commit: they are left waiting in the outbox here
+    monkeypatch.setattr(Outbox, "dispatch", lambda self, ids=None, limit=500: 0)
+    selects: list[str] = []
+
+    def seen(_connection, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    def reads(groups, first):
+        events = [event for n, (_, group) in enumerate(groups, start=first)
+                  for event in packed_and_shipped(group, n)]
+        del selects[:]
+        sql_event.listen(services.engine, "before_cursor_execute", seen)
+        try:
+            answer = client.post("/wms/events/bulk", json={"events": events}, headers=ops)
+        finally:
+            sql_event.remove(services.engine, "before_cursor_execute", seen)
+        assert answer.json["applied"] == len(events)
+        return len(selects)
+
+    assert client.get("/orders", headers=ops).status_code == 200  # the key is known now
+    # when one order's pack and shipment come in a batch, then four orders' in another
+    # then the second batch reads no more than the first: its look-ups are per batch
+    assert reads(small, 1) == reads(large, 10)
