@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -96,14 +97,14 @@ def billable_total(order: Order) -> Decimal:
     return net + share(order.tax_amount, net, order.subtotal, places) + order.shipping_amount
 
 
-def fix_amounts(uow: UnitOfWork, order: Order, shipment: Shipment) -> None:
+def fix_amounts(order: Order, shipment: Shipment, shipments: Iterable[Shipment]) -> None:
     """Fix what a shipment bills as it ships, under the order's lock: its lines' net, the
     order's tax spread by cumulative share of the net shipped so far (so an order's
-    invoices add up to its tax exactly), and the shipping charge on the first shipment."""
+    invoices add up to its tax exactly), and the shipping charge on the first shipment.
+    `shipments`: the order's, as read under its lock."""
     places = smallest_unit(order.currency)
-    earlier = [s for s in uow.session.scalars(select(Shipment).where(
-        Shipment.order_id == order.id, Shipment.shipped_at.is_not(None),
-        Shipment.id != shipment.id)) if s.net_amount is not None]
+    earlier = [s for s in shipments if s.shipped_at is not None and s.id != shipment.id
+               and s.net_amount is not None]
     before = sum((s.net_amount or Decimal(0) for s in earlier), Decimal(0))
     net = sum(((line.order_line.unit_price * line.quantity).quantize(places)
                for line in shipment.lines), Decimal(0))
@@ -141,13 +142,15 @@ def record_invoice(uow: UnitOfWork, actor: Actor, shipment_id: int, bill: Billin
     return True
 
 
-def complete_if_done(uow: UnitOfWork, actor: Actor, order: Order) -> None:
+def complete_if_done(uow: UnitOfWork, actor: Actor, order: Order,
+                     shipments: Iterable[Shipment] | None = None) -> None:
     """Complete a delivered order once every shipment of it is invoiced (an order on hold
-    completes once the hold is released and the sweep finds it)."""
+    completes once the hold is released and the sweep finds it). `shipments`: the order's,
+    when the caller has read them under its lock."""
     if order.status is not OrderStatus.DELIVERED:
         return
-    shipments = list(uow.session.scalars(select(Shipment).where(
-        Shipment.order_id == order.id)))
+    if shipments is None:
+        shipments = uow.session.scalars(select(Shipment).where(Shipment.order_id == order.id))
     if all(s.invoiced_at is not None for s in shipments):
         transitions.move(uow, actor, order, OrderStatus.COMPLETED, "order.completed")
 

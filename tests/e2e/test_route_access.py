@@ -116,7 +116,8 @@ def _body(rule: str, method: str, scope: str, world: dict[str, Any]) -> Any:
         "/rules/<string:stage>/simulations": {"version": 1, "last": 10},
     }
     if rule.endswith("/bulk") and rule.removesuffix("/bulk") in bodies:
-        return {"rows": [bodies[rule.removesuffix("/bulk")]]}
+        items = "events" if rule.endswith("/events/bulk") else "rows"
+        return {items: [bodies[rule.removesuffix("/bulk")]]}
     if rule in bodies and method == "POST":
         return bodies[rule]
     assert method == "GET" or scope not in BODY_SCOPES, (
@@ -140,7 +141,8 @@ def _mismatch(response: Any, expected: str, role: str, world: dict[str, Any]) ->
         return None
     answer = response.json
     if isinstance(answer, dict) and isinstance(answer.get("results"), list):  # bulk
-        codes = [row.get("code") for row in answer["results"]]
+        codes = [row.get("code") or (row.get("problem") or {}).get("code")
+                 for row in answer["results"]]
         return None if codes == ["not_found"] else f"bulk rows out of scope: {codes}"
     items = answer.get("items", []) if isinstance(answer, dict) else []
     # stock levels belong to locations, not channels: only a warehouse is held to its own
@@ -159,7 +161,7 @@ def _expected(roles: frozenset[str], scope: str, role: str, in_scope: bool,
         return "403"
     if in_scope or scope == "global":
         return "ok"
-    if scope == "list" or (bulk and scope == "location"):
+    if scope == "list" or (bulk and scope in ("location", "group", "parcel")):
         return "filtered"
     return "404"
 
