@@ -1,4 +1,4 @@
-"""Fulfilment jobs: release to the warehouse, buy labels, bill shipments, tell the customer.
+"""Fulfilment jobs: release to warehouses in waves, buy labels, bill shipments, tell customers.
 
 Each job reads what to send in one transaction, calls the partner with an idempotency key
 outside any transaction, and records the answer in another, so running it twice (a retry,
@@ -27,6 +27,7 @@ from engine.errors import ExternalSystemError, OmsError
 from engine.finance import returns
 from engine.fulfilment import billing, holding, labels, stalled, tracking
 from engine.fulfilment import release as releasing
+from engine.fulfilment.waves import WavePolicy
 from engine.orders.timeline import record_event
 from engine.ports import FinanceReceipt, JobArg, Money
 from engine.record import FulfilmentGroup, Order, OrderEvent, Shipment, utcnow
@@ -38,22 +39,56 @@ log = logging.getLogger(__name__)
 HELD_NOTICES = ("shipped:", "delivered:")
 
 
-def release_group(group_id: int) -> str | None:
-    """Release one fulfilment group to its warehouse; returns the warehouse's reference."""
+def release_waves(location_code: str | None = None) -> int:
+    """Release the waves that are due (at this location, or at every one): each wave is
+    one call to its warehouse carrying every ready group, up to OMS_WAVE_SIZE of them.
+    Returns how many groups were released. A warehouse that fails keeps its groups for
+    the next try; the other warehouses' waves still go."""
     services = current_services()
+    policy = services.settings.wave_policy
     with services.uow() as uow:
-        found = releasing.release_request(uow, group_id)
-    if found is None:
-        return None
-    request, key = found
-    warehouse = services.partners.warehouse(request.location_code)
-    release = _call(request.order_id, "wms_rejected", "wms",
-                    lambda: warehouse.release(request, key), job_names.RELEASE_JOB, group_id)
+        due = releasing.due_release_waves(uow, policy, utcnow(), location_code)
+    released, failure = 0, None
+    for location, count in due:
+        try:
+            while count > 0:
+                sent = _release_wave(services, policy, location, min(count, policy.size))
+                if not sent:
+                    break  # another job took the rest
+                released, count = released + sent, count - sent
+        except ExternalSystemError as error:
+            log.warning("the wave to %s waits: %s", location, error)
+            failure = error
+    if failure is not None:
+        raise failure  # RQ tries again; what was released stays released
+    return released
+
+
+def _release_wave(services: Services, policy: WavePolicy, location: str, size: int) -> int:
+    """Claim one wave to a warehouse, send it in one call, record it: three transactions,
+    each with as many statements whatever the size of the wave."""
     with services.uow() as uow:
-        releasing.record_release(uow, system_actor("wms-release"), group_id,
-                                  release.reference, request.items)
+        wave = releasing.claim_release_wave(uow, location, size, policy, utcnow())
         uow.commit()
-    return release.reference
+    if not wave:
+        return 0
+    try:
+        answers = services.partners.warehouse(location).release_wave(wave)
+    except ExternalSystemError as error:
+        with services.uow() as uow:
+            releasing.unclaim_release_wave(uow, [request.group_id for request, _ in wave])
+            uow.commit()
+        if final_attempt() or not error.retryable:
+            for order_id in sorted({request.order_id for request, _ in wave}):
+                _escalate(order_id, "wms_rejected", "wms", error, job_names.RELEASE_WAVE_JOB,
+                          location)
+        raise
+    with services.uow() as uow:
+        releasing.record_releases(uow, system_actor("wms-release"), [
+            releasing.Released(request.group_id, answer.reference, request.items)
+            for (request, _), answer in zip(wave, answers, strict=True)])
+        uow.commit()
+    return len(wave)
 
 
 def buy_label(shipment_id: int) -> str | None:
@@ -176,12 +211,18 @@ def _call(order_id: int, event_type: str, stage: str, call: Callable[[], T],
         return call()
     except ExternalSystemError as error:
         if final_attempt() or not error.retryable:
-            with current_services().uow() as uow:
-                escalation.handle_failure(uow, system_actor("exceptions"), order_id,
-                                          escalation.Failure(event_type, error.code, stage,
-                                                             str(error), job, args))
-                uow.commit()
+            _escalate(order_id, event_type, stage, error, job, *args)
         raise
+
+
+def _escalate(order_id: int, event_type: str, stage: str, error: ExternalSystemError,
+              job: str | None, *args: JobArg) -> None:
+    """Let the exceptions rules decide what becomes of an order a partner failed."""
+    with current_services().uow() as uow:
+        escalation.handle_failure(uow, system_actor("exceptions"), order_id,
+                                  escalation.Failure(event_type, error.code, stage,
+                                                     str(error), job, args))
+        uow.commit()
 
 
 def _held(order_id: int) -> bool:

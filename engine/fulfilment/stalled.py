@@ -10,7 +10,6 @@ from engine.job_names import (
     COMPLETE_JOB,
     INVOICE_JOB,
     LABEL_JOB,
-    RELEASE_JOB,
     WITHDRAW_JOB,
 )
 from engine.ports import (
@@ -19,7 +18,6 @@ from engine.ports import (
 from engine.record import (
     FulfilmentGroup,
     Order,
-    OrderLine,
     Shipment,
 )
 from engine.status import OrderStatus
@@ -29,15 +27,8 @@ def stalled_work(uow: UnitOfWork, before: datetime) -> list[tuple[str, int]]:
     """Jobs whose work is still undone although it was asked for before `before`: a
     worker died mid-job, or a job was lost. Running them again is safe (each is
     idempotent), so a periodic sweep hands them out again."""
-    releases = uow.session.scalars(
-        select(FulfilmentGroup.id).join(Order, Order.id == FulfilmentGroup.order_id).where(
-            FulfilmentGroup.status == "allocated", FulfilmentGroup.carrier_code.is_not(None),
-            FulfilmentGroup.created_at < before,
-            # released or shipping already: a group a hold withdrew, to hand back
-            Order.status.in_((OrderStatus.ALLOCATED, OrderStatus.RELEASED,
-                              OrderStatus.PARTIALLY_SHIPPED)),
-            ~select(OrderLine.id).where(OrderLine.order_id == Order.id,
-                                        OrderLine.quantity_backordered > 0).exists()))
+    # groups waiting to be released are the periodic wave's (a dead wave job's claim
+    # lapses), so they are not handed out here
     live = Shipment.order_id.in_(select(Order.id).where(
         Order.status.not_in((OrderStatus.ON_HOLD, OrderStatus.CANCELLED))))
     labels = uow.session.scalars(select(Shipment.id).join(FulfilmentGroup).where(
@@ -54,8 +45,7 @@ def stalled_work(uow: UnitOfWork, before: datetime) -> list[tuple[str, int]]:
     withdrawals = uow.session.scalars(select(FulfilmentGroup.id).where(
         FulfilmentGroup.status == "on_hold", FulfilmentGroup.wms_reference.is_not(None),
         FulfilmentGroup.released_at < before))
-    return ([(RELEASE_JOB, group_id) for group_id in releases]
-            + [(WITHDRAW_JOB, group_id) for group_id in withdrawals]
+    return ([(WITHDRAW_JOB, group_id) for group_id in withdrawals]
             + [(LABEL_JOB, shipment_id) for shipment_id in labels]
             + [(INVOICE_JOB, shipment_id) for shipment_id in bills]
             + [(COMPLETE_JOB, order_id) for order_id in done])

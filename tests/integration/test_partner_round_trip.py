@@ -123,7 +123,8 @@ def test_a_warehouse_that_times_out_then_succeeds_gets_exactly_one_release(
     order = client.post("/orders", json=order_body(), headers=admin).json
     assert order["status"] == "allocated"
     drain(app, queue_name)
-    releases = [r for r in partner_peer.requests if r.path.endswith("/fulfilment-orders")]
+    releases = [r for r in partner_peer.requests
+                if r.path.endswith("/fulfilment-orders/waves")]
     assert len(releases) == 2  # the call that timed out, and the retry
     assert releases[0].headers["idempotency-key"] == releases[1].headers["idempotency-key"]
     assert len(partner_peer.effects_of("release")) == 1  # one release at the peer
@@ -144,7 +145,7 @@ def test_a_warehouse_that_keeps_failing_leaves_the_order_to_the_exceptions_rules
     # jobs run inline (no Redis): each failure goes to the exceptions rules, which send
     # it round again twice, then hold the order in the warehouse queue with the error
     assert len([r for r in partner_peer.requests
-                if r.path.endswith("/fulfilment-orders")]) == 3
+                if r.path.endswith("/fulfilment-orders/waves")]) == 3
     assert partner_peer.effects_of("release") == []
     assert client.get(f"/orders/{order['id']}", headers=admin).json["status"] == "on_hold"
     [hold] = client.get("/holds", headers=admin).json["items"]
@@ -167,7 +168,7 @@ def test_orders_taken_while_redis_is_down_are_released_once_it_is_back(
     with down.extensions["oms"].uow() as uow:
         waiting = list(uow.session.scalars(select(OutboxMessage.job).where(
             OutboxMessage.dispatched_at.is_(None))))
-    assert waiting == ["jobs.fulfilment.release_group"] * 3
+    assert waiting == ["jobs.fulfilment.release_waves"] * 3
     # Redis is back: the dispatcher hands each over once, a worker runs them
     up = make_app(REDIS_URL=redis_url, QUEUE_NAME=queue_name)
     assert up.extensions["oms"].outbox.dispatch() == 3
