@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from engine.fulfilment.billing import request_billing
+from engine.fulfilment.labels import request_label
 from engine.fulfilment.release import ready_for_wave
 from engine.job_names import (
     COMPLETE_JOB,
-    INVOICE_JOB,
-    LABEL_JOB,
     NOTIFY_JOB,
 )
 from engine.orders.locking import lock_order
@@ -44,12 +44,11 @@ def resume_held_work(uow: UnitOfWork, order: Order) -> None:
         Shipment.order_id == order.id).order_by(Shipment.id)))
     for shipment in shipments:
         if shipment.shipped_at is None:
-            if (shipment.tracking_number is None and shipment.carrier_code is not None
-                    and shipment.group.status != "cancelled"):
-                uow.enqueue_after_commit(LABEL_JOB, shipment.id)
+            if shipment.group.status != "cancelled":
+                request_label(uow, shipment)
             continue
         if shipment.invoiced_at is None:
-            uow.enqueue_after_commit(INVOICE_JOB, shipment.id)
+            request_billing(uow)
         uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"shipped:{shipment.id}")
         if shipment.delivered_at is not None:
             uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"delivered:{shipment.id}")

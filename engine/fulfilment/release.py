@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, func, select, update
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from engine.actors import Actor
 from engine.effects import effect, record_effect
 from engine.fulfilment.common import progress_through, ship_to_address
-from engine.fulfilment.waves import WavePolicy, nudge
+from engine.fulfilment.waves import WavePolicy, lock_orders, nudge
 from engine.job_names import (
     NOTIFY_JOB,
     RELEASE_WAVE_JOB,
@@ -148,12 +148,8 @@ def record_releases(uow: UnitOfWork, actor: Actor, released: Sequence[Released])
     of what was `sent` that a cancellation took while the call was out are then stopped at
     the warehouse; a group cancelled or held meanwhile is taken back."""
     group_ids = [item.group_id for item in released]
-    order_ids = sorted(set(uow.session.scalars(select(FulfilmentGroup.order_id).where(
-        FulfilmentGroup.id.in_(group_ids)))))
-    orders = {order.id: order for order in uow.session.scalars(
-        select(Order).where(Order.id.in_(order_ids)).order_by(Order.id)
-        .options(selectinload(Order.fulfilment_groups))
-        .with_for_update().execution_options(populate_existing=True))}
+    orders = lock_orders(uow, uow.session.scalars(select(FulfilmentGroup.order_id).where(
+        FulfilmentGroup.id.in_(group_ids))))
     groups = {group.id: group for group in uow.session.scalars(
         select(FulfilmentGroup).where(FulfilmentGroup.id.in_(group_ids))
         .order_by(FulfilmentGroup.id).with_for_update()

@@ -10,13 +10,16 @@ items go in a later wave, with the same keys, so the partner applies them once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import selectinload
 
-from engine.ports import UnitOfWork
+from engine.ports import JobArg, UnitOfWork
+from engine.record import Order
 
 
 @dataclass(frozen=True)
@@ -43,15 +46,25 @@ class WavePolicy:
                    claimed_at < now - timedelta(seconds=self.lease_seconds))
 
 
-def nudge(uow: UnitOfWork, job: str, key: str) -> None:
-    """Ask for a look at `key`'s wave (a location, say) once this transaction commits: it
-    is sent then if it is due (a size reached, or no window). Once per transaction and key,
-    however many of its orders became ready."""
+def nudge(uow: UnitOfWork, job: str, *args: JobArg) -> None:
+    """Ask for a look at a wave (a location's, say: `args`) once this transaction commits:
+    it is sent then if it is due (a size reached, or no window). Once per transaction and
+    wave, however many of its orders became ready."""
     transaction = uow.session.get_transaction()
-    marks: tuple[Any, set[tuple[str, str]]] | None = uow.session.info.get("waves_nudged")
+    marks: tuple[Any, set[tuple[str, tuple[JobArg, ...]]]] | None = uow.session.info.get(
+        "waves_nudged")
     if marks is None or marks[0] is not transaction:
         marks = (transaction, set())
         uow.session.info["waves_nudged"] = marks
-    if (job, key) not in marks[1]:
-        marks[1].add((job, key))
-        uow.enqueue_after_commit(job, key)
+    if (job, args) not in marks[1]:
+        marks[1].add((job, args))
+        uow.enqueue_after_commit(job, *args)
+
+
+def lock_orders(uow: UnitOfWork, order_ids: Iterable[int]) -> dict[int, Order]:
+    """Lock a wave's orders in one statement, in key order (the one lock order: the orders
+    first, then their groups or shipments), read afresh with their groups and lines."""
+    return {order.id: order for order in uow.session.scalars(
+        select(Order).where(Order.id.in_(sorted(set(order_ids)))).order_by(Order.id)
+        .options(selectinload(Order.fulfilment_groups)).with_for_update()
+        .execution_options(populate_existing=True))}

@@ -189,7 +189,8 @@ def test_a_worker_killed_in_the_middle_of_an_invoice_posts_it_exactly_once(
     queue_name = f"oms-test-{uuid.uuid4().hex[:8]}"
     with PartnerPeer(client_timeout=5.0) as peer:
         config = {"PARTNERS": partners(peer), "REDIS_URL": redis_url,
-                  "QUEUE_NAME": queue_name, "JOB_RETRY_SECONDS": "1,1,1"}
+                  "QUEUE_NAME": queue_name, "JOB_RETRY_SECONDS": "1,1,1",
+                  "WAVE_SECONDS": "0"}  # the worker below reads its settings from OMS_*
         app = make_app(**config)
         client = app.test_client()
         load_catalog(client, admin, app.extensions["oms"])
