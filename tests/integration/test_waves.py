@@ -1,6 +1,7 @@
 """Release to each warehouse in waves: one call per location per wave carrying every group
 that is ready, cut on a period (OMS_WAVE_SECONDS) or a size (OMS_WAVE_SIZE), whichever comes
-first; each group sent once however many wave jobs run; ops can hold an order until then."""
+first; each group sent once however many wave jobs run; ops can hold an order until then.
+Labels and billing go in waves of the same shape."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from rq import Queue
 from sqlalchemy import event, update
 
 from adapters.bootstrap import using
-from engine.record import FulfilmentGroup, utcnow
-from jobs.fulfilment import release_waves
+from engine.record import FulfilmentGroup, Shipment, utcnow
+from jobs.fulfilment import buy_labels, release_waves, run_billing
 from tests.conftest import load_catalog, order_body
+from tests.integration.test_partner_round_trip import CARRIERS
 from tests.support.peer import PartnerPeer, partner_peer_fixture  # noqa: F401
 
 WAVES = "/fulfilment-orders/waves"
@@ -223,3 +225,150 @@ def test_the_embedded_service_releases_its_waves_on_schedule(make_app, admin):
     while status(client, admin, order["id"]) != "released" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert status(client, admin, order["id"]) == "released"
+
+
+# -- labels and billing ----------------------------------------------------------------------
+
+def released_groups(app, admin, count: int) -> list[dict]:
+    """`count` orders (every other one paid up front) released to the warehouse."""
+    services, client = app.extensions["oms"], app.test_client()
+    orders = []
+    for number in range(count):
+        posted = client.post("/orders", json=order_body(
+            customer_id=("C-ANA", "C-BEN")[number % 2],
+            lines=[{"sku": "MUG-2", "quantity": 1, "unit_price": "24.50"}]), headers=admin)
+        assert posted.status_code == 201, posted.json
+        orders.append(posted.json)
+    window_passes(services)
+    with using(services):
+        release_waves()
+    return [{**groups_of(client, admin, order["id"])[0], "order_id": order["id"]}
+            for order in orders]
+
+
+def carriers_and_finance_at(peer: PartnerPeer) -> str:
+    endpoint = {"url": peer.url, "secrets": [peer.secret], "timeout": 5}
+    return json.dumps({"carriers": {code: endpoint for code in CARRIERS}, "finance": endpoint})
+
+
+def warehouse_says(client, admin, kind: str, groups: list[dict]) -> None:
+    for group in groups:
+        body = {"event_id": f"{kind}-{group['id']}", "type": kind, "group_id": group["id"],
+                "package_ref": f"P{group['id']}"}
+        if kind == "packed":
+            body |= {"weight_kg": 1, "lines": [{"sku": "MUG-2", "quantity": 1}]}
+        answered = client.post("/wms/events", json=body, headers=admin)
+        assert answered.status_code == 200, answered.json
+
+
+def shipments(client, admin, groups: list[dict]) -> list[dict]:
+    return [shipment for group in groups for shipment in client.get(
+        f"/orders/{group['order_id']}/shipments", headers=admin).json["items"]]
+
+
+def packages_wait(services, seconds: int = 301) -> None:
+    """Make every package as old as the window: packed and shipped that long ago."""
+    with services.uow() as uow:
+        uow.session.execute(update(Shipment).values(
+            created_at=utcnow() - timedelta(seconds=seconds)))
+        uow.session.execute(update(Shipment).where(Shipment.shipped_at.is_not(None)).values(
+            shipped_at=utcnow() - timedelta(seconds=seconds)))
+        uow.commit()
+
+
+def test_labels_and_bills_wait_for_their_wave_then_go_together_exactly_once(
+        make_app, admin, partner_peer):
+    # given four orders released, with a carrier and a finance system over HTTP
+    app = make_app(WAVE_SECONDS=300, PARTNERS=carriers_and_finance_at(partner_peer))
+    services, client = app.extensions["oms"], app.test_client()
+    load_catalog(client, admin, services)
+    groups = released_groups(app, admin, 4)
+    # when their packages are packed, they wait for the label wave
+    warehouse_says(client, admin, "packed", groups)
+    assert [s["tracking_number"] for s in shipments(client, admin, groups)] == [None] * 4
+    # then once the window has passed one wave buys every label, and a second run nothing
+    packages_wait(services)
+    with using(services):
+        assert buy_labels() == 4
+        assert buy_labels() == 0
+    labelled = shipments(client, admin, groups)
+    assert all(s["tracking_number"].startswith("TRK") for s in labelled)
+    assert len(partner_peer.effects_of("create_label")) == 4
+    # when they ship, the bills wait for the billing run, then go in one, exactly once
+    warehouse_says(client, admin, "shipped", groups)
+    assert [s["invoice_reference"] for s in shipments(client, admin, groups)] == [None] * 4
+    packages_wait(services)
+    with using(services):
+        assert run_billing() == 4
+        assert run_billing() == 0
+    assert all(s["invoice_reference"].startswith("INV-")
+               for s in shipments(client, admin, groups))
+    # each order paid up front was authorised and captured once, each package invoiced once
+    assert len(partner_peer.effects_of("authorise")) == 2
+    assert len(partner_peer.effects_of("capture")) == 2
+    assert len(partner_peer.effects_of("invoice")) == 4
+    for group in groups:
+        events = [e["type"] for e in client.get(f"/orders/{group['order_id']}/events",
+                                                headers=admin).json["items"]]
+        assert events.count("shipment.labelled") == events.count("shipment.invoiced") == 1
+
+
+def test_a_held_order_is_neither_labelled_nor_billed_by_the_wave(make_app, admin):
+    app = make_app(WAVE_SECONDS=300)
+    services, client = app.extensions["oms"], app.test_client()
+    load_catalog(client, admin, services)
+    groups = released_groups(app, admin, 2)
+    warehouse_says(client, admin, "packed", groups)
+    # given one order held after packing
+    held = groups[0]["order_id"]
+    assert client.post(f"/orders/{held}/hold", json={"reason": "check the address"},
+                       headers=admin).status_code == 200
+    # when the label wave is cut, only the other package is labelled
+    packages_wait(services)
+    with using(services):
+        assert buy_labels() == 1
+    first, second = shipments(client, admin, groups)
+    assert first["tracking_number"] is None and second["tracking_number"] is not None
+
+
+def test_label_and_billing_waves_cost_the_same_statements_for_four_packages_as_for_twelve(
+        make_app, admin, redis_url, partner_peer):
+    # given carriers and finance over HTTP (the embedded ones keep their books in our
+    # database: their statements would be the partner's, not the wave's)
+    queue_name = f"oms-test-{uuid.uuid4().hex[:8]}"
+    app = make_app(REDIS_URL=redis_url, QUEUE_NAME=queue_name, WAVE_SECONDS=300,
+                   PARTNERS=carriers_and_finance_at(partner_peer))
+    services, client = app.extensions["oms"], app.test_client()
+    load_catalog(client, admin, services)
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    def counted(job, size: int) -> tuple[int, int]:
+        packages_wait(services)
+        statements.clear()
+        event.listen(services.engine, "before_cursor_execute", count)
+        try:
+            with using(services):
+                assert job() == size
+        finally:
+            event.remove(services.engine, "before_cursor_execute", count)
+        return len(statements), sum(not s.startswith("INSERT") for s in statements)
+
+    def waves_of(size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        groups = released_groups(app, admin, size)
+        warehouse_says(client, admin, "packed", groups)
+        labelled = counted(buy_labels, size)
+        warehouse_says(client, admin, "shipped", groups)
+        return labelled, counted(run_billing, size)
+
+    try:
+        four, twelve = waves_of(4), waves_of(12)
+    finally:
+        Queue(queue_name, connection=Redis.from_url(redis_url)).empty()
+    # as for releases: all statements on PostgreSQL, all but SQLite's one-row inserts there
+    if services.engine.dialect.name == "postgresql":
+        assert [four[0][0], four[1][0]] == [twelve[0][0], twelve[1][0]], (four, twelve)
+    else:
+        assert [four[0][1], four[1][1]] == [twelve[0][1], twelve[1][1]], (four, twelve)
