@@ -16,7 +16,8 @@ from rq import Queue
 from sqlalchemy import event, update
 
 from adapters.bootstrap import using
-from engine.record import FulfilmentGroup, Shipment, utcnow
+from engine.job_names import NOTIFY_JOB
+from engine.record import FulfilmentGroup, OutboxMessage, Shipment, utcnow
 from jobs.fulfilment import buy_labels, release_waves, run_billing
 from tests.conftest import load_catalog, order_body
 from tests.integration.test_partner_round_trip import CARRIERS
@@ -372,3 +373,38 @@ def test_label_and_billing_waves_cost_the_same_statements_for_four_packages_as_f
         assert [four[0][0], four[1][0]] == [twelve[0][0], twelve[1][0]], (four, twelve)
     else:
         assert [four[0][1], four[1][1]] == [twelve[0][1], twelve[1][1]], (four, twelve)
+
+
+def test_the_outbox_hands_thirty_jobs_to_redis_with_the_statements_of_three(
+        make_app, redis_url):
+    queue_name = f"oms-test-{uuid.uuid4().hex[:8]}"
+    app = make_app(REDIS_URL=redis_url, QUEUE_NAME=queue_name)
+    services = app.extensions["oms"]
+    queue = Queue(queue_name, connection=Redis.from_url(redis_url))
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    def dispatch(waiting: int) -> int:
+        with services.uow() as uow:  # messages waiting (written, not yet handed over)
+            uow.session.add_all([OutboxMessage(job=NOTIFY_JOB, args=[n, "confirmation"],
+                                               created_at=utcnow(), attempts=0)
+                                 for n in range(waiting)])
+            uow.commit()
+        statements.clear()
+        event.listen(services.engine, "before_cursor_execute", count)
+        try:
+            assert services.outbox.dispatch() == waiting
+        finally:
+            event.remove(services.engine, "before_cursor_execute", count)
+        return len(statements)
+
+    try:
+        # when three messages are dispatched, then thirty
+        three, thirty = dispatch(3), dispatch(30)
+        # then Redis has every job, and thirty cost the statements of three
+        assert queue.count == 33
+    finally:
+        queue.empty()
+    assert three == thirty, (three, thirty)
