@@ -22,7 +22,7 @@ from engine.errors import (
     NotReadyError,
     OmsError,
 )
-from engine.fulfilment.billing import fix_amounts
+from engine.fulfilment.billing import fix_amounts, request_billing
 from engine.fulfilment.cancelling import move_on
 from engine.fulfilment.common import (
     Applied,
@@ -35,11 +35,10 @@ from engine.fulfilment.common import (
     take_from_group,
     units_claimed,
 )
+from engine.fulfilment.labels import request_label
 from engine.fulfilment.release import request_release
 from engine.inventory.stock import Key, lock_levels, move
 from engine.job_names import (
-    INVOICE_JOB,
-    LABEL_JOB,
     NOTIFY_JOB,
 )
 from engine.orders.holds import SHIPPED_WHILE_HELD, HoldReason, put_on_hold
@@ -194,8 +193,8 @@ def _apply(uow: UnitOfWork, actor: Actor, read: _Read, event: WmsEvent,
     elif event.type == "packed":
         shipment = packed or _new_shipment(uow, read, order, group, event, quantities)
         shipment_id = shipment.id
-        if shipment.tracking_number is None and order.status is not OrderStatus.ON_HOLD:
-            uow.enqueue_after_commit(LABEL_JOB, shipment.id)  # on hold: bought on release
+        if order.status is not OrderStatus.ON_HOLD:  # on hold: bought on release
+            request_label(uow, shipment)
     elif event.type == "shipped":
         shipment = packed or _new_shipment(uow, read, order, group, event, quantities)
         shipment_id = shipment.id
@@ -334,7 +333,7 @@ def _ship(uow: UnitOfWork, actor: Actor, read: _Read, order: Order, group: Fulfi
             f"{group.location_code} while the order was on hold; it is billed and announced "
             "once the hold is released.")], shipment=shipment.id)
         return
-    uow.enqueue_after_commit(INVOICE_JOB, shipment.id)
+    request_billing(uow)
     uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"shipped:{shipment.id}")
 
 

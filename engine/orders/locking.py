@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from engine.errors import (
     NotFoundError,
@@ -54,12 +55,17 @@ def lock_with_order(uow: UnitOfWork, kind: type[T], row_id: int) -> tuple[Order,
     return order, row
 
 
-def lock_orders(uow: UnitOfWork, order_ids: Iterable[int]) -> dict[int, Order]:
+def lock_orders(uow: UnitOfWork, order_ids: Iterable[int],
+                with_groups: bool = False) -> dict[int, Order]:
     """Lock many orders' rows in id order, in one statement, and read them afresh (a batch
-    of events takes them all before anything else, so two batches never deadlock)."""
+    of events or a wave takes them all before anything else, so two batches never
+    deadlock: the orders first, then their groups or shipments). `with_groups`: their
+    fulfilment groups are read too, in one more statement."""
     wanted = sorted(set(order_ids))
     if not wanted:
         return {}
+    statement = select(Order).where(Order.id.in_(wanted)).order_by(Order.id)
+    if with_groups:
+        statement = statement.options(selectinload(Order.fulfilment_groups))
     return {order.id: order for order in uow.session.scalars(
-        select(Order).where(Order.id.in_(wanted)).order_by(Order.id).with_for_update()
-        .execution_options(populate_existing=True))}
+        statement.with_for_update().execution_options(populate_existing=True))}
