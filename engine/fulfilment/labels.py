@@ -115,7 +115,7 @@ def record_labels(uow: UnitOfWork, actor: Actor, labelled: Sequence[Labelled]) -
     were new (a package labelled already, by a job run twice, is skipped)."""
     ids = [item.shipment_id for item in labelled]
     orders = lock_orders(uow, uow.session.scalars(select(Shipment.order_id).where(
-        Shipment.id.in_(ids)), with_groups=True)
+        Shipment.id.in_(ids))), with_groups=True)
     shipments = {shipment.id: shipment for shipment in uow.session.scalars(
         select(Shipment).where(Shipment.id.in_(ids)).order_by(Shipment.id)
         .with_for_update().execution_options(populate_existing=True))}

@@ -149,7 +149,7 @@ def record_releases(uow: UnitOfWork, actor: Actor, released: Sequence[Released])
     the warehouse; a group cancelled or held meanwhile is taken back."""
     group_ids = [item.group_id for item in released]
     orders = lock_orders(uow, uow.session.scalars(select(FulfilmentGroup.order_id).where(
-        FulfilmentGroup.id.in_(group_ids)), with_groups=True)
+        FulfilmentGroup.id.in_(group_ids))), with_groups=True)
     groups = {group.id: group for group in uow.session.scalars(
         select(FulfilmentGroup).where(FulfilmentGroup.id.in_(group_ids))
         .order_by(FulfilmentGroup.id).with_for_update()
