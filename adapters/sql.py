@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, column, create_engine, event, inspect, values
+from sqlalchemy import Engine, Table, cast, column, create_engine, event, inspect, values
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import InstanceState, Mapper, Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -147,7 +147,9 @@ def _update_rows(session: Session, mapper: Mapper[Any], changed: tuple[str, ...]
     updated = session.connection().execute(
         table.update()
         .where(*[columns[key] == rows.c[f"v_{key}"] for key in keys])
-        .values({columns[key].name: rows.c[f"v_{key}"] for key in changed}))
+        # cast: a VALUES column of NULLs only is text to PostgreSQL
+        .values({columns[key].name: cast(rows.c[f"v_{key}"], columns[key].type)
+                 for key in changed}))
     if updated.rowcount != len(states):  # as the ORM checks each row it updates
         raise StaleDataError(f"{table.name}: {updated.rowcount} of {len(states)} rows updated")
     for state in states:
