@@ -61,6 +61,8 @@ class Settings:
     # How long a hold may wait in its queue before it is overdue, in hours, per queue:
     # "default=24,vip-care=4,fraud=2" (a queue not named waits the default).
     hold_sla_hours: str = "default=24"
+    # The largest CSV file `POST /orders/imports` takes, in bytes (other bodies: the above).
+    import_max_content_length: int = 32 * 1024 * 1024
 
     @property
     def retry_seconds(self) -> tuple[int, ...]:

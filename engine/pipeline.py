@@ -11,6 +11,7 @@ from engine.decisions.carrier import choose_carriers
 from engine.decisions.sourcing import source_order, unsourced_units
 from engine.decisions.validation import validate_order
 from engine.errors import (
+    DuplicateOrderError,
     FieldProblem,
     HoldResolvedError,
     InputValidationError,
@@ -21,7 +22,7 @@ from engine.fulfilment.holding import resume_held_work
 from engine.fulfilment.release import request_release
 from engine.inventory.stock import WAITING_STATUSES
 from engine.orders import holds
-from engine.orders.capture import OrderDraft, capture_order
+from engine.orders.capture import MANUAL_CHANNEL, OrderDraft, capture_order
 from engine.orders.reading import get_order
 from engine.orders.timeline import record_event
 from engine.ports import UnitOfWork
@@ -209,3 +210,38 @@ def _resolve_one(uow: UnitOfWork, actor: Actor, action: str, order_id: int,
     moved = order.status is not OrderStatus.ON_HOLD
     return BulkOutcome(order_id, hold_ids, "released" if moved else "still_held",
                        order.status.value)
+
+
+def receive_orders(uow: UnitOfWork, actor: Actor,
+                   drafts: list[OrderDraft]) -> list[Order | OmsError]:
+    """Capture a batch of orders; return, in the drafts' order, each order or why it was
+    refused. Each is received in a savepoint of its own, so a refused one leaves the others.
+
+    A stand-in with the signature of the batched capture being written for issue 12: a
+    reference already recorded (or repeated in the batch) is refused before capture.
+    """
+    channels = [actor.channel or draft.channel or MANUAL_CHANNEL for draft in drafts]
+    wanted = {(channel, draft.channel_order_ref)
+              for channel, draft in zip(channels, drafts, strict=True)
+              if draft.channel_order_ref}
+    taken = {(row.channel, row.channel_order_ref): row.id for row in uow.session.execute(
+        select(Order.channel, Order.channel_order_ref, Order.id).where(
+            Order.channel_order_ref.in_(sorted({ref for _, ref in wanted}))))}
+    results: list[Order | OmsError] = []
+    for channel, draft in zip(channels, drafts, strict=True):
+        key = (channel, draft.channel_order_ref or "")
+        if draft.channel_order_ref and key in taken:
+            results.append(DuplicateOrderError(channel, key[1], taken[key]))
+            continue
+        savepoint = uow.session.begin_nested()
+        try:
+            order = receive_order(uow, actor, draft)
+        except OmsError as error:
+            savepoint.rollback()
+            results.append(error)
+            continue
+        savepoint.commit()
+        if draft.channel_order_ref:
+            taken[key] = order.id
+        results.append(order)
+    return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, exists, func, select
 
@@ -59,7 +60,20 @@ def get_order(uow: UnitOfWork, actor: Actor, order_id: int, lock: bool = False) 
 
 def list_orders(uow: UnitOfWork, actor: Actor, query: OrderQuery) -> OrderPage:
     """Return one page of orders, newest first, and the cursor of the next page."""
-    statement: Select[Order] = select(Order).order_by(Order.id.desc())
+    statement: Select[Order] = filter_orders(select(Order), actor, query).order_by(
+        Order.id.desc())
+    if query.before_id is not None:
+        statement = statement.where(Order.id < query.before_id)
+    orders, next_before = fetch_page(uow.session, statement, query.limit, lambda o: o.id)
+    return OrderPage(orders, next_before)
+
+
+Statement = TypeVar("Statement", bound=Select[Any])
+
+
+def filter_orders(statement: Statement, actor: Actor, query: OrderQuery) -> Statement:
+    """Narrow a select over `Order` to the orders the actor may see that match the query's
+    filters (not its page: the limit and the cursor are the caller's)."""
     statement = statement.where(visibility.orders(actor))
     if query.status:
         statement = statement.where(Order.status.in_(query.status))
@@ -85,10 +99,7 @@ def list_orders(uow: UnitOfWork, actor: Actor, query: OrderQuery) -> OrderPage:
     if query.customer_name:
         statement = statement.where(Order.customer_id.in_(select(Customer.id).where(
             func.lower(Customer.name).contains(query.customer_name.lower(), autoescape=True))))
-    if query.before_id is not None:
-        statement = statement.where(Order.id < query.before_id)
-    orders, next_before = fetch_page(uow.session, statement, query.limit, lambda o: o.id)
-    return OrderPage(orders, next_before)
+    return statement
 
 
 def order_events(uow: UnitOfWork, actor: Actor, order_id: int) -> list[OrderEvent]:
