@@ -82,9 +82,9 @@ def filter_orders(statement: Statement, actor: Actor, query: OrderQuery) -> Stat
     if query.customer_id:
         statement = statement.where(Order.customer_id.in_(query.customer_id))
     if query.sku:
-        statement = statement.where(
-            exists().where(OrderLine.order_id == Order.id, OrderLine.sku.in_(query.sku))
-        )
+        # Correlated to the order only: the caller's select may read order lines too.
+        statement = statement.where(exists().where(
+            OrderLine.order_id == Order.id, OrderLine.sku.in_(query.sku)).correlate(Order))
     if query.created_from is not None:
         statement = statement.where(Order.created_at >= query.created_from)
     if query.created_to is not None:
@@ -93,7 +93,8 @@ def filter_orders(statement: Statement, actor: Actor, query: OrderQuery) -> Stat
         statement = statement.where(Order.channel_order_ref.in_(query.channel_order_ref))
     if query.tracking_number:
         statement = statement.where(exists().where(
-            Shipment.order_id == Order.id, Shipment.tracking_number.in_(query.tracking_number)))
+            Shipment.order_id == Order.id, Shipment.tracking_number.in_(query.tracking_number))
+            .correlate(Order))
     if query.updated_from is not None:
         statement = statement.where(Order.updated_at >= query.updated_from)
     if query.customer_name:

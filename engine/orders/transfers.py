@@ -17,11 +17,10 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from engine import visibility
 from engine.actors import CHANNEL, Actor
@@ -402,14 +401,19 @@ def result_file(open_uow: Callable[[], AbstractContextManager[UnitOfWork]], impo
 
 EXPORT_FORMATS = ("csv", "ndjson")
 
-_ORDER_FIELDS = (Order.id, Order.status, Order.channel, Order.channel_order_ref,
+# Read in the order of the CSV's columns, so that a row is written almost as it is read.
+_ORDER_FIELDS = (Order.id, Order.status, Order.channel_order_ref, Order.channel,
                  Order.customer_id, Order.currency, Order.service_level, Order.payment_terms,
+                 Order.shipping_amount, Order.tax_amount,
                  *(getattr(Order, f"ship_to_{part}") for part in ADDRESS_PARTS),
-                 Order.subtotal, Order.shipping_amount, Order.tax_amount, Order.total,
-                 Order.created_by, Order.created_at, Order.updated_at)
-_LINE_FIELDS = (OrderLine.order_id, OrderLine.line_no, OrderLine.sku, OrderLine.unit_price,
-                OrderLine.line_total, OrderLine.quantity_ordered,
+                 Order.subtotal, Order.total, Order.created_by, Order.created_at,
+                 Order.updated_at)
+_CURRENCY = 5
+_ORDER_AMOUNTS, _ORDER_TIMES = (8, 9, 18, 19), (21, 22)
+_LINE_FIELDS = (OrderLine.order_id, OrderLine.line_no, OrderLine.sku,
+                OrderLine.quantity_ordered, OrderLine.unit_price, OrderLine.line_total,
                 *(getattr(OrderLine, f"quantity_{name}") for name in QUANTITY_COLUMNS))
+_LINE_AMOUNTS, _LINE_QUANTITIES = (4, 5), slice(6, 12)
 
 
 def export_orders(open_uow: Callable[[], AbstractContextManager[UnitOfWork]], actor: Actor,
@@ -419,8 +423,9 @@ def export_orders(open_uow: Callable[[], AbstractContextManager[UnitOfWork]], ac
     line, as `GET /orders/{id}` shows it).
 
     Each page of `page` orders is read in a short transaction of its own (two queries of
-    plain columns), so memory stays flat whatever the count and no transaction stays open
-    while the client reads; an order is in the export once, as it was when its page was read.
+    plain columns, the same whatever the page), so memory stays flat whatever the count
+    and no transaction stays open while the client reads; an order is in the export once,
+    as it was when its page was read.
     """
     if form == "csv":
         yield _csv_text([EXPORT_COLUMNS])
@@ -430,23 +435,40 @@ def export_orders(open_uow: Callable[[], AbstractContextManager[UnitOfWork]], ac
             orders, lines = _export_page(uow, actor, query, after, page)
         if not orders:
             return
-        after = orders[-1].id
+        after = orders[-1][0]
         yield (_csv_text(_csv_rows(orders, lines)) if form == "csv"
                else "".join(json.dumps(order, separators=(",", ":")) + "\n"
                             for order in _json_orders(orders, lines)))
 
 
 def _export_page(uow: UnitOfWork, actor: Actor, query: OrderQuery, after: int,
-                 page: int) -> tuple[Sequence[Row[Any]], dict[int, list[Row[Any]]]]:
+                 page: int) -> tuple[list[list[Any]], dict[int, list[list[Any]]]]:
+    """A page of orders after the order `after`, and their lines, as lists of plain values
+    in the CSV's order, amounts written with their currency's decimals."""
     connection = uow.session.connection()
-    orders = connection.execute(filter_orders(select(*_ORDER_FIELDS), actor, query)
-                                .where(Order.id > after).order_by(Order.id).limit(page)).all()
-    lines: dict[int, list[Row[Any]]] = {order.id: [] for order in orders}
-    if orders:
-        for line in connection.execute(
-                select(*_LINE_FIELDS).where(OrderLine.order_id.in_(list(lines)))
-                .order_by(OrderLine.order_id, OrderLine.line_no)):
-            lines[line.order_id].append(line)
+    orders = [list(order) for order in connection.execute(
+        filter_orders(select(*_ORDER_FIELDS), actor, query)
+        .where(Order.id > after).order_by(Order.id).limit(page))]
+    lines: dict[int, list[list[Any]]] = {order[0]: [] for order in orders}
+    if not orders:
+        return orders, lines
+    money = _Amounts()
+    for order in orders:
+        for index in _ORDER_AMOUNTS:
+            order[index] = money(order[index], order[_CURRENCY])
+        for index in _ORDER_TIMES:
+            order[index] = order[index].isoformat()
+    currencies = {order[0]: order[_CURRENCY] for order in orders}
+    # The lines of the same orders: the page's id range, under the same filters.
+    for found in connection.execute(
+            filter_orders(select(*_LINE_FIELDS).join(Order, Order.id == OrderLine.order_id),
+                          actor, query)
+            .where(Order.id > after, Order.id <= orders[-1][0])
+            .order_by(OrderLine.order_id, OrderLine.line_no)):
+        line = list(found)
+        for index in _LINE_AMOUNTS:
+            line[index] = money(line[index], currencies[line[0]])
+        lines[line[0]].append(line)
     return orders, lines
 
 
@@ -463,52 +485,33 @@ class _Amounts:
         return str(amount.quantize(unit))
 
 
-def _csv_rows(orders: Sequence[Row[Any]],
-              lines: dict[int, list[Row[Any]]]) -> Iterator[list[Any]]:
-    money = _Amounts()
+def _csv_rows(orders: list[list[Any]],
+              lines: dict[int, list[list[Any]]]) -> Iterator[list[Any]]:
     for order in orders:
-        currency = order.currency
-        head = [order.id, order.status.value, order.channel_order_ref, order.channel,
-                order.customer_id, currency, order.service_level, order.payment_terms,
-                money(order.shipping_amount, currency), money(order.tax_amount, currency),
-                *(getattr(order, f"ship_to_{part}") for part in ADDRESS_PARTS),
-                money(order.subtotal, currency), money(order.total, currency),
-                order.created_by, _time(order.created_at), _time(order.updated_at)]
-        for line in lines[order.id]:
-            yield [*head, line.line_no, line.sku, line.quantity_ordered,
-                   money(line.unit_price, currency), money(line.line_total, currency),
-                   *(getattr(line, f"quantity_{name}") for name in QUANTITY_COLUMNS)]
+        for line in lines[order[0]]:
+            yield order + line[1:]
 
 
-def _json_orders(orders: Sequence[Row[Any]],
-                 lines: dict[int, list[Row[Any]]]) -> Iterator[dict[str, Any]]:
-    money = _Amounts()
-    for order in orders:
-        currency = order.currency
+def _json_orders(orders: list[list[Any]],
+                 lines: dict[int, list[list[Any]]]) -> Iterator[dict[str, Any]]:
+    for (order_id, status, reference, channel, customer_id, currency, service_level, terms,
+         shipping, tax, *rest) in orders:
+        address = dict(zip(ADDRESS_PARTS, rest[:8], strict=True))
+        subtotal, total, created_by, created_at, updated_at = rest[8:]
         yield {
-            "id": order.id, "status": order.status.value, "channel": order.channel,
-            "channel_order_ref": order.channel_order_ref, "customer_id": order.customer_id,
-            "currency": currency, "service_level": order.service_level,
-            "payment_terms": order.payment_terms,
-            "shipping_address": {part: getattr(order, f"ship_to_{part}")
-                                 for part in ADDRESS_PARTS},
-            "lines": [{"line_no": line.line_no, "sku": line.sku,
-                       "unit_price": money(line.unit_price, currency),
-                       "line_total": money(line.line_total, currency),
-                       "quantities": {"ordered": line.quantity_ordered, **{
-                           name: getattr(line, f"quantity_{name}")
-                           for name in QUANTITY_COLUMNS}}}
-                      for line in lines[order.id]],
-            "subtotal": money(order.subtotal, currency),
-            "shipping_amount": money(order.shipping_amount, currency),
-            "tax_amount": money(order.tax_amount, currency),
-            "total": money(order.total, currency), "created_by": order.created_by,
-            "created_at": _time(order.created_at), "updated_at": _time(order.updated_at),
+            "id": order_id, "status": status, "channel": channel,
+            "channel_order_ref": reference, "customer_id": customer_id, "currency": currency,
+            "service_level": service_level, "payment_terms": terms,
+            "shipping_address": address,
+            "lines": [{"line_no": line[1], "sku": line[2], "unit_price": line[4],
+                       "line_total": line[5],
+                       "quantities": {"ordered": line[3], **dict(zip(
+                           QUANTITY_COLUMNS, line[_LINE_QUANTITIES], strict=True))}}
+                      for line in lines[order_id]],
+            "subtotal": subtotal, "shipping_amount": shipping, "tax_amount": tax,
+            "total": total, "created_by": created_by, "created_at": created_at,
+            "updated_at": updated_at,
         }
-
-
-def _time(moment: datetime) -> str:
-    return moment.isoformat()
 
 
 def _csv_text(rows: Iterator[list[Any]] | list[Any]) -> str:

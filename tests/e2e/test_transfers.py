@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tracemalloc
 import uuid
+from decimal import Decimal
 
 import pytest
 from redis import Redis
@@ -14,6 +16,7 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from adapters.bootstrap import using
+from bench.export import write_orders
 from engine import pipeline
 from engine.orders import transfers
 from engine.record import Order
@@ -266,6 +269,10 @@ def test_the_export_applies_the_filters_of_the_list_and_the_keys_channel(
     assert exported(admin, "&channel=erp") == [erp["id"]]
     assert exported(admin, "&status=cancelled") == [web_ids[1]]
     assert exported(admin, "&sku=BATT-3&sku=MUG-2") == [*web_ids, erp["id"]]
+    # (an order found by one of its SKUs comes with all its lines)
+    by_sku = _export(client, admin, "?sku=MUG-2").get_data(as_text=True)
+    assert [(r["id"], r["sku"]) for r in csv.DictReader(io.StringIO(by_sku))] == [
+        (str(order_id), sku) for order_id in web_ids for sku in ("LAMP-1", "MUG-2")]
     assert exported(admin, "&customer_name=ben") == [erp["id"]]
     # and an integration key exports only its channel's orders, whatever it asks for
     assert exported(make_key("channel", channel="web")) == web_ids
@@ -292,3 +299,29 @@ def test_an_exported_file_imports_as_it_is_and_its_orders_are_known_duplicates(
     assert [(p["row"], p["field"], p["code"]) for p in problems] == [
         ("2", "channel_order_ref", "duplicate_order"), ("3", "", "order_not_imported")]
     assert f"order {order['id']}" in problems[0]["reason"]
+
+
+@pytest.mark.parametrize("database_url", POSTGRESQL, indirect=True)
+def test_an_export_of_100000_orders_streams_in_flat_memory(client, admin, catalog, services):
+    # given 100,000 orders of two channels, written straight into the record
+    address = {"name": "Ana Lima", "line1": "Av. Paulista 1000", "city": "Sao Paulo",
+               "postal_code": "01310-100", "country": "BR"}
+    with services.engine.begin() as connection:
+        lines = write_orders(connection, 100_000, [("C-ANA", address), ("C-BEN", address)],
+                             [("LAMP-1", Decimal("89.90")), ("MUG-2", Decimal("24.50"))],
+                             ["web", "erp"], first_id=1_000_001)
+    for form, records in (("csv", lines), ("ndjson", 100_000)):
+        # when the export is read chunk by chunk, every allocation traced
+        tracemalloc.start()
+        response = client.get(f"/orders/export?format={form}", headers=admin, buffered=False)
+        size = count = 0
+        for chunk in response.response:
+            size += len(chunk)
+            count += chunk.count(b"\r\n" if form == "csv" else b"\n")
+        response.close()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        # then every order (or line) is in it, and memory never held more than a few pages
+        assert count - (form == "csv") == records
+        assert size > 20 * 2**20
+        assert peak < 16 * 2**20, f"{form}: peak {peak / 2**20:.1f} MiB for {size / 2**20:.0f} MiB"
