@@ -417,7 +417,7 @@ _LINE_AMOUNTS, _LINE_QUANTITIES = (4, 5), slice(6, 12)
 
 
 def export_orders(open_uow: Callable[[], AbstractContextManager[UnitOfWork]], actor: Actor,
-                  query: OrderQuery, form: str, page: int = EXPORT_PAGE) -> Iterator[str]:
+                  query: OrderQuery, form: str, page: int | None = None) -> Iterator[str]:
     """Every order the actor may see that matches the query's filters, oldest first, as
     text chunks of CSV (a header, then one row per order line) or NDJSON (one order per
     line, as `GET /orders/{id}` shows it).
@@ -427,6 +427,7 @@ def export_orders(open_uow: Callable[[], AbstractContextManager[UnitOfWork]], ac
     and no transaction stays open while the client reads; an order is in the export once,
     as it was when its page was read.
     """
+    page = page or EXPORT_PAGE
     if form == "csv":
         yield _csv_text([EXPORT_COLUMNS])
     after = 0

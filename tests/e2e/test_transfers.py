@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from redis import Redis
 from rq import Queue
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from adapters.bootstrap import using
 from bench.export import write_orders
@@ -283,6 +283,29 @@ def test_the_export_applies_the_filters_of_the_list_and_the_keys_channel(
         answer = client.get(f"/orders/export{query}", headers=admin)
         assert answer.status_code == 422, query
         assert answer.mimetype == "application/problem+json"
+
+
+def test_the_export_reads_two_statements_a_page_whatever_the_orders_lines(
+        client, admin, catalog, services, monkeypatch):
+    # given 5 orders of 2 lines, and pages of 2 orders
+    for _ in range(5):
+        client.post("/orders", json=order_body(), headers=admin)
+    monkeypatch.setattr(transfers, "EXPORT_PAGE", 2)
+    selects: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    # when they are exported
+    event.listen(services.engine, "before_cursor_execute", count)
+    try:
+        text = _export(client, admin, "?format=ndjson&sku=MUG-2").get_data(as_text=True)
+    finally:
+        event.remove(services.engine, "before_cursor_execute", count)
+    # then each of the 3 pages took an orders and a lines statement, and the end one more
+    assert len(text.splitlines()) == 5
+    assert len([s for s in selects if "api_keys" not in s]) == 3 * 2 + 1
 
 
 def test_an_exported_file_imports_as_it_is_and_its_orders_are_known_duplicates(
