@@ -79,6 +79,15 @@ def command(view: View) -> View:
     return documented
 
 
+LARGE_BODY_ATTRIBUTE = "_takes_large_body"
+
+
+def large_body(view: View) -> View:
+    """Let a bulk route take bodies up to the bulk limit (`max_bulk_content_length`)."""
+    setattr(view, LARGE_BODY_ATTRIBUTE, True)
+    return view
+
+
 FILE_ATTRIBUTE = "oms_takes_file"
 
 
@@ -113,10 +122,14 @@ def register(app: Flask) -> None:
             _check_query()
         if request.method not in BODY_METHODS or request.endpoint is None:
             return
-        file = getattr(current_app.view_functions[request.endpoint], FILE_ATTRIBUTE, None)
-        limit = (current_app.config["MAX_CONTENT_LENGTH"] if file is None
-                 else getattr(services().settings, file.limit_setting))
-        request.max_content_length = limit  # what a body without a length may send, too
+        view = current_app.view_functions[request.endpoint]
+        file = getattr(view, FILE_ATTRIBUTE, None)
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if getattr(view, LARGE_BODY_ATTRIBUTE, False):
+            limit = request.max_content_length = services().settings.max_bulk_content_length
+        if file is not None:
+            limit = request.max_content_length = getattr(services().settings,
+                                                         file.limit_setting)
         if request.content_length is not None and request.content_length > limit:
             raise ApiProblem(413, "payload_too_large",
                              f"the body is {request.content_length} bytes; the limit is {limit}")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
 from engine.actors import Actor
-from engine.decisions.carrier import choose_carriers
-from engine.decisions.sourcing import source_order, unsourced_units
-from engine.decisions.validation import validate_order
+from engine.decisions.carrier import choose_carriers_for
+from engine.decisions.sourcing import source_order, source_orders, unsourced_units
+from engine.decisions.validation import validate_order, validate_orders
 from engine.errors import (
-    DuplicateOrderError,
     FieldProblem,
     HoldResolvedError,
     InputValidationError,
@@ -22,7 +22,7 @@ from engine.fulfilment.holding import resume_held_work
 from engine.fulfilment.release import request_release
 from engine.inventory.stock import WAITING_STATUSES
 from engine.orders import holds
-from engine.orders.capture import MANUAL_CHANNEL, OrderDraft, capture_order
+from engine.orders.capture import OrderDraft, capture_orders
 from engine.orders.reading import get_order
 from engine.orders.timeline import record_event
 from engine.ports import UnitOfWork
@@ -35,10 +35,38 @@ from engine.status import OrderStatus
 
 
 def receive_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
-    """Capture an order and take it through the stages that run on capture."""
-    order = capture_order(uow, actor, draft)
-    advance(uow, actor, order)
-    return order
+    """Capture one order and take it through the stages that run on capture: a batch of one
+    (`receive_orders`), the same code.
+
+    Raises:
+        the error `receive_orders` reports for it (see `capture_orders`).
+    """
+    [received] = receive_orders(uow, actor, [draft])
+    if isinstance(received, OmsError):
+        raise received
+    return received
+
+
+def receive_orders(uow: UnitOfWork, actor: Actor,
+                   drafts: Sequence[OrderDraft]) -> list[Order | OmsError]:
+    """Capture a batch of orders and take them through validation, sourcing and carrier
+    choice together; return, in the drafts' order, each order or why it was refused.
+
+    Each stage takes the whole batch, with a constant number of statements (its reads once,
+    its writes in one insert per table), and decides the orders one after the other in
+    the drafts' order: credit and stock go to the first ones first. A refused draft leaves
+    the others alone; all of it is one transaction.
+    """
+    captured = capture_orders(uow, actor, drafts)
+    orders = [order for order in captured if isinstance(order, Order)]
+    validate_orders(uow, actor, orders)
+    source_orders(uow, actor, [order for order in orders
+                               if order.status is OrderStatus.VALIDATED])
+    waiting = [order for order in orders if order.status in WAITING_STATUSES]
+    choose_carriers_for(uow, actor, waiting)
+    for order in waiting:
+        request_release(uow, order)
+    return captured
 
 
 def advance(uow: UnitOfWork, actor: Actor, order: Order,
@@ -58,7 +86,7 @@ def advance(uow: UnitOfWork, actor: Actor, order: Order,
         if unsourced:
             source_order(uow, actor, order, waived, for_backorder=not not_waiting)
     if order.status in WAITING_STATUSES:
-        choose_carriers(uow, actor, order)  # for the groups that have no carrier yet
+        choose_carriers_for(uow, actor, [order])  # for the groups that have no carrier yet
         request_release(uow, order)
     return order
 
@@ -74,7 +102,7 @@ def fill_backorder(uow: UnitOfWork, actor: Actor, order_id: int, sku: str) -> bo
     if source_order(uow, actor, order, holds.waived_rules(uow, order), for_backorder=True,
                     front_of=sku) is None:
         return False
-    choose_carriers(uow, actor, order)
+    choose_carriers_for(uow, actor, [order])
     request_release(uow, order)
     return True
 
@@ -210,38 +238,3 @@ def _resolve_one(uow: UnitOfWork, actor: Actor, action: str, order_id: int,
     moved = order.status is not OrderStatus.ON_HOLD
     return BulkOutcome(order_id, hold_ids, "released" if moved else "still_held",
                        order.status.value)
-
-
-def receive_orders(uow: UnitOfWork, actor: Actor,
-                   drafts: list[OrderDraft]) -> list[Order | OmsError]:
-    """Capture a batch of orders; return, in the drafts' order, each order or why it was
-    refused. Each is received in a savepoint of its own, so a refused one leaves the others.
-
-    A stand-in with the signature of the batched capture being written for issue 12: a
-    reference already recorded (or repeated in the batch) is refused before capture.
-    """
-    channels = [actor.channel or draft.channel or MANUAL_CHANNEL for draft in drafts]
-    wanted = {(channel, draft.channel_order_ref)
-              for channel, draft in zip(channels, drafts, strict=True)
-              if draft.channel_order_ref}
-    taken = {(row.channel, row.channel_order_ref): row.id for row in uow.session.execute(
-        select(Order.channel, Order.channel_order_ref, Order.id).where(
-            Order.channel_order_ref.in_(sorted({ref for _, ref in wanted}))))}
-    results: list[Order | OmsError] = []
-    for channel, draft in zip(channels, drafts, strict=True):
-        key = (channel, draft.channel_order_ref or "")
-        if draft.channel_order_ref and key in taken:
-            results.append(DuplicateOrderError(channel, key[1], taken[key]))
-            continue
-        savepoint = uow.session.begin_nested()
-        try:
-            order = receive_order(uow, actor, draft)
-        except OmsError as error:
-            savepoint.rollback()
-            results.append(error)
-            continue
-        savepoint.commit()
-        if draft.channel_order_ref:
-            taken[key] = order.id
-        results.append(order)
-    return results
