@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import random
 import time
 import uuid
@@ -177,6 +178,8 @@ def main() -> None:
     parser.add_argument("--pgbench-seconds", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
+    # The periodic sweeps would work on the generated orders in the same worker meanwhile.
+    os.environ.setdefault("OMS_SCHEDULER", "off")
 
     name = f"oms_bench_export_{uuid.uuid4().hex[:6]}"
     print(f"preparing {name}: Olist catalogue and customers ...", flush=True)
