@@ -34,13 +34,26 @@ class Outbox:
         self._inline = inline
 
     def dispatch(self, ids: Sequence[int] | None = None, limit: int = 500) -> int:
-        """Hand waiting messages (these ids, or the oldest) to the queue; return how many.
+        """Hand waiting messages (these ids, all of them in batches of `limit`, or the
+        `limit` oldest) to the queue; return how many.
 
         One batch: the messages are claimed in one statement, handed to the queue at once
         (one Redis round trip) and marked in one statement. A queue that refuses leaves
         them all waiting, with its error. Inline jobs run after the claim is committed,
         each in its own transaction.
         """
+        if ids is None:
+            return self._dispatch_batch(None, limit)
+        wanted = sorted(ids)
+        handed = 0
+        for start in range(0, len(wanted), limit):
+            sent = self._dispatch_batch(wanted[start:start + limit], limit)
+            if sent == 0:
+                break  # the queue refuses: the rest wait for the next round
+            handed += sent
+        return handed
+
+    def _dispatch_batch(self, ids: Sequence[int] | None, limit: int) -> int:
         with self._session_factory() as session, session.begin():
             statement = (select(OutboxMessage).where(OutboxMessage.dispatched_at.is_(None))
                          .order_by(OutboxMessage.id).limit(limit)

@@ -70,6 +70,8 @@ class Settings:
     # warehouse has it; 0 sends each transaction's work at once.
     wave_seconds: int = 300
     wave_size: int = 500
+    # The largest CSV file `POST /orders/imports` takes, in bytes (other bodies: the above).
+    import_max_content_length: int = 32 * 1024 * 1024
 
     @property
     def retry_seconds(self) -> tuple[int, ...]:

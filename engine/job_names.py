@@ -27,6 +27,8 @@ BACKORDER_JOB = "jobs.inventory.allocate_backorders"
 SWEEP_BACKORDERS_JOB = "jobs.inventory.sweep_backorders"
 # rules
 SIMULATION_JOB = "jobs.rules.run_simulation"
+# orders
+IMPORT_JOB = "jobs.transfers.run_order_import"
 # webhooks
 DELIVER_JOB = "jobs.webhooks.deliver"
 RETRY_WEBHOOKS_JOB = "jobs.webhooks.retry_due"
@@ -38,4 +40,4 @@ ALL_JOBS = (RELEASE_WAVE_JOB, WMS_CANCEL_JOB, WITHDRAW_JOB, STOP_JOB, LABEL_WAVE
             NOTIFY_JOB, COMPLETE_JOB, SETTLE_JOB, RESUME_STALLED_JOB, POLL_TRACKING_JOB,
             LATE_SHIPMENTS_JOB,
             BACKORDER_JOB, SWEEP_BACKORDERS_JOB, SIMULATION_JOB, DELIVER_JOB,
-            RETRY_WEBHOOKS_JOB, PURGE_KEYS_JOB)
+            RETRY_WEBHOOKS_JOB, PURGE_KEYS_JOB, IMPORT_JOB)
