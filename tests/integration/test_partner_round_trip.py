@@ -210,12 +210,14 @@ def test_a_worker_killed_in_the_middle_of_an_invoice_posts_it_exactly_once(
             env={**os.environ, **{f"OMS_{name}": value for name, value in config.items()},
                  "OMS_DATABASE_URL": database_url},
             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not peer.effects_of("invoice") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(peer.effects_of("invoice")) == 1  # posted at the peer, unanswered
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+        try:
+            deadline = time.monotonic() + 30
+            while not peer.effects_of("invoice") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(peer.effects_of("invoice")) == 1  # posted at the peer, unanswered
+        finally:  # killed whatever happened: a worker left running outlives the test
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
         with app.extensions["oms"].uow() as uow:
             shipment = uow.session.scalars(select(Shipment)).one()
             assert shipment.invoiced_at is None  # we never heard back
