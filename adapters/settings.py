@@ -61,6 +61,9 @@ class Settings:
     # How long a hold may wait in its queue before it is overdue, in hours, per queue:
     # "default=24,vip-care=4,fraud=2" (a queue not named waits the default).
     hold_sla_hours: str = "default=24"
+    # Benchmarks: each process counts the SQL statements it sends and keeps the total in
+    # <this directory>/<pid>, rewritten at most once a second (empty: off, nothing counted).
+    statement_counts: str = ""
 
     @property
     def retry_seconds(self) -> tuple[int, ...]:
