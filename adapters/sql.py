@@ -91,8 +91,11 @@ class StatementCounter:
             return
         path = self.directory / str(os.getpid())
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(f"{total}\n")
-        os.replace(temporary, path)
+        try:
+            temporary.write_text(f"{total}\n")
+            os.replace(temporary, path)
+        except OSError:  # the directory is gone: whoever read the counts has finished
+            return
         self._written = total
 
     def _keep_writing(self) -> None:
