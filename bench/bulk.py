@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from adapters.olist import OrderGenerator
 from bench.allocate import olist_database, statuses_now
@@ -36,7 +37,12 @@ from bench.capture import (
     stop_workers,
 )
 
-PER_REQUEST = 1000
+PER_REQUEST = 1000  # orders per POST /orders/bulk, the route's limit
+
+
+def bulk_body(orders: list[dict[str, Any]]) -> dict[str, Any]:
+    """The body of POST /orders/bulk: POST /orders bodies, answered in this order."""
+    return {"orders": orders}
 
 
 def main() -> None:
@@ -53,7 +59,7 @@ def main() -> None:
               for _ in range(args.single_orders + 200)]
     orders = [generator.next_order() for _ in range(args.orders)]
     chunks = [orders[start:start + PER_REQUEST] for start in range(0, len(orders), PER_REQUEST)]
-    bulk = [json.dumps({"orders": chunk}).encode() for chunk in chunks]
+    bulk = [json.dumps(bulk_body(chunk)).encode() for chunk in chunks]
 
     with jobs_on_redis():
         server = start_gunicorn(url, args.port, args.workers, args.threads)

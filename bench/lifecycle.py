@@ -23,9 +23,9 @@ from collections import Counter
 
 from adapters.olist import OrderGenerator
 from bench.allocate import olist_database
+from bench.bulk import PER_REQUEST
 from bench.capture import (
     jobs_on_redis,
-    per,
     reference,
     resident_mb,
     server_arguments,
@@ -35,7 +35,7 @@ from bench.capture import (
     stop,
     stop_workers,
 )
-from bench.roundtrip import BULK_ORDERS, Batches, Keys, location_codes
+from bench.roundtrip import Batches, Keys, location_codes
 
 
 class Progress:
@@ -80,24 +80,20 @@ def main() -> None:
             batches = Batches(args.port, keys, url, location_codes(url),
                               iter(generator.next_order, None), args.orders,
                               args.capture_clients, args.warehouse_clients)
-            print(f"{args.orders:,} orders, {BULK_ORDERS:,} a request; "
+            print(f"{args.orders:,} orders, {PER_REQUEST:,} a request; "
                   f"{'bulk' if batches.bulk_events else 'single'} event routes; "
                   f"a line every {args.every:,} completed", flush=True)
-            seconds, usage, statuses = batches.run(2.0, Progress(batches, args.every))
-            p50, p99 = batches.completion_percentiles()
+            finished = batches.run(2.0, Progress(batches, args.every))
         finally:
             stop_workers(workers)
             stop(server, args, name)
     tps = reference(args, f"{args.rq_workers} RQ workers and the scheduler on Redis; "
                           f"{args.capture_clients} capture and {args.warehouse_clients} "
                           "warehouse clients")
-    completed = statuses["completed"]
-    print(f"lifecycle: {completed:,} of {args.orders:,} orders completed in "
-          f"{seconds / 60:.1f} min   {completed / seconds:.1f} completed orders/s   "
-          f"p50 {p50:.0f} s   p99 {p99:.0f} s (capture to completed)   ratio to pgbench "
-          f"{completed / seconds / tps:.3f}   {per(usage, completed, 'completed order')}")
-    print(f"  orders captured: {dict(batches.captured)}   final statuses: {dict(statuses)}")
-    print(f"  events: {dict(batches.events)}")
+    print(f"lifecycle: {finished.statuses['completed']:,} of {args.orders:,} orders "
+          f"completed in {finished.seconds / 60:.1f} min")
+    print(f"{finished.figures(tps)}\n  orders captured: {dict(batches.captured)}   "
+          f"events: {dict(batches.events)}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +41,7 @@ from adapters.bootstrap import build_services
 from adapters.olist import OrderGenerator
 from adapters.settings import Settings
 from bench.allocate import olist_database
+from bench.bulk import PER_REQUEST, bulk_body
 from bench.capture import (
     Run,
     Usage,
@@ -59,7 +61,6 @@ from engine.record import Location, Order
 from engine.status import OrderStatus
 
 POLL_SECONDS = 0.2  # waiting clients poll gently: their GETs share the CPUs measured
-BULK_ORDERS = 1000  # orders per POST /orders/bulk
 BULK_EVENTS = 500  # events per POST /wms/events/bulk or /carriers/events/bulk
 # What an order that stops short of completed waits for: stock, a person, or nothing more.
 STOPPED = (OrderStatus.ON_HOLD, OrderStatus.BACKORDERED, OrderStatus.REJECTED,
@@ -87,11 +88,21 @@ class Partner:
         self.keys = keys
 
     def call(self, method: str, path: str, body: Any = None, key: str | None = None,
-             ) -> tuple[int, Any]:
+             extra: dict[str, str] | None = None) -> tuple[int, Any]:
         headers = {"Content-Type": "application/json",
-                   "Authorization": f"Bearer {key or self.keys.channel}"}
-        self.connection.request(method, path, headers=headers,
-                                body=None if body is None else json.dumps(body))
+                   "Authorization": f"Bearer {key or self.keys.channel}", **(extra or {})}
+        payload = None if body is None else json.dumps(body)
+        try:
+            return self._send(method, path, payload, headers)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # gunicorn closes a connection idle for 2 s; again on a new one (every request
+            # sent is safe to repeat: a GET, events by their ids, orders under a key)
+            self.connection.close()
+            return self._send(method, path, payload, headers)
+
+    def _send(self, method: str, path: str, payload: str | None,
+              headers: dict[str, str]) -> tuple[int, Any]:
+        self.connection.request(method, path, headers=headers, body=payload)
         response = self.connection.getresponse()
         return response.status, json.loads(response.read() or b"null")
 
@@ -218,9 +229,11 @@ class Batches:
         self.bodies, self.orders = bodies, orders
         self.capture_clients, self.warehouse_clients = capture_clients, warehouse_clients
         self.engine: Engine = create_engine(url, pool_size=1)
+        with self.engine.connect() as connection:  # the orders before these are not counted
+            self.after_id = connection.scalar(select(func.coalesce(func.max(Order.id), 0)))
         self.lock = threading.Lock()
         self.sent = 0
-        self.captured: Counter[str] = Counter()  # bulk results: created status or failed
+        self.captured: Counter[str] = Counter()  # the created orders' statuses, or "refused"
         self.capture_latencies: list[float] = []
         self.events: Counter[str] = Counter()
         self.capturing = capture_clients  # capture clients still sending
@@ -228,16 +241,16 @@ class Batches:
         self.bulk_events = Partner(port, keys).has_route("/wms/events/bulk")
 
     def statuses(self) -> Counter[str]:
-        """How many orders are in each status now."""
+        """How many of these orders are in each status now."""
         with self.engine.connect() as connection:
             return Counter({status.value: count for status, count in connection.execute(
-                select(Order.status, func.count()).group_by(Order.status))})
+                select(Order.status, func.count()).where(Order.id > self.after_id)
+                .group_by(Order.status))})
 
     def run(self, every: float, report: Callable[[float, Counter[str]], None],
-            quiet_seconds: float = 60.0) -> tuple[float, Usage, Counter[str]]:
+            quiet_seconds: float = 60.0) -> Finished:
         """Drive until every captured order is completed or stopped short (or nothing has
-        moved for `quiet_seconds`), calling `report` every `every` seconds; return the
-        seconds it took, what the service spent, and the final statuses."""
+        moved for `quiet_seconds`), calling `report` every `every` seconds."""
         before = service_usage()
         started = time.perf_counter()
         shares = [self.locations[n::self.warehouse_clients]
@@ -254,7 +267,7 @@ class Batches:
             if now != last:
                 last, moved = now, time.monotonic()
             created = sum(count for outcome, count in self.captured.items()
-                          if outcome != "failed")
+                          if not outcome.startswith("refused"))
             settled = now["completed"] + sum(now[status.value] for status in STOPPED)
             if not self.capturing and settled >= created:
                 break
@@ -266,25 +279,29 @@ class Batches:
         for thread in threads:
             thread.join()
         usage = service_usage() - before
-        return seconds, usage, self.statuses()
+        return Finished(seconds, usage, self.statuses(), self._completion_percentiles(),
+                        Run("bulk", len(self.capture_latencies), seconds,
+                            self.capture_latencies, {}))
 
     def _capture(self) -> None:
         partner = Partner(self.port, self.keys)
         while True:
             with self.lock:
-                batch = list(islice(self.bodies, min(BULK_ORDERS, self.orders - self.sent)))
+                batch = list(islice(self.bodies, min(PER_REQUEST, self.orders - self.sent)))
+                key = f"batch-{self.sent}"
                 self.sent += len(batch)
             if not batch:
                 break
             started = time.perf_counter()
-            status, answer = partner.call("POST", "/orders/bulk", {"orders": batch})
+            status, answer = partner.call("POST", "/orders/bulk", bulk_body(batch),
+                                          extra={"Idempotency-Key": key})
             elapsed = time.perf_counter() - started
             with self.lock:
                 self.capture_latencies.append(elapsed)
                 if status != 200:
                     self.captured[f"refused {status}"] += len(batch)
                     continue
-                self.captured.update(result.get("status") or result["outcome"]
+                self.captured.update(result["status"] if result.get("id") else "refused"
                                      for result in answer["results"])
         with self.lock:
             self.capturing -= 1
@@ -323,15 +340,38 @@ class Batches:
         with self.lock:
             self.events += outcomes
 
-    def completion_percentiles(self) -> tuple[float, float]:
+    def _completion_percentiles(self) -> tuple[float, float]:
         """p50 and p99 of capture to completed, over the completed orders, in seconds."""
         age = func.extract("epoch", Order.updated_at - Order.created_at)
         with self.engine.connect() as connection:
             p50, p99 = connection.execute(
                 select(func.percentile_cont(0.5).within_group(age),
                        func.percentile_cont(0.99).within_group(age))
-                .where(Order.status == OrderStatus.COMPLETED)).one()
+                .where(Order.id > self.after_id, Order.status == OrderStatus.COMPLETED)).one()
         return float(p50 or 0), float(p99 or 0)
+
+
+@dataclass
+class Finished:
+    """What a run of Batches measured."""
+
+    seconds: float
+    usage: Usage
+    statuses: Counter[str]  # of the run's orders, at the end
+    completion: tuple[float, float]  # p50, p99 of capture to completed, in seconds
+    requests: Run  # the POST /orders/bulk requests
+
+    def figures(self, tps: float) -> str:
+        """Completed orders/s, p50/p99, the ratio to pgbench, statements and CPU per order."""
+        completed = self.statuses["completed"]
+        rate = completed / self.seconds
+        p50, p99 = self.completion
+        return (f"{rate:8.1f} completed orders/s   p50 {p50:6.1f} s   p99 {p99:6.1f} s "
+                f"(capture to completed)   ratio to pgbench {rate / tps:.3f}   "
+                f"{per(self.usage, completed, 'completed order')}\n"
+                f"  POST /orders/bulk: p50 {self.requests.percentile(0.5):6.0f} ms   "
+                f"p99 {self.requests.percentile(0.99):6.0f} ms a request   "
+                f"final statuses: {dict(self.statuses)}")
 
 
 def location_codes(url: str) -> list[str]:
@@ -364,22 +404,17 @@ def main() -> None:
                                           "roundtrip")
             batches = Batches(args.port, keys, url, location_codes(url),
                               iter(generator.next_order, None), args.batch_orders)
-            seconds, usage, statuses = batches.run(5.0, lambda *_: None)
-            p50, p99 = batches.completion_percentiles()
+            finished = batches.run(5.0, lambda *_: None)
         finally:
             stop_workers(workers)
             stop(server, args, name)
-    tps = reference(args, f"{args.rq_workers} RQ workers on Redis; orders of Olist shape")
+    tps = reference(args, f"{args.rq_workers} RQ workers and the scheduler on Redis; "
+                          "orders of Olist shape")
     print(f"round trip, one at a time: {run.figures(tps, 'completed order')}")
     print(f"  (p50/p99: capture to completed)   outcomes: {outcomes}")
-    completed = statuses["completed"]
-    print(f"round trip in batches ({BULK_ORDERS:,}-order POST /orders/bulk, "
-          f"{'bulk' if batches.bulk_events else 'single'} event routes): "
-          f"{completed / seconds:8.1f} completed orders/s   p50 {p50 * 1000:7.0f} ms   "
-          f"p99 {p99 * 1000:7.0f} ms (capture to completed)   ratio to pgbench "
-          f"{completed / seconds / tps:.3f}   {per(usage, completed, 'completed order')}")
-    print(f"  orders captured: {dict(batches.captured)}   final statuses: {dict(statuses)}")
-    print(f"  events: {dict(batches.events)}")
+    print(f"round trip in batches ({PER_REQUEST:,}-order POST /orders/bulk, "
+          f"{'bulk' if batches.bulk_events else 'single'} event routes):")
+    print(f"{finished.figures(tps)}\n  events: {dict(batches.events)}")
 
 
 if __name__ == "__main__":
