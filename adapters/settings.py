@@ -25,6 +25,8 @@ class Settings:
     job_retry_seconds: str = "10,30,120"
     admin_api_key: str | None = None
     max_content_length: int = 1024 * 1024
+    # Bulk routes (1,000 orders, events or rows per call) take bodies up to this size.
+    max_bulk_content_length: int = 16 * 1024 * 1024
     idempotency_lease_seconds: int = 60
     idempotency_retention_hours: int = 24
     database_pool_size: int = 10

@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import url_for
 from flask_smorest import Blueprint
-from marshmallow import RAISE
+from marshmallow import RAISE, Schema, fields, validate
 
 from api.access import allow, current_actor
-from api.problems import document_errors
+from api.problems import document_errors, engine_problem
 from api.schemas import (
     CancelSchema,
     DecisionListSchema,
@@ -22,11 +22,14 @@ from api.schemas import (
     OrderPageSchema,
     OrderQuerySchema,
     ReasonSchema,
+    StrictSchema,
+    check_rows,
     page,
 )
-from api.transactions import command, request_uow
+from api.transactions import command, large_body, request_uow
 from engine import pipeline
 from engine.decisions import sourcing
+from engine.errors import OmsError
 from engine.fulfilment import cancelling
 from engine.orders import capture, reading
 from engine.record import Order
@@ -60,6 +63,75 @@ def create_order(data: dict[str, Any]) -> tuple[Order, int, dict[str, str]]:
     """
     order = pipeline.receive_order(request_uow(), current_actor(), draft_from(data))
     return order, 201, {"Location": url_for("orders.get_order", order_id=order.id)}
+
+
+MAX_BULK_ORDERS = 1000
+
+
+class OrderBulkSchema(StrictSchema):
+    rows = fields.List(fields.Raw(allow_none=True), required=True,
+                       validate=validate.Length(min=1, max=MAX_BULK_ORDERS,
+                                                error=f"send 1 to {MAX_BULK_ORDERS} orders "
+                                                      "per call"),
+                       metadata={"description": "Orders, each as `POST /orders` takes one"})
+
+
+class OrderRowResultSchema(Schema):
+    index = fields.Integer()
+    outcome = fields.String(metadata={"enum": ["created", "error"]})
+    id = fields.Integer(allow_none=True, metadata={"description": "The created order's id"})
+    status = fields.String(allow_none=True,
+                           metadata={"description": "The created order's status"})
+    channel_order_ref = fields.String(allow_none=True)
+    problem = fields.Dict(allow_none=True, metadata={
+        "description": "Why the order was refused: the problem `POST /orders` would answer "
+                       "with (status, code, detail, errors with `rows/<index>/...` fields)"})
+
+
+class OrderBulkResultSchema(Schema):
+    created = fields.Integer()
+    failed = fields.Integer()
+    results = fields.List(fields.Nested(OrderRowResultSchema))
+
+
+@blp.route("/bulk", methods=["POST"])
+@allow("channel", "ops", scope="global")
+@large_body
+@command
+@_document_errors(400, 401, 403, 409, 413, 415, 422)
+@blp.arguments(OrderBulkSchema(), description=f"Up to {MAX_BULK_ORDERS:,} orders; send an "
+               "Idempotency-Key header to retry the whole request safely")
+@blp.response(200, OrderBulkResultSchema, description="One result per order, in order")
+def create_orders(data: dict[str, Any]) -> dict[str, Any]:
+    """Capture many orders in one call: each is created or refused on its own.
+
+    Every order goes through what `POST /orders` does (validation, sourcing, carrier), as
+    one batch: stock and credit go to the orders in the order they are listed. The answer
+    has one result per order, in order: `created` with its id and status, or `error` with
+    the problem the single call would have answered (every offending field, named
+    `rows/<index>/...`). An order whose `channel_order_ref` the channel already sent (or
+    that repeats one earlier in the request) is refused as `duplicate_order` with the
+    existing order's id. Under an `Idempotency-Key` the whole request replays.
+    """
+    good, bad = check_rows(OrderInSchema(), data["rows"])
+    results = {row.index: {"index": row.index, "outcome": "error", "problem": {
+        "status": 422, "code": "validation_failed",
+        "detail": f"{len(row.errors)} field(s) are invalid", "errors": row.errors}}
+        for row in bad}
+    received = pipeline.receive_orders(request_uow(), current_actor(),
+                                       [draft_from(loaded) for _, loaded in good])
+    for (index, _), outcome in zip(good, received, strict=True):
+        if isinstance(outcome, OmsError):
+            status, body, _headers = engine_problem(outcome, f"rows/{index}/")
+            results[index] = {"index": index, "outcome": "error",
+                              "problem": {"status": status, **body}}
+        else:
+            results[index] = {"index": index, "outcome": "created", "id": outcome.id,
+                              "status": outcome.status.value,
+                              "channel_order_ref": outcome.channel_order_ref}
+    ordered = [results[index] for index in sorted(results)]
+    failed = sum(result["outcome"] == "error" for result in ordered)
+    return {"created": len(ordered) - failed, "failed": failed, "results": ordered}
 
 
 def draft_from(data: dict[str, Any]) -> capture.OrderDraft:

@@ -196,12 +196,22 @@ def flatten_messages(messages: Any, where: str, prefix: str = "") -> list[dict[s
 
 
 def _engine_problem(error: OmsError) -> Response:
+    status, body, headers = engine_problem(error)
+    return problem(status, headers=headers, **body)
+
+
+def engine_problem(error: OmsError, field_prefix: str = ""
+                   ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """The status, body fields (code, detail, errors and what else the error names) and
+    headers of the problem an engine error answers with; a bulk row's problem uses the same
+    (its fields under `field_prefix`, e.g. `rows/3/`)."""
     status = next((code for kind, code in ENGINE_STATUSES.items() if isinstance(error, kind)), 400)
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
     errors = None
     if isinstance(error, InputValidationError):
-        errors = field_errors(error.problems)
+        errors = [{**entry, "field": field_prefix + entry["field"]}
+                  for entry in field_errors(error.problems)]
     if isinstance(error, InvalidTransitionError):
         extra = {"current_status": error.current, "requested_status": error.target}
         if error.held_from:
@@ -219,7 +229,7 @@ def _engine_problem(error: OmsError) -> Response:
     if isinstance(error, UnknownReferencesError):
         extra["unknown_skus"] = error.skus
         extra["unknown_customer_id"] = error.customer_id
-    return problem(status, error.code, error.detail, errors=errors, headers=headers, **extra)
+    return status, {"code": error.code, "detail": error.detail, "errors": errors, **extra}, headers
 
 
 def _http_problem(error: HTTPException) -> Response:

@@ -78,6 +78,15 @@ def command(view: View) -> View:
     return documented
 
 
+LARGE_BODY_ATTRIBUTE = "_takes_large_body"
+
+
+def large_body(view: View) -> View:
+    """Let a bulk route take bodies up to the bulk limit (`max_bulk_content_length`)."""
+    setattr(view, LARGE_BODY_ATTRIBUTE, True)
+    return view
+
+
 def register(app: Flask) -> None:
     """Check bodies before any view runs, and close each request's unit of work."""
 
@@ -93,6 +102,8 @@ def register(app: Flask) -> None:
         if request.method not in BODY_METHODS or request.endpoint is None:
             return
         limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if getattr(current_app.view_functions[request.endpoint], LARGE_BODY_ATTRIBUTE, False):
+            limit = request.max_content_length = services().settings.max_bulk_content_length
         if request.content_length is not None and request.content_length > limit:
             raise ApiProblem(413, "payload_too_large",
                              f"the body is {request.content_length} bytes; the limit is {limit}")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
 from engine.actors import Actor
-from engine.decisions.carrier import choose_carriers
-from engine.decisions.sourcing import source_order, unsourced_units
-from engine.decisions.validation import validate_order
+from engine.decisions.carrier import choose_carriers_for
+from engine.decisions.sourcing import source_order, source_orders, unsourced_units
+from engine.decisions.validation import validate_order, validate_orders
 from engine.errors import (
     FieldProblem,
     HoldResolvedError,
@@ -21,7 +22,7 @@ from engine.fulfilment.holding import resume_held_work
 from engine.fulfilment.release import request_release
 from engine.inventory.stock import WAITING_STATUSES
 from engine.orders import holds
-from engine.orders.capture import OrderDraft, capture_order
+from engine.orders.capture import OrderDraft, capture_orders
 from engine.orders.reading import get_order
 from engine.orders.timeline import record_event
 from engine.ports import UnitOfWork
@@ -34,10 +35,38 @@ from engine.status import OrderStatus
 
 
 def receive_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
-    """Capture an order and take it through the stages that run on capture."""
-    order = capture_order(uow, actor, draft)
-    advance(uow, actor, order)
-    return order
+    """Capture one order and take it through the stages that run on capture: a batch of one
+    (`receive_orders`), the same code.
+
+    Raises:
+        the error `receive_orders` reports for it (see `capture_orders`).
+    """
+    [received] = receive_orders(uow, actor, [draft])
+    if isinstance(received, OmsError):
+        raise received
+    return received
+
+
+def receive_orders(uow: UnitOfWork, actor: Actor,
+                   drafts: Sequence[OrderDraft]) -> list[Order | OmsError]:
+    """Capture a batch of orders and take them through validation, sourcing and carrier
+    choice together; return, in the drafts' order, each order or why it was refused.
+
+    Each stage takes the whole batch, with a constant number of statements (its reads once,
+    its writes in one insert per table), and decides the orders one after the other in
+    the drafts' order: credit and stock go to the first ones first. A refused draft leaves
+    the others alone; all of it is one transaction.
+    """
+    captured = capture_orders(uow, actor, drafts)
+    orders = [order for order in captured if isinstance(order, Order)]
+    validate_orders(uow, actor, orders)
+    source_orders(uow, actor, [order for order in orders
+                               if order.status is OrderStatus.VALIDATED])
+    waiting = [order for order in orders if order.status in WAITING_STATUSES]
+    choose_carriers_for(uow, actor, waiting)
+    for order in waiting:
+        request_release(uow, order)
+    return captured
 
 
 def advance(uow: UnitOfWork, actor: Actor, order: Order,
@@ -57,7 +86,7 @@ def advance(uow: UnitOfWork, actor: Actor, order: Order,
         if unsourced:
             source_order(uow, actor, order, waived, for_backorder=not not_waiting)
     if order.status in WAITING_STATUSES:
-        choose_carriers(uow, actor, order)  # for the groups that have no carrier yet
+        choose_carriers_for(uow, actor, [order])  # for the groups that have no carrier yet
         request_release(uow, order)
     return order
 
@@ -73,7 +102,7 @@ def fill_backorder(uow: UnitOfWork, actor: Actor, order_id: int, sku: str) -> bo
     if source_order(uow, actor, order, holds.waived_rules(uow, order), for_backorder=True,
                     front_of=sku) is None:
         return False
-    choose_carriers(uow, actor, order)
+    choose_carriers_for(uow, actor, [order])
     request_release(uow, order)
     return True
 

@@ -105,7 +105,13 @@ _CARDS: dict[str, Any] = {"version": None, "cards": ()}
 
 
 def rate_cards(uow: UnitOfWork) -> tuple[ServiceCard, ...]:
-    """Return the active services with their rate cards, read again only after a change."""
+    """Return the active services with their rate cards: kept per process, read again only
+    after a change. Whether one happened is asked once per transaction (a batch of orders
+    asks once)."""
+    checked = uow.session.info.get(_CHECKED)
+    if checked is not None and checked[0] is uow.session.get_transaction():
+        kept: tuple[ServiceCard, ...] = checked[1]
+        return kept
     version = tuple(uow.session.execute(
         select(func.max(Carrier.updated_at), func.count(Carrier.code))).one())
     if _CARDS["version"] != version:
@@ -115,4 +121,8 @@ def rate_cards(uow: UnitOfWork) -> tuple[ServiceCard, ...]:
         _CARDS["cards"] = tuple(ServiceCard.of(service) for service in services)
         _CARDS["version"] = version
     cards: tuple[ServiceCard, ...] = _CARDS["cards"]
+    uow.session.info[_CHECKED] = (uow.session.get_transaction(), cards)
     return cards
+
+
+_CHECKED = "rate_cards_checked"

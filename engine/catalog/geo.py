@@ -4,6 +4,7 @@ transit time and cost estimates sourcing and promises use until carrier rate car
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -57,14 +58,19 @@ def locate(uow: UnitOfWork, country: str, postal_code: str | None) -> Point | No
 def area_of(uow: UnitOfWork, country: str, postal_code: str | None) -> PostalArea | None:
     """Return the postal area a code falls in: the longest stored prefix of its letters and
     digits (so "01310-100" finds "01310" when that is the finest area known)."""
-    digits = postal_prefix(postal_code or "")
-    prefixes = [digits[:length] for length in range(len(digits), 1, -1)]
+    prefixes = _prefixes(postal_code)
     if not prefixes:
         return None
     return uow.session.scalars(
         select(PostalArea).where(PostalArea.country == country,
                                  PostalArea.prefix.in_(prefixes))
         .order_by(func.length(PostalArea.prefix).desc()).limit(1)).first()
+
+
+def _prefixes(postal_code: str | None) -> list[str]:
+    """The prefixes an area of the code may be stored under, longest first."""
+    digits = postal_prefix(postal_code or "")
+    return [digits[:length] for length in range(len(digits), 1, -1)]
 
 
 def postal_prefix(postal_code: str) -> str:
@@ -93,6 +99,26 @@ def upsert_postal_areas(uow: UnitOfWork, rows: list[dict[str, Any]]) -> list[str
     return outcomes
 
 
+def prefetch_destinations(uow: UnitOfWork, orders: Sequence[Order]) -> None:
+    """Look up where a batch of orders goes in one query (`destination_of` then answers
+    from what it found)."""
+    known: dict[int, Point | None] = uow.session.info.setdefault("destinations", {})
+    wanted = [order for order in orders if order.id not in known]
+    if len(wanted) < 2:
+        return  # one order: `destination_of` asks for it
+    prefixes = {order.id: _prefixes(order.ship_to_postal_code) for order in wanted}
+    countries = sorted({order.ship_to_country for order in wanted})
+    every = sorted({prefix for found in prefixes.values() for prefix in found})
+    areas = {(area.country, area.prefix): area for area in uow.session.scalars(
+        select(PostalArea).where(PostalArea.country.in_(countries),
+                                 PostalArea.prefix.in_(every)))} if every else {}
+    for order in wanted:
+        area = next((areas[order.ship_to_country, prefix] for prefix in prefixes[order.id]
+                     if (order.ship_to_country, prefix) in areas), None)
+        known[order.id] = ((float(area.latitude), float(area.longitude)) if area is not None
+                           else _customer_point(uow, order))
+
+
 def destination_of(uow: UnitOfWork, order: Order) -> Point | None:
     """Return where an order goes: its postal code's area, else its customer's coordinates.
 
@@ -106,8 +132,10 @@ def destination_of(uow: UnitOfWork, order: Order) -> Point | None:
 
 def _destination(uow: UnitOfWork, order: Order) -> Point | None:
     found = locate(uow, order.ship_to_country, order.ship_to_postal_code)
-    if found is not None:
-        return found
+    return found if found is not None else _customer_point(uow, order)
+
+
+def _customer_point(uow: UnitOfWork, order: Order) -> Point | None:
     customer = uow.session.get(Customer, order.customer_id)
     if customer is not None and customer.latitude is not None and customer.longitude is not None:
         return float(customer.latitude), float(customer.longitude)

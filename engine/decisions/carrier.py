@@ -11,9 +11,15 @@ from typing import Any
 from engine.actors import Actor
 from engine.carriers.rate_cards import ServiceCard, rate_cards
 from engine.carriers.rating import CENT, Quote, Shipment, quote
-from engine.catalog.geo import UNKNOWN_DISTANCE_KM, Point, destination_of, distance_km
+from engine.catalog.geo import (
+    UNKNOWN_DISTANCE_KM,
+    Point,
+    destination_of,
+    distance_km,
+    prefetch_destinations,
+)
 from engine.decisions.escalation import handle_rule_error
-from engine.decisions.recording import record_decision
+from engine.decisions.recording import decision_for, record_decisions
 from engine.decisions.rulesets import compiled, deciding_version
 from engine.orders.holds import NO_CARRIER_QUEUE, RULE_ERROR_QUEUE, HoldReason, put_on_hold
 from engine.orders.timeline import record_event
@@ -91,34 +97,49 @@ class Choice:
         }
 
 
-def choose_carriers(uow: UnitOfWork, actor: Actor, order: Order) -> OrderDecision | None:
-    """Choose a carrier service for each of the order's groups that has none yet."""
-    groups = [group for group in order.fulfilment_groups
-              if group.status == "allocated" and group.carrier_code is None]
-    if not groups:
-        return None
+def choose_carriers_for(uow: UnitOfWork, actor: Actor,
+                        orders: Sequence[Order]) -> list[OrderDecision | None]:
+    """Choose a carrier service for each group of the orders that has none yet: one
+    decision per order (None for an order with no such group), written together."""
+    pending = [(order, [group for group in order.fulfilment_groups
+                        if group.status == "allocated" and group.carrier_code is None])
+               for order in orders]
+    if not any(groups for _, groups in pending):
+        return [None] * len(orders)
     version = deciding_version(uow, "carrier")
+    rule_set = compiled(version) if version else None
     now = utcnow()
-    choices = plan_carriers(uow, order, groups, compiled(version) if version else None, now)
-    stuck = [choice for choice in choices if choice.chosen is None]
-    recorded = record_decision(
-        uow, order, "carrier", version, "on_hold" if stuck else "selected",
-        {"groups": [{key: value for key, value in c.explained().items() if key != "options"}
-                    for c in choices]},
-        {"shipments": [plain(c.shipment_facts) for c in choices]},
-        [c.explained() for c in choices], now)
-    for choice in choices:
-        if choice.chosen is not None:
-            group, chosen = choice.group, choice.chosen.quote
-            group.carrier_code, group.service_code = chosen.service.carrier_code, \
-                chosen.service.code
-            group.shipping_cost, group.promised_at = chosen.cost, chosen.promised_at
-            group.carrier_decision_id = recorded.id
-    _apply(uow, actor, order, choices, version, recorded.id)
-    failed = next((choice.error for choice in choices if choice.error is not None), None)
-    if failed is not None:
-        handle_rule_error(uow, actor, order, "carrier", failed)
-    return recorded
+    prefetch_destinations(uow, [order for order, groups in pending if groups])
+    decided: list[tuple[Order, list[Choice], OrderDecision]] = []
+    results: list[OrderDecision | None] = []
+    for order, groups in pending:
+        if not groups:
+            results.append(None)
+            continue
+        choices = plan_carriers(uow, order, groups, rule_set, now)
+        stuck = [choice for choice in choices if choice.chosen is None]
+        recorded = decision_for(
+            order, "carrier", version, "on_hold" if stuck else "selected",
+            {"groups": [{key: value for key, value in c.explained().items() if key != "options"}
+                        for c in choices]},
+            {"shipments": [plain(c.shipment_facts) for c in choices]},
+            [c.explained() for c in choices], now)
+        decided.append((order, choices, recorded))
+        results.append(recorded)
+    record_decisions(uow, [recorded for *_, recorded in decided])
+    for order, choices, recorded in decided:
+        for choice in choices:
+            if choice.chosen is not None:
+                group, chosen = choice.group, choice.chosen.quote
+                group.carrier_code, group.service_code = (chosen.service.carrier_code,
+                                                          chosen.service.code)
+                group.shipping_cost, group.promised_at = chosen.cost, chosen.promised_at
+                group.carrier_decision_id = recorded.id
+        _apply(uow, actor, order, choices, version, recorded.id)
+        failed = next((choice.error for choice in choices if choice.error is not None), None)
+        if failed is not None:
+            handle_rule_error(uow, actor, order, "carrier", failed)
+    return results
 
 
 def plan_carriers(uow: UnitOfWork, order: Order, groups: Sequence[FulfilmentGroup],

@@ -21,9 +21,15 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from engine.actors import Actor
-from engine.catalog.geo import Point, destination_of, distance_km, shipping_cost
+from engine.catalog.geo import (
+    Point,
+    destination_of,
+    distance_km,
+    prefetch_destinations,
+    shipping_cost,
+)
 from engine.decisions.escalation import handle_rule_error
-from engine.decisions.recording import record_decision
+from engine.decisions.recording import decision_for, record_decisions
 from engine.decisions.rulesets import compiled, deciding_version
 from engine.inventory.stock import WAITING_STATUSES, lock_levels, move, waiting_backorders
 from engine.orders import transitions
@@ -143,51 +149,112 @@ def source_order(uow: UnitOfWork, actor: Actor, order: Order,
                  waived: frozenset[str] = frozenset(), for_backorder: bool = False,
                  front_of: str | None = None,
                  excluded: frozenset[str] = frozenset()) -> OrderDecision | None:
-    """Decide where the order ships from, reserve it, and move the order on.
+    """Decide where one order ships from, reserve it, and move it on: `source_orders` with
+    a batch of one.
 
     `for_backorder`: fill what the order waits for; nothing is written when no unit can be
     allocated. `front_of`: the SKU whose waiting queue this order heads (the backorder job),
     so units of it are not kept back from it. `excluded`: locations not to source from (the
-    one that just came up short). An order already on its way (released, partially
-    shipped: units re-sourced after a short pick) keeps its status; its new groups join
-    it. Returns the recorded decision (None when nothing moved).
+    one that just came up short). Returns the recorded decision (None when nothing moved).
     """
+    return source_orders(uow, actor, [order], waived, for_backorder, front_of, excluded)[0]
+
+
+@dataclass
+class Supply:
+    """What a batch's orders are sourced from, read once for the batch: every level of their
+    SKUs (locked), the units orders already waiting are owed, and each location's groups
+    today. Sourcing an order of the batch updates it for the next one."""
+
+    stock: list[tuple[StockLevel, Location]]
+    owed: dict[str, int]  # SKU -> units waiting orders (outside the batch, then in it) need
+    orders_today: dict[str, int]  # location -> groups created today
+
+    def after(self, plan: Plan, order: Order) -> None:
+        """Count what the order took: its groups today, and the units it now waits for."""
+        for code in plan.groups:
+            self.orders_today[code] = self.orders_today.get(code, 0) + 1
+        for line in order.lines:
+            if line.quantity_backordered:
+                self.owed[line.sku] = self.owed.get(line.sku, 0) + line.quantity_backordered
+
+
+def read_supply(uow: UnitOfWork, orders: Sequence[Order], now: datetime, lock: bool = True,
+                excluding_order: int | None = None) -> Supply:
+    """Read (and with `lock`, lock in key order) what the orders' SKUs can be sourced from:
+    a constant number of statements, whatever the number of orders."""
+    skus = {line.sku for order in orders for line in order.lines}
+    stock = _stock(uow, skus, lock)
+    owed = waiting_backorders(uow, skus, excluding_order=excluding_order) if skus else {}
+    capped = sorted({location.code for _, location in stock if location.daily_capacity})
+    return Supply(stock, owed, _orders_today(uow, capped, now))
+
+
+def source_orders(uow: UnitOfWork, actor: Actor, orders: Sequence[Order],
+                  waived: frozenset[str] = frozenset(), for_backorder: bool = False,
+                  front_of: str | None = None, excluded: frozenset[str] = frozenset(),
+                  ) -> list[OrderDecision | None]:
+    """Decide where each order ships from, reserve it, and move it on, one after the other
+    in the given order: an order sees the stock the ones before it left.
+
+    The batch's stock is locked and read once (key order), its destinations and today's
+    load per location too; the decisions are written together. An order already on its
+    way (released, partially shipped: units re-sourced after a short pick) keeps its
+    status; its new groups join it.
+    """
+    if not orders:
+        return []
     version = deciding_version(uow, "sourcing")
     now = utcnow()
     rule_set = compiled(version) if version is not None else None
-    plan = plan_sourcing(uow, order, rule_set, now, waived, front_of=front_of,
-                         excluded=excluded)
-    if for_backorder and not plan.groups:
-        return None
-    lines = {line.id: line for line in order.lines}
-    recorded = record_decision(uow, order, "sourcing", version, plan.outcome,
-                               plan.decision(lines), plain(plan.order_facts), plan.trace(), now)
-    _reserve(uow, actor, order, plan, lines, recorded.id)
-    _apply(uow, actor, order, plan, lines, version, recorded.id)
-    if plan.error is not None:
-        handle_rule_error(uow, actor, order, "sourcing", plan.error)
-    return recorded
+    supply = read_supply(uow, orders, now, excluding_order=orders[0].id
+                         if len(orders) == 1 else None)
+    prefetch_destinations(uow, orders)
+    planned: list[tuple[Order, Plan, dict[int, OrderLine], OrderDecision]] = []
+    results: list[OrderDecision | None] = []
+    for order in orders:
+        plan = plan_sourcing(uow, order, rule_set, now, waived, front_of=front_of,
+                             excluded=excluded, supply=supply)
+        if for_backorder and not plan.groups:
+            results.append(None)
+            continue
+        lines = {line.id: line for line in order.lines}
+        recorded = decision_for(order, "sourcing", version, plan.outcome, plan.decision(lines),
+                                plain(plan.order_facts), plan.trace(), now)
+        _reserve(uow, actor, order, plan, lines, recorded)
+        _backorder(plan, lines)
+        supply.after(plan, order)
+        planned.append((order, plan, lines, recorded))
+        results.append(recorded)
+    record_decisions(uow, [recorded for *_, recorded in planned])
+    for order, plan, lines, recorded in planned:
+        _apply(uow, actor, order, plan, lines, version, recorded.id)
+        if plan.error is not None:
+            handle_rule_error(uow, actor, order, "sourcing", plan.error)
+    return results
 
 
 def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | None,
                   now: datetime, waived: frozenset[str] = frozenset(),
                   front_of: str | None = None, lock: bool = True,
-                  as_new: bool = False, excluded: frozenset[str] = frozenset()) -> Plan:
+                  as_new: bool = False, excluded: frozenset[str] = frozenset(),
+                  supply: Supply | None = None) -> Plan:
     """Build the candidates, run the rules over each, rank them and split the order.
 
     With `lock` (a live allocation) the stock of the order's SKUs stays locked until the
     transaction ends, so what the plan saw is what gets reserved. Without it (dry runs,
     simulations) stock is only read. `as_new`: source the whole order as if it had just
     arrived (dry runs and simulations of orders already sourced: their own reservations
-    count as available).
+    count as available). `supply`: what a batch read once (else it is read for this order).
     """
     lines = {line.id: line for line in order.lines}
     needs = {line.id: line.quantity_ordered if as_new else _unsourced(line)
              for line in order.lines}
     needs = {line_id: units for line_id, units in needs.items() if units > 0}
-    skus = {lines[line_id].sku for line_id in needs}
-    stock = _stock(uow, skus, lock)
-    owed = waiting_backorders(uow, skus, excluding_order=order.id)
+    if supply is None:
+        supply = read_supply(uow, [order], now, lock, excluding_order=order.id)
+    stock = supply.stock
+    owed = dict(supply.owed)
     owed.pop(front_of or "", None)
     own = _own_reservations(uow, order) if as_new else {}
     available: dict[str, dict[str, int]] = {}
@@ -206,8 +273,7 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
             locations[location.code] = location
     order_side = _order_facts(uow, order, needs, lines, len(available))
     destination = order_side.pop("destination")
-    orders_today = _orders_today(uow, [code for code in available
-                                       if locations[code].daily_capacity], now)
+    orders_today = supply.orders_today
     candidates = [
         build_candidate(locations[code], units, order_side, destination, needs, lines,
                    orders_today.get(code, 0))
@@ -507,7 +573,7 @@ def _distance(candidate: Candidate) -> Decimal | None:
 
 
 def _reserve(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
-             lines: Mapping[int, OrderLine], decision_id: int) -> None:
+             lines: Mapping[int, OrderLine], decision: OrderDecision) -> None:
     """Reserve each group's units at its location and record the groups."""
     if not plan.groups:
         return
@@ -520,7 +586,7 @@ def _reserve(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
     levels = plan.levels if wanted <= set(plan.levels) else lock_levels(uow, wanted)
     for code, units in plan.groups.items():
         group = FulfilmentGroup(order_id=order.id, location_code=code, status=GroupStatus.ALLOCATED,
-                                decision_id=decision_id, created_at=utcnow(),
+                                decision=decision, created_at=utcnow(),
                                 location=plan.locations[code])
         for line_id, quantity in units.items():
             line = lines[line_id]
@@ -533,13 +599,18 @@ def _reserve(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
         groups.append(group)
 
 
+def _backorder(plan: Plan, lines: Mapping[int, OrderLine]) -> None:
+    """What the plan could not fill waits for stock (unless the order is held for it)."""
+    held = plan.outcome == "on_hold"
+    for line_id, line in lines.items():
+        line.quantity_backordered = 0 if held else plan.remainder.get(line_id, 0)
+
+
 def _apply(uow: UnitOfWork, actor: Actor, order: Order, plan: Plan,
            lines: Mapping[int, OrderLine], version: RuleSetVersion | None,
            decision_id: int) -> None:
     """Move the order as the plan says; one timeline event tells why."""
     held = plan.outcome == "on_hold"
-    for line_id, line in lines.items():
-        line.quantity_backordered = 0 if held else plan.remainder.get(line_id, 0)
     if held:
         target = OrderStatus.ON_HOLD
     elif not plan.remainder or (plan.partial_shipment and any(

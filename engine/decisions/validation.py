@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, case, func, select
 
 from engine.actors import Actor
 from engine.decisions.escalation import handle_rule_error
-from engine.decisions.recording import record_decision
+from engine.decisions.recording import decision_for, record_decisions
 from engine.decisions.rulesets import (
     compiled,
     deciding_version,
@@ -43,33 +44,40 @@ OPEN_STATUSES = tuple(status.value for status in (
 NOT_COUNTED = (OrderStatus.REJECTED.value, OrderStatus.CANCELLED.value)
 
 
-def validation_facts(uow: UnitOfWork, order: Order, lock: bool = False) -> OrderFacts:
-    """Compute, once, everything validation rules may ask about the order.
+def validation_facts(uow: UnitOfWork, order: Order) -> OrderFacts:
+    """Compute everything validation rules may ask about an order as at its capture: only
+    the customer's orders before it count (dry runs and simulations of recorded orders)."""
+    count, open_total = _histories(uow, [order.customer_id],
+                                   Order.id < order.id)[order.customer_id]
+    return facts_of(order, _customer(uow, order), count, open_total)
 
-    With `lock` (a live capture), the customer's row is locked first, until the transaction
-    ends, and every other order of the customer counts: two orders of one customer are
-    validated one after the other and cannot both spend the same credit. Without it (a dry
-    run of an old order) only the orders before it count, as at its capture.
-    """
-    if lock:
-        # NO KEY UPDATE: compatible with the KEY SHARE lock that inserting the order (a
-        # foreign key to the customer) already took, so two orders of one customer queue
-        # here instead of deadlocking. A statement of its own, so that the sums below,
-        # read after the wait, see what the order ahead committed.
-        uow.session.execute(select(Customer.id).where(Customer.id == order.customer_id)
-                            .with_for_update(key_share=True))
-    others = (Order.customer_id == order.customer_id,
-              Order.id != order.id if lock else Order.id < order.id)
-    earlier_count = (select(func.count(Order.id))
-                     .where(*others, Order.status.not_in(NOT_COUNTED)).scalar_subquery())
-    open_total = (select(func.coalesce(func.sum(Order.total), 0))
-                  .where(*others, Order.status.in_(OPEN_STATUSES)).scalar_subquery())
-    found = uow.session.execute(
-        select(Customer, earlier_count, open_total).where(Customer.id == order.customer_id)
-    ).one_or_none()
-    if found is None:  # the foreign key makes this impossible; say so if it happens
+
+def _histories(uow: UnitOfWork, customer_ids: Sequence[str],
+               others: ColumnElement[bool]) -> dict[str, tuple[int, Decimal]]:
+    """Per customer: how many of their `others` orders make them a returning customer, and
+    the total of those still open (counting against credit). One query for them all."""
+    counted = Order.status.not_in(NOT_COUNTED)
+    still_open = Order.status.in_(OPEN_STATUSES)
+    found = {customer_id: (count, Decimal(total)) for customer_id, count, total in
+             uow.session.execute(
+                 select(Order.customer_id, func.count(case((counted, Order.id))),
+                        func.coalesce(func.sum(case((still_open, Order.total))), 0))
+                 .where(Order.customer_id.in_(sorted(set(customer_ids))), others)
+                 .group_by(Order.customer_id))}
+    return {customer_id: found.get(customer_id, (0, Decimal(0)))
+            for customer_id in customer_ids}
+
+
+def _customer(uow: UnitOfWork, order: Order) -> Customer:
+    customer = uow.session.get(Customer, order.customer_id)  # in the session after capture
+    if customer is None:  # the foreign key makes this impossible; say so if it happens
         raise LookupError(f"order {order.id} has no customer {order.customer_id}")
-    customer, earlier_count, open_total = found
+    return customer
+
+
+def facts_of(order: Order, customer: Customer, earlier_count: int,
+             open_total: Decimal) -> OrderFacts:
+    """The order's validation facts, given what its customer's other orders add up to."""
     products = {line.sku: line.product for line in order.lines}
     ratios = [line.unit_price / products[line.sku].value for line in order.lines
               if products[line.sku].value and products[line.sku].currency == order.currency]
@@ -85,7 +93,7 @@ def validation_facts(uow: UnitOfWork, order: Order, lock: bool = False) -> Order
         customer_is_new=earlier_count == 0,
         customer_previous_orders=earlier_count,
         has_credit_limit=limit is not None,
-        credit_remaining=money(limit - Decimal(open_total) if limit is not None else 0),
+        credit_remaining=money(limit - open_total if limit is not None else 0),
         payment_terms=order.payment_terms,
         currency=order.currency,
         order_total=money(order.total),
@@ -109,27 +117,60 @@ def validation_facts(uow: UnitOfWork, order: Order, lock: bool = False) -> Order
 
 def validate_order(uow: UnitOfWork, actor: Actor, order: Order,
                    waived: frozenset[str] = frozenset()) -> OrderDecision:
-    """Run the published validation rules and move the order on: validated, held or rejected.
+    """Validate one order: `validate_orders` with a batch of one."""
+    return validate_orders(uow, actor, [order], waived)[0]
+
+
+def validate_orders(uow: UnitOfWork, actor: Actor, orders: Sequence[Order],
+                    waived: frozenset[str] = frozenset()) -> list[OrderDecision]:
+    """Run the published validation rules over the orders, one after the other in the given
+    order, and move each on: validated, held or rejected.
+
+    Credit is spent in that order: each order sees the customer's other open orders,
+    committed or earlier in the batch (not later ones). The customers' rows are locked
+    first, in key order, until the transaction ends, so that two batches (or two single
+    orders) of one customer are validated one after the other and never both spend the
+    same credit. A constant number of statements per batch: the lock, the customers'
+    totals, and the decisions written together.
 
     A rule that fails while running does not crash the capture: the order goes on hold in
     the rule-error queue with the failure as its reason. Holds from `waived` rules (released
     by a person) are recorded in the trace but do not hold the order again.
     """
+    if not orders:
+        return []
     version = deciding_version(uow, "validation")
-    facts = validation_facts(uow, order, lock=True)
+    rule_set = compiled(version) if version is not None else None
+    customer_ids = sorted({order.customer_id for order in orders})
+    # NO KEY UPDATE: compatible with the KEY SHARE lock that inserting an order (a foreign
+    # key to the customer) already took, so two orders of one customer queue here instead
+    # of deadlocking. A statement of its own, so that the sums below, read after the wait,
+    # see what the orders ahead committed.
+    uow.session.execute(select(Customer.id).where(Customer.id.in_(customer_ids))
+                        .order_by(Customer.id).with_for_update(key_share=True))
+    histories = _histories(uow, customer_ids,
+                           Order.id.not_in(sorted(order.id for order in orders)))
     now = utcnow()
-    if version is None:
-        verdict = Verdict("validated", {"note": "no validation rules are published"}, [], [])
-    else:
-        verdict = decide_validation(compiled(version), facts, now, waived)
-    outcome, decision, trace, findings = (verdict.outcome, verdict.decision, verdict.trace,
-                                          verdict.findings)
-    recorded = record_decision(uow, order, "validation", version, outcome, decision,
-                               plain(asdict(facts)), trace, now)
-    _apply(uow, actor, order, outcome, findings, version, recorded.id)
-    if verdict.error is not None:
-        handle_rule_error(uow, actor, order, "validation", verdict.error)
-    return recorded
+    decided: list[tuple[Order, Verdict, OrderDecision]] = []
+    for order in orders:
+        count, open_total = histories[order.customer_id]
+        facts = facts_of(order, _customer(uow, order), count, open_total)
+        if rule_set is None:
+            verdict = Verdict("validated", {"note": "no validation rules are published"},
+                              [], [])
+        else:
+            verdict = decide_validation(rule_set, facts, now, waived)
+        if verdict.outcome != "rejected":  # it counts for the customer's next orders
+            histories[order.customer_id] = (count + 1, open_total + order.total)
+        decided.append((order, verdict, decision_for(
+            order, "validation", version, verdict.outcome, verdict.decision,
+            plain(asdict(facts)), verdict.trace, now)))
+    record_decisions(uow, [recorded for _, _, recorded in decided])
+    for order, verdict, recorded in decided:
+        _apply(uow, actor, order, verdict.outcome, verdict.findings, version, recorded.id)
+        if verdict.error is not None:
+            handle_rule_error(uow, actor, order, "validation", verdict.error)
+    return [recorded for _, _, recorded in decided]
 
 
 @dataclass(frozen=True)

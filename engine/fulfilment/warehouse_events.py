@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from engine import visibility
 from engine.actors import Actor
-from engine.decisions.carrier import choose_carriers
+from engine.decisions.carrier import choose_carriers_for
 from engine.decisions.escalation import Failure, handle_failure
 from engine.decisions.sourcing import source_order
 from engine.errors import (
@@ -302,5 +302,5 @@ def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGr
             lines[line_id].quantity_backordered += units
     else:  # re-source them elsewhere, or backorder them until stock arrives
         source_order(uow, actor, order, excluded=frozenset({group.location_code}))
-        choose_carriers(uow, actor, order)
+        choose_carriers_for(uow, actor, [order])
         request_release(uow, order)

@@ -15,6 +15,7 @@ from engine.errors import (
     FieldProblem,
     ForbiddenError,
     InputValidationError,
+    OmsError,
     UnknownReferencesError,
 )
 from engine.iso import decimals, minor_units
@@ -77,19 +78,109 @@ class Problems:
 
 
 def capture_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
-    """Record a new order in status received, with its lines and first event.
+    """Record one new order: `capture_orders` with a batch of one.
 
     Raises:
+        the error `capture_orders` reports for it.
+    """
+    [captured] = capture_orders(uow, actor, [draft])
+    if isinstance(captured, OmsError):
+        raise captured
+    return captured
+
+
+def capture_orders(uow: UnitOfWork, actor: Actor,
+                   drafts: Sequence[OrderDraft]) -> list[Order | OmsError]:
+    """Record new orders in status received, with their lines and first events; return, in
+    the drafts' order, each order or why it was refused.
+
+    A constant number of statements whatever the batch's size: the products, customers and
+    references already taken are read once, the orders and lines written in one insert each.
+    Refusals, each the order's own and leaving the others alone:
         ForbiddenError: an integration key submits for another channel.
-        DuplicateOrderError: the channel already sent this reference.
+        DuplicateOrderError: the channel already sent this reference (also earlier in the
+            same batch: the first one is recorded).
         UnknownReferencesError: the customer or some SKUs are not in the record.
         InputValidationError: amounts do not fit the currency, or products are inactive.
-    """
-    channel = _channel_for(actor, draft.channel)
-    products = _products_by_sku(uow, {line.sku for line in draft.lines})
-    customer = _known_customer(draft, uow.session.get(Customer, draft.customer_id), products)
-    _check_amounts(draft, products)
 
+    The orders are the first thing a capture writes: when a concurrent request records one
+    of their references in the meantime, the transaction is undone and the batch captured
+    again, that order refused as a duplicate.
+    """
+    for attempt in range(CAPTURE_ATTEMPTS):
+        results = _checked(uow, actor, drafts)
+        orders = [order for order in results if isinstance(order, Order)]
+        uow.session.add_all(orders)
+        try:
+            uow.session.flush()
+            break
+        except IntegrityError:
+            uow.rollback()  # a twin committed meanwhile: the next round names it
+            if attempt == CAPTURE_ATTEMPTS - 1:
+                raise
+    for order in orders:
+        record_event(uow, order, "order.received", actor, status=OrderStatus.RECEIVED.value,
+                     channel=order.channel, channel_order_ref=order.channel_order_ref,
+                     lines=len(order.lines), total=order.total, currency=order.currency)
+    for index, result in enumerate(results):
+        if isinstance(result, _Twin):
+            first = results[result.first]
+            assert isinstance(first, Order)  # a twin's first is recorded
+            results[index] = DuplicateOrderError(first.channel, result.reference, first.id)
+    return results  # type: ignore[return-value]  # no twin is left
+
+
+# Rounds of a capture racing twins committed meanwhile (each round names the ones it saw).
+CAPTURE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class _Twin:
+    """An order repeating the reference of an earlier one in the batch (`first`)."""
+
+    first: int
+    reference: str
+
+
+def _checked(uow: UnitOfWork, actor: Actor,
+             drafts: Sequence[OrderDraft]) -> list[Order | OmsError | _Twin]:
+    """Check every draft against the record, read once for the batch; build the orders."""
+    products = _products_by_sku(uow, {line.sku for draft in drafts for line in draft.lines})
+    customers = {customer.id: customer for customer in uow.session.scalars(
+        select(Customer).where(Customer.id.in_(sorted({d.customer_id for d in drafts}))))}
+    results: list[Order | OmsError | _Twin] = []
+    channels: list[str | None] = []
+    for draft in drafts:
+        try:
+            channel = _channel_for(actor, draft.channel)
+            customer = _known_customer(draft, customers.get(draft.customer_id), products)
+            _check_amounts(draft, products)
+        except OmsError as error:
+            results.append(error)
+            channels.append(None)
+            continue
+        results.append(_build(actor, draft, channel, customer, products))
+        channels.append(channel)
+    taken = _recorded_references(uow, {(channel, draft.channel_order_ref)
+                                       for channel, draft in zip(channels, drafts, strict=True)
+                                       if channel is not None and draft.channel_order_ref})
+    first: dict[tuple[str, str], int] = {}
+    for index, (known, draft) in enumerate(zip(channels, drafts, strict=True)):
+        reference = draft.channel_order_ref
+        if known is None or reference is None:
+            continue
+        channel = known
+        if (channel, reference) in taken:
+            results[index] = DuplicateOrderError(channel, reference, taken[channel, reference])
+        elif (channel, reference) in first:
+            results[index] = _Twin(first[channel, reference], reference)
+        else:
+            first[channel, reference] = index
+    return results
+
+
+def _build(actor: Actor, draft: OrderDraft, channel: str, customer: Customer,
+           products: dict[str, Product]) -> Order:
     places = minor_units(draft.currency)
     lines = [
         OrderLine(line_no=number, sku=line.sku, product=products[line.sku],
@@ -119,10 +210,6 @@ def capture_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
         fulfilment_groups=[],
     )
     order.customer = customer  # the stages that follow read it, without asking again
-    _insert_once(uow, order)
-    record_event(uow, order, "order.received", actor, status=OrderStatus.RECEIVED.value,
-                 channel=channel, channel_order_ref=draft.channel_order_ref,
-                 lines=len(lines), total=order.total, currency=order.currency)
     return order
 
 
@@ -137,29 +224,19 @@ def _channel_for(actor: Actor, requested: str | None) -> str:
     return actor.channel
 
 
-def _refuse_duplicate(uow: UnitOfWork, channel: str, reference: str) -> None:
-    existing = uow.session.scalar(
-        select(Order.id).where(Order.channel == channel, Order.channel_order_ref == reference)
-    )
-    if existing is not None:
-        raise DuplicateOrderError(channel, reference, existing)
-
-
-def _insert_once(uow: UnitOfWork, order: Order) -> None:
-    """Insert the order; the unique (channel, reference) constraint refuses a twin.
-
-    The constraint, not a prior look-up, decides: it also settles concurrent twins, and
-    the common case costs no extra query. On a refusal the transaction is undone (the
-    order is the first thing a capture writes) and the existing order is named.
-    """
-    uow.session.add(order)
-    try:
-        uow.session.flush()
-    except IntegrityError:
-        uow.rollback()
-        if order.channel_order_ref is not None:
-            _refuse_duplicate(uow, order.channel, order.channel_order_ref)
-        raise
+def _recorded_references(uow: UnitOfWork,
+                         wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Return the orders already recorded under these (channel, reference) pairs."""
+    if not wanted:
+        return {}
+    found = uow.session.execute(select(Order.channel, Order.channel_order_ref, Order.id).where(
+        Order.channel.in_(sorted({channel for channel, _ in wanted})),
+        Order.channel_order_ref.in_(sorted({reference for _, reference in wanted}))))
+    recorded: dict[tuple[str, str], int] = {}
+    for channel, reference, order_id in found:
+        if reference is not None and (channel, reference) in wanted:
+            recorded[channel, reference] = order_id
+    return recorded
 
 
 def _products_by_sku(uow: UnitOfWork, skus: set[str]) -> dict[str, Product]:

@@ -23,6 +23,7 @@ from engine.status import GroupStatus, ShipmentStatus
 
 if TYPE_CHECKING:
     from engine.record.catalog import Location
+    from engine.record.decisions import OrderDecision
     from engine.record.orders import Order, OrderLine
 
 
@@ -68,6 +69,8 @@ class FulfilmentGroup(Base):
         cascade="all, delete-orphan")
     order: Mapped[Order] = relationship(back_populates="fulfilment_groups")
     location: Mapped[Location] = relationship()
+    # The sourcing decision that made it: a batch writes its decisions and groups together.
+    decision: Mapped[OrderDecision | None] = relationship(lazy="raise")
 
 
 class FulfilmentLine(Base):

@@ -158,8 +158,8 @@ def test_a_failing_rule_holds_the_order_and_the_exceptions_rules_say_where(
     from rules.defaults import default_rule_set
 
     # a fact the engine failed to compute makes a validation rule fail while running
-    computed = validation.validation_facts
-    monkeypatch.setattr(validation, "validation_facts", lambda *args, **kwargs: replace(
+    computed = validation.facts_of
+    monkeypatch.setattr(validation, "facts_of", lambda *args, **kwargs: replace(
         computed(*args, **kwargs), order_total=None))
     body = order_body(customer_id="C-BEN")
     first = client.post("/orders", json=body, headers=admin)
