@@ -42,7 +42,7 @@ PER_REQUEST = 1000  # orders per POST /orders/bulk, the route's limit
 
 def bulk_body(orders: list[dict[str, Any]]) -> dict[str, Any]:
     """The body of POST /orders/bulk: POST /orders bodies, answered in this order."""
-    return {"orders": orders}
+    return {"rows": orders}
 
 
 def main() -> None:

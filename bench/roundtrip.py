@@ -62,6 +62,9 @@ from engine.status import OrderStatus
 
 POLL_SECONDS = 0.2  # waiting clients poll gently: their GETs share the CPUs measured
 BULK_EVENTS = 500  # events per POST /wms/events/bulk or /carriers/events/bulk
+# Longer than two waves of the default period (OMS_WAVE_SECONDS, 300): orders wait for a
+# wave to the warehouse and for a billing run without anything moving meanwhile.
+QUIET_SECONDS = 660
 # What an order that stops short of completed waits for: stock, a person, or nothing more.
 STOPPED = (OrderStatus.ON_HOLD, OrderStatus.BACKORDERED, OrderStatus.REJECTED,
            OrderStatus.CANCELLED)
@@ -248,7 +251,7 @@ class Batches:
                 .group_by(Order.status))})
 
     def run(self, every: float, report: Callable[[float, Counter[str]], None],
-            quiet_seconds: float = 60.0) -> Finished:
+            quiet_seconds: float = QUIET_SECONDS) -> Finished:
         """Drive until every captured order is completed or stopped short (or nothing has
         moved for `quiet_seconds`), calling `report` every `every` seconds."""
         before = service_usage()
