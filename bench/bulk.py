@@ -38,6 +38,7 @@ from bench.capture import (
 )
 
 PER_REQUEST = 1000  # orders per POST /orders/bulk, the route's limit
+BULK_TIMEOUT = 900  # seconds a client waits for a bulk answer
 
 
 def bulk_body(orders: list[dict[str, Any]]) -> dict[str, Any]:
@@ -66,10 +67,11 @@ def main() -> None:
         workers = start_workers(args.rq_workers, url)
         try:
             drive(args.port, key, single[:200], args.clients, "warmup", False)
-            drive(args.port, key, bulk[:1], 1, "warmup-bulk", True, path="/orders/bulk")
+            drive(args.port, key, bulk[:1], 1, "warmup-bulk", True, path="/orders/bulk",
+                  timeout=BULK_TIMEOUT)
             single_run = drive(args.port, key, single[200:], args.clients, "single", True)
             requests = drive(args.port, key, bulk[1:], args.bulk_clients, "bulk", True,
-                             path="/orders/bulk")
+                             path="/orders/bulk", timeout=BULK_TIMEOUT)
             statuses = statuses_now(url)
         finally:
             stop_workers(workers)

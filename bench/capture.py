@@ -187,7 +187,7 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 
 
 def drive(port: int, key: str, bodies: list[bytes], clients: int, label: str,
-          idempotent: bool, path: str = "/orders") -> Run:
+          idempotent: bool, path: str = "/orders", timeout: float = 60) -> Run:
     """Send every body once, from `clients` threads on keep-alive connections (an empty
     body is a GET)."""
     latencies: list[float] = []
@@ -196,7 +196,7 @@ def drive(port: int, key: str, bodies: list[bytes], clients: int, label: str,
     position = iter(range(len(bodies)))
 
     def client() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         mine: list[float] = []
         seen: dict[int, int] = {}

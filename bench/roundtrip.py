@@ -87,7 +87,7 @@ class Partner:
     """One HTTP connection, speaking as the channel, a warehouse or a carrier."""
 
     def __init__(self, port: int, keys: Keys) -> None:
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
         self.keys = keys
 
     def call(self, method: str, path: str, body: Any = None, key: str | None = None,
