@@ -63,6 +63,7 @@ _from_env: list[Services] = []
 def build_services(settings: Settings) -> Services:
     """Create the engine, the session factory and the job queue the settings ask for."""
     settings.hold_sla  # noqa: B018 - a malformed SLA stops the service now, not a request
+    settings.wave_policy  # noqa: B018 - and so do impossible waves
     engine = make_engine(settings.database_url, settings.database_pool_size)
     if settings.statement_counts:
         count_statements(engine, settings.statement_counts)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -48,6 +48,10 @@ class EmbeddedWarehouse:
 
     def release(self, request: FulfilmentRequest, key: str) -> WmsRelease:
         return WmsRelease(f"LWMS-{request.location_code}-{request.group_id}")
+
+    def release_wave(self, releases: Sequence[tuple[FulfilmentRequest, str]]
+                     ) -> list[WmsRelease]:
+        return [self.release(request, key) for request, key in releases]
 
     def cancel(self, reference: str, key: str) -> None:
         return None  # nothing to take back: the pick list is our own fulfilment group

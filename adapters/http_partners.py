@@ -12,6 +12,10 @@ Paths are relative to the partner's base URL ("effectful" = carries an Idempoten
     Warehouse (WMS)
     POST /fulfilment-orders                     FulfilmentRequest         effectful
         -> {"reference": str}
+    POST /fulfilment-orders/waves               {"orders": [FulfilmentRequest + "key"]}
+        -> {"orders": [{"key": str, "reference": str}]}   in the request's order
+        (a wave: each order applied once per its own "key", exactly as POST
+        /fulfilment-orders would; the Idempotency-Key is the wave's, from its orders' keys)
     POST /fulfilment-orders/{reference}/cancel  {}                        effectful
         -> {"reference": str, "status": "cancelled"}
     POST /fulfilment-orders/{reference}/stop    {"items": [ItemToShip]}   effectful
@@ -49,6 +53,7 @@ What the engine sees, all `ExternalSystemError`s:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -131,6 +136,15 @@ class _Answer(Schema):
 
 class _Released(_Answer):
     reference = _text(required=True)
+
+
+class _WaveOrder(_Answer):
+    key = fields.String(required=True)
+    reference = _text(required=True)
+
+
+class _Wave(_Answer):
+    orders = fields.List(fields.Nested(_WaveOrder), required=True)
 
 
 class _Cancelled(_Answer):
@@ -276,6 +290,17 @@ class HttpWarehouse:
         answer = self.client.call("POST", "/fulfilment-orders", _Released(), asdict(request),
                                   key)
         return WmsRelease(answer["reference"])
+
+    def release_wave(self, releases: Sequence[tuple[FulfilmentRequest, str]]
+                     ) -> list[WmsRelease]:
+        """Hand a wave of groups to the warehouse in one request; return its references."""
+        keys = [key for _, key in releases]
+        wave_key = "wms-wave-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+        answer = self.client.call("POST", "/fulfilment-orders/waves", _Wave(), {"orders": [
+            {**asdict(request), "key": key} for request, key in releases]}, wave_key)
+        _expect(self.client.system, "POST /fulfilment-orders/waves", "keys", keys,
+                [order["key"] for order in answer["orders"]])
+        return [WmsRelease(order["reference"]) for order in answer["orders"]]
 
     def cancel(self, reference: str, key: str) -> None:
         """Withdraw a released fulfilment order that has not shipped."""

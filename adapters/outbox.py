@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.ports import JobArg, JobQueue
+from engine.ports import JobQueue, QueuedJob
 from engine.record import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -34,33 +34,54 @@ class Outbox:
         self._inline = inline
 
     def dispatch(self, ids: Sequence[int] | None = None, limit: int = 500) -> int:
-        """Hand waiting messages (these ids, or the oldest) to the queue; return how many.
+        """Hand waiting messages (these ids, all of them in batches of `limit`, or the
+        `limit` oldest) to the queue; return how many.
 
-        A queue that refuses stops the round: the message keeps waiting, with its error.
-        Inline jobs run after the claim is committed, each in its own transaction.
+        One batch: the messages are claimed in one statement, handed to the queue at once
+        (one Redis round trip) and marked in one statement. A queue that refuses leaves
+        them all waiting, with its error. Inline jobs run after the claim is committed,
+        each in its own transaction.
         """
-        handed: list[tuple[str, tuple[JobArg, ...]]] = []
+        if ids is None:
+            return self._dispatch_batch(None, limit)
+        wanted = sorted(ids)
+        handed = 0
+        for start in range(0, len(wanted), limit):
+            sent = self._dispatch_batch(wanted[start:start + limit], limit)
+            if sent == 0:
+                break  # the queue refuses: the rest wait for the next round
+            handed += sent
+        return handed
+
+    def _dispatch_batch(self, ids: Sequence[int] | None, limit: int) -> int:
         with self._session_factory() as session, session.begin():
             statement = (select(OutboxMessage).where(OutboxMessage.dispatched_at.is_(None))
                          .order_by(OutboxMessage.id).limit(limit)
                          .with_for_update(skip_locked=True))
             if ids is not None:
                 statement = statement.where(OutboxMessage.id.in_(ids))
-            for message in session.scalars(statement):
+            messages = list(session.scalars(statement))
+            handed = [QueuedJob(message.job, tuple(message.args), f"outbox-{message.id}")
+                      for message in messages]
+            error = None
+            if handed and not self._inline:
+                try:
+                    self._jobs.enqueue_many(handed)
+                except Exception as refused:  # the queue is down: try again later
+                    error = f"{type(refused).__name__}: {refused}"[:500]
+                    log.warning("%d outbox message(s) wait: %s", len(handed), refused)
+            now = utcnow()
+            for message in messages:
                 message.attempts += 1
-                if not self._inline:
-                    try:
-                        self._jobs.enqueue(message.job, tuple(message.args),
-                                           key=f"outbox-{message.id}")
-                    except Exception as error:  # the queue is down: try again later
-                        message.last_error = f"{type(error).__name__}: {error}"[:500]
-                        log.warning("outbox message %s waits: %s", message.id, error)
-                        break
-                message.dispatched_at = utcnow()
-                handed.append((message.job, tuple(message.args)))
+                if error is None:
+                    message.dispatched_at = now
+                else:
+                    message.last_error = error
+        if error is not None:
+            return 0
         if self._inline:
-            for job, args in handed:
-                self._jobs.enqueue(job, args)
+            for queued in handed:
+                self._jobs.enqueue(queued.job, queued.args)
         return len(handed)
 
     def backlog(self) -> tuple[int, float | None]:

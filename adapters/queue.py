@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry, SimpleWorker, Worker, get_current_job
 
-from engine.ports import JobArg
+from engine.ports import JobArg, QueuedJob
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ class InlineJobQueue:
             except Exception:  # the caller's transaction has committed: log, do not undo
                 log.exception("inline job %s%r failed", job, args)
 
+    def enqueue_many(self, jobs: Sequence[QueuedJob]) -> None:
+        for queued in jobs:
+            self.enqueue(queued.job, queued.args, queued.key)
+
 
 class RqJobQueue:
     """Enqueue jobs on Redis for RQ workers."""
@@ -61,6 +65,13 @@ class RqJobQueue:
     def enqueue(self, job: str, args: tuple[JobArg, ...], key: str | None = None) -> None:
         resolve(job)  # fail here, in the caller, on a name no worker could run
         self.queue.enqueue(job, *args, retry=self.retry, job_id=key)
+
+    def enqueue_many(self, jobs: Sequence[QueuedJob]) -> None:
+        """Enqueue the jobs in one Redis round trip (a pipeline)."""
+        for queued in jobs:
+            resolve(queued.job)
+        self.queue.enqueue_many([Queue.prepare_data(queued.job, queued.args, retry=self.retry,
+                                                    job_id=queued.key) for queued in jobs])
 
 
 def run_worker(redis: Redis, queue_name: str, burst: bool = False,

@@ -28,6 +28,12 @@ class Periodic:
 
 
 SCHEDULE = (
+    Periodic(job_names.RELEASE_WAVE_JOB, 10,
+             "release to each warehouse the wave whose oldest group has waited OMS_WAVE_SECONDS"),
+    Periodic(job_names.LABEL_WAVE_JOB, 10,
+             "buy the labels of each carrier's wave whose oldest package has waited the period"),
+    Periodic(job_names.BILLING_WAVE_JOB, 10,
+             "bill what shipped once the oldest unbilled shipment has waited the period"),
     Periodic(job_names.RESUME_STALLED_JOB, 60,
              "hand out again release, label and billing work a dead worker left undone"),
     Periodic(job_names.RETRY_WEBHOOKS_JOB, 60, "send webhook deliveries whose retry is due"),

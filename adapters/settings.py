@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from engine.fulfilment.waves import WavePolicy
 from engine.orders.holds import HoldSla
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,14 @@ class Settings:
     # How long a hold may wait in its queue before it is overdue, in hours, per queue:
     # "default=24,vip-care=4,fraud=2" (a queue not named waits the default).
     hold_sla_hours: str = "default=24"
+    # Waves (release to each warehouse, labels, billing runs): a wave is cut once its
+    # oldest item has waited this many seconds, or once this many items wait, whichever
+    # comes first. The period is ops' window to hold or cancel an order before its
+    # warehouse has it; 0 sends each transaction's work at once.
+    wave_seconds: int = 300
+    wave_size: int = 500
+    # The largest CSV file `POST /orders/imports` takes, in bytes (other bodies: the above).
+    import_max_content_length: int = 32 * 1024 * 1024
     # Benchmarks: each process counts the SQL statements it sends and keeps the total in
     # <this directory>/<pid>, rewritten at most once a second (empty: off, nothing counted).
     statement_counts: str = ""
@@ -97,6 +106,18 @@ class Settings:
                                  "(hours above 0, below a year)")
         default = hours.pop("default", HoldSla.default_hours)
         return HoldSla(default_hours=default, per_queue=hours)
+
+    @property
+    def wave_policy(self) -> WavePolicy:
+        """When waves are cut (`wave_seconds`, `wave_size`).
+
+        Raises:
+            ValueError: a negative period, or a size below one.
+        """
+        if self.wave_seconds < 0 or self.wave_size < 1:
+            raise ValueError(f"OMS_WAVE_SECONDS ({self.wave_seconds}) must be 0 or more and "
+                             f"OMS_WAVE_SIZE ({self.wave_size}) 1 or more")
+        return WavePolicy(self.wave_seconds, self.wave_size)
 
     def requires_approval(self, stage: str) -> bool:
         return stage in {name.strip() for name in self.rules_approval_stages.split(",")}

@@ -11,10 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, cast, column, create_engine, event, inspect, values
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import ExecuteStyle
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstanceState, Mapper, Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.interfaces import MANYTOONE
 
 from adapters.outbox import Outbox
 from adapters.queue import resolve
@@ -160,5 +163,65 @@ class SqlUnitOfWork:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Return a session factory whose objects stay readable after commit."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """Return a session factory whose objects stay readable after commit; on PostgreSQL
+    its flushes write many changed rows of a table in one statement."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    if engine.dialect.name == "postgresql":
+        event.listen(factory, "before_flush", _updates_in_one_statement)
+    return factory
+
+
+# Fewer changed rows of one shape than this are left to the ORM (one UPDATE each).
+BATCHED_UPDATE_MIN_ROWS = 3
+
+
+def _updates_in_one_statement(session: Session, _context: Any, _instances: Any) -> None:
+    """Write the rows a flush would update one by one (a batch of orders moving on, their
+    lines, levels, groups) as one `UPDATE ... FROM (VALUES ...)` per table and set of
+    changed columns; the ORM then finds them clean. Rows whose many-to-one references
+    changed, or that leave a column set on update (`updated_at`) to the ORM, are left to
+    the ORM."""
+    shapes: dict[tuple[Mapper[Any], tuple[str, ...]], list[InstanceState[Any]]] = {}
+    for instance in session.dirty:
+        state = inspect(instance)
+        mapper = state.mapper
+        if state.key is None or state.deleted or _left_to_orm(mapper) or any(
+                state.attrs[relation.key].history.has_changes()
+                for relation in mapper.relationships if relation.direction is MANYTOONE):
+            continue
+        changed = tuple(attribute.key for attribute in mapper.column_attrs
+                        if state.attrs[attribute.key].history.has_changes())
+        if changed and all(mapper.get_property_by_column(found).key in changed
+                           for found in mapper.local_table.columns
+                           if found.onupdate is not None):
+            shapes.setdefault((mapper, changed), []).append(state)
+    for (mapper, changed), states in shapes.items():
+        if len(states) >= BATCHED_UPDATE_MIN_ROWS:
+            _update_rows(session, mapper, changed, states)
+
+
+def _left_to_orm(mapper: Mapper[Any]) -> bool:
+    table = mapper.local_table
+    return mapper.inherits is not None or not isinstance(table, Table)
+
+
+def _update_rows(session: Session, mapper: Mapper[Any], changed: tuple[str, ...],
+                 states: list[InstanceState[Any]]) -> None:
+    table = mapper.local_table
+    assert isinstance(table, Table)  # `_left_to_orm` keeps anything else out
+    keys = [mapper.get_property_by_column(column).key for column in mapper.primary_key]
+    columns = {key: mapper.get_property(key).columns[0] for key in (*keys, *changed)}
+    rows = values(*[column(f"v_{key}", found.type) for key, found in columns.items()],
+                  name="changed").data([tuple(getattr(state.obj(), key) for key in columns)
+                                        for state in states])
+    updated = session.connection().execute(
+        table.update()
+        .where(*[columns[key] == rows.c[f"v_{key}"] for key in keys])
+        # cast: a VALUES column of NULLs only is text to PostgreSQL
+        .values({columns[key].name: cast(rows.c[f"v_{key}"], columns[key].type)
+                 for key in changed}))
+    if updated.rowcount != len(states):  # as the ORM checks each row it updates
+        raise StaleDataError(f"{table.name}: {updated.rowcount} of {len(states)} rows updated")
+    for state in states:
+        for key in changed:
+            set_committed_value(state.obj(), key, getattr(state.obj(), key))

@@ -29,6 +29,7 @@ from api import (
     reference,
     rules,
     transactions,
+    transfers,
     webhooks,
 )
 from api.carriers import shipped_carriers
@@ -73,7 +74,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (health.blp, orders.blp, holds.blp, rules.blp, reference.customers,
                       reference.products, reference.locations, inventory.blp,
                       inventory.availability_blp, carriers.blp,
-                      postal_areas.blp, fulfilment.blp, webhooks.blp, kpis.blp):
+                      postal_areas.blp, fulfilment.blp, webhooks.blp, kpis.blp,
+                      transfers.blp):
         api.register_blueprint(blueprint)
     console.register(app, settings)
     if wants_in_process(built, testing=app.testing):  # no Redis: nobody else starts them

@@ -38,6 +38,7 @@ SCOPES = {
     "order": "the order in the path: another channel's is a 404",
     "hold": "the hold in the path: a hold of an order out of scope is a 404",
     "simulation": "the simulation in the path: another channel's is a 404",
+    "import": "the order import in the path: another channel's is a 404",
     "order_in_body": "the order named in the body (`order_id`): one out of scope is a 404",
     "group": "the fulfilment group named in the body: one of another location is a 404",
     "parcel": "the parcel named in the body: one of another carrier is a 404",
@@ -47,7 +48,8 @@ SCOPES = {
 }
 _PATH_SCOPES = {"order": ("order_id", visibility.check_order),
                 "hold": ("hold_id", visibility.check_hold),
-                "simulation": ("simulation_id", visibility.check_simulation)}
+                "simulation": ("simulation_id", visibility.check_simulation),
+                "import": ("import_id", visibility.check_import)}
 _CONVERTER = re.compile(r"<(?:[^<>:]+:)?(\w+)>")
 # A revoked key stops working within this many seconds on every worker.
 KEY_CACHE_SECONDS = 10.0

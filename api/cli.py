@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO
 
 import click
@@ -40,8 +41,8 @@ DEMO_USERS = (("analyst", "Ana Analyst", ("analyst",)), ("ops", "Otto Ops", ("op
 
 
 @contextmanager
-def _services() -> Iterator[Services]:
-    built = build_services(Settings.from_env())
+def _services(settings: Settings | None = None) -> Iterator[Services]:
+    built = build_services(settings or Settings.from_env())
     try:
         yield built
     finally:
@@ -321,7 +322,9 @@ def demo(host: str, port: int, order_count: int, no_serve: bool) -> None:
 
     settings = Settings.from_env()
     click.echo(f"database: {settings.database_url}")
-    with _services() as built:
+    # a replay of history: its orders go to the warehouses as they are replayed, with no
+    # window for ops (the service started below waits OMS_WAVE_SECONDS as usual)
+    with _services(replace(settings, wave_seconds=0)) as built:
         migrations.upgrade(built.engine)
         with built.uow() as uow:  # the shipped rules and carriers decide the demo orders too
             rulesets.install_defaults(uow, system_actor("rules-installer"))

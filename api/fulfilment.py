@@ -6,6 +6,7 @@ and the embedded warehouse post the same events with an ops or system API key.
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -15,19 +16,23 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from api.access import allow, current_actor, signed_by
 from api.orders import ORDER_PATH
-from api.problems import document_errors
+from api.problems import document_errors, field_errors, problem_body, status_of
 from api.schemas import (
     FulfilmentGroupOutSchema,
     Measure,
     Money,
+    ProblemSchema,
     StrictSchema,
+    check_rows,
     quantity,
     text,
     timestamp,
 )
 from api.transactions import command, request_uow
+from engine.errors import InputValidationError, OmsError
 from engine.finance import returns
 from engine.fulfilment import billing, common, tracking, warehouse_events
+from engine.fulfilment.common import Applied
 from engine.record import FulfilmentGroup, JournalEntry, OrderReturn, Shipment, utcnow
 
 READERS = ("channel", "ops", "analyst")
@@ -36,6 +41,7 @@ WAREHOUSE = ("warehouse", "ops")  # the warehouse's integration, or a person sta
 CARRIER = ("carrier", "ops")
 RETURNERS = ("channel", "ops")
 MAX_LINES = 500
+MAX_BULK_EVENTS = 1000
 
 blp = Blueprint("fulfilment", __name__,
                 description="Warehouse and carrier events, shipments and the ledger")
@@ -75,11 +81,45 @@ class TrackingEventSchema(StrictSchema):
     detail = text(500, load_default=None)
 
 
+class WmsEventsSchema(StrictSchema):
+    events = fields.List(fields.Raw(allow_none=True), required=True, validate=validate.Length(
+        min=1, max=MAX_BULK_EVENTS, error=f"send 1 to {MAX_BULK_EVENTS} events per call"),
+        metadata={"description": "Each an event as `POST /wms/events` takes"})
+
+
+class TrackingEventsSchema(StrictSchema):
+    events = fields.List(fields.Raw(allow_none=True), required=True, validate=validate.Length(
+        min=1, max=MAX_BULK_EVENTS, error=f"send 1 to {MAX_BULK_EVENTS} events per call"),
+        metadata={"description": "Each an event as `POST /carriers/events` takes"})
+
+
 class AppliedSchema(Schema):
     outcome = fields.String(metadata={"enum": ["applied", "duplicate", "ignored"]})
     order_id = fields.Integer(allow_none=True)
     shipment_id = fields.Integer(allow_none=True)
     detail = fields.String(allow_none=True)
+
+
+class EventResultSchema(Schema):
+    index = fields.Integer(metadata={"description": "The event's place in the request"})
+    event_id = fields.String(allow_none=True, metadata={"description": "As sent"})
+    outcome = fields.String(metadata={"enum": ["applied", "duplicate", "ignored", "error"]})
+    order_id = fields.Integer(allow_none=True)
+    shipment_id = fields.Integer(allow_none=True)
+    detail = fields.String(allow_none=True)
+    problem = fields.Nested(ProblemSchema, allow_none=True, metadata={
+        "description": "Why it failed: the problem the single route would answer, its "
+                       "fields named from the body's root (`events/3/lines/0/quantity`)"})
+
+
+class EventsResultSchema(Schema):
+    applied = fields.Integer()
+    duplicates = fields.Integer()
+    ignored = fields.Integer(metadata={"description": "Recorded, changing nothing (e.g. a "
+                                                      "late scan of a delivered parcel)"})
+    failed = fields.Integer()
+    results = fields.List(fields.Nested(EventResultSchema),
+                          metadata={"description": "One per event, in request order"})
 
 
 class ShipmentLineOutSchema(Schema):
@@ -166,6 +206,28 @@ class WorkListSchema(Schema):
 def wms_event(data: dict[str, Any]) -> warehouse_events.Applied:
     """Confirm warehouse work: picked, packed (a package), shipped (with tracking), or
     short-picked. Applied once per event id; a repeat answers 200 with outcome duplicate."""
+    return warehouse_events.apply_wms_event(request_uow(), current_actor(), *_wms_event(data))
+
+
+@blp.route("/wms/events/bulk", methods=["POST"])
+@allow(*WAREHOUSE, scope="group")
+@signed_by("wms")
+@command
+@_errors(400, 401, 403, 409, 413, 415, 422)
+@blp.arguments(WmsEventsSchema(), description=f"Up to {MAX_BULK_EVENTS:,} warehouse events "
+               "(an EDI 945's confirmations), each as for a single one")
+@blp.response(200, EventsResultSchema, description="One result per event, in order")
+def wms_events(data: dict[str, Any]) -> dict[str, Any]:
+    """Confirm many pieces of warehouse work at once: each event is applied (or refused)
+    on its own, in order, once per event id, as `POST /wms/events` would."""
+    good, bad = _check_events(WmsEventSchema(), data["events"])
+    outcomes = warehouse_events.apply_wms_events(
+        request_uow(), current_actor(), [_wms_event(event) for _, event in good])
+    return _results(data["events"], good, outcomes, bad, "group_id")
+
+
+def _wms_event(data: dict[str, Any]) -> tuple[warehouse_events.WmsEvent, dict[str, Any]]:
+    """The engine's event, and the payload that recognises a repeat of it."""
     event = warehouse_events.WmsEvent(
         event_id=data["event_id"], type=data["type"], group_id=data["group_id"],
         package_ref=data["package_ref"],
@@ -173,8 +235,7 @@ def wms_event(data: dict[str, Any]) -> warehouse_events.Applied:
                     for line in data["lines"]),
         tracking_number=data["tracking_number"], weight_kg=data["weight_kg"],
         occurred_at=data.get("occurred_at"))
-    return warehouse_events.apply_wms_event(request_uow(), current_actor(), event,
-                                      WmsEventSchema().dump(data))
+    return event, WmsEventSchema().dump(data)
 
 
 @blp.route("/carriers/events", methods=["POST"])
@@ -187,12 +248,76 @@ def wms_event(data: dict[str, Any]) -> warehouse_events.Applied:
 def tracking_event(data: dict[str, Any]) -> warehouse_events.Applied:
     """Record a carrier's tracking event: in transit, out for delivery, delivered or an
     exception. Applied once per event id and never moving a shipment backwards."""
+    return tracking.apply_tracking_event(request_uow(), current_actor(),
+                                         *_tracking_event(data))
+
+
+@blp.route("/carriers/events/bulk", methods=["POST"])
+@allow(*CARRIER, scope="parcel")
+@signed_by("carrier")
+@command
+@_errors(400, 401, 403, 409, 413, 415, 422)
+@blp.arguments(TrackingEventsSchema(), description=f"Up to {MAX_BULK_EVENTS:,} tracking "
+               "events (an EDI 214's status lines), each as for a single one")
+@blp.response(200, EventsResultSchema, description="One result per event, in order")
+def tracking_events(data: dict[str, Any]) -> dict[str, Any]:
+    """Record many tracking events at once: each is applied (or refused) on its own, in
+    order, once per event id, as `POST /carriers/events` would."""
+    good, bad = _check_events(TrackingEventSchema(), data["events"])
+    outcomes = tracking.apply_tracking_events(
+        request_uow(), current_actor(), [_tracking_event(event) for _, event in good])
+    return _results(data["events"], good, outcomes, bad, "tracking_number")
+
+
+def _tracking_event(data: dict[str, Any]) -> tuple[tracking.TrackingEvent, dict[str, Any]]:
+    """The engine's event, and the payload that recognises a repeat of it."""
     event = tracking.TrackingEvent(
         event_id=data["event_id"], tracking_number=data["tracking_number"],
         status=data["status"], occurred_at=data.get("occurred_at") or utcnow(),
         detail=data["detail"])
-    return tracking.apply_tracking_event(request_uow(), current_actor(), event,
-                                           TrackingEventSchema().dump(data))
+    return event, TrackingEventSchema().dump(data)
+
+
+def _check_events(schema: Schema, events: list[Any]
+                  ) -> tuple[list[tuple[int, dict[str, Any]]], dict[int, dict[str, Any]]]:
+    """Load each event on its own: the good ones, and per bad one its problem."""
+    good, bad = check_rows(schema, events, prefix="events")
+    return good, {row.index: problem_body(422, "validation_failed",
+                                          f"{len(row.errors)} field(s) are invalid",
+                                          errors=row.errors) for row in bad}
+
+
+def _results(sent: list[Any], good: list[tuple[int, dict[str, Any]]],
+             outcomes: list[Applied | OmsError], problems: dict[int, dict[str, Any]],
+             key: str) -> dict[str, Any]:
+    """One result per event in request order, and how many came to each outcome; a failed
+    event's problem names its fields from the body's root, the event's key (`key`) when the
+    engine names none."""
+    done: dict[int, Applied] = {}
+    for (index, _), outcome in zip(good, outcomes, strict=True):
+        if isinstance(outcome, OmsError):
+            where = f"events/{index}"
+            errors = (field_errors(outcome.problems, prefix=where)
+                      if isinstance(outcome, InputValidationError) else
+                      [{"field": f"{where}/{key}", "in": "body", "message": outcome.detail}])
+            problems[index] = problem_body(status_of(outcome), outcome.code, outcome.detail,
+                                           errors=errors)
+        else:
+            done[index] = outcome
+    results = []
+    for index, event in enumerate(sent):
+        event_id = event.get("event_id") if isinstance(event, dict) else None
+        applied = done.get(index)
+        results.append({
+            "index": index, "event_id": event_id if isinstance(event_id, str) else None,
+            "outcome": applied.outcome if applied is not None else "error",
+            "order_id": applied.order_id if applied is not None else None,
+            "shipment_id": applied.shipment_id if applied is not None else None,
+            "detail": applied.detail if applied is not None else None,
+            "problem": problems.get(index)})
+    counted = Counter(result["outcome"] for result in results)
+    return {"applied": counted["applied"], "duplicates": counted["duplicate"],
+            "ignored": counted["ignored"], "failed": counted["error"], "results": results}
 
 
 @blp.route(ORDER + "/shipments", methods=["GET"])

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from api.access import allow, current_actor
-from api.problems import document_errors, engine_problem
+from api.problems import document_errors, engine_problem, problem_body
 from api.schemas import (
     CancelSchema,
     DecisionListSchema,
@@ -114,17 +114,16 @@ def create_orders(data: dict[str, Any]) -> dict[str, Any]:
     existing order's id. Under an `Idempotency-Key` the whole request replays.
     """
     good, bad = check_rows(OrderInSchema(), data["rows"])
-    results = {row.index: {"index": row.index, "outcome": "error", "problem": {
-        "status": 422, "code": "validation_failed",
-        "detail": f"{len(row.errors)} field(s) are invalid", "errors": row.errors}}
-        for row in bad}
+    results = {row.index: {"index": row.index, "outcome": "error", "problem": problem_body(
+        422, "validation_failed", f"{len(row.errors)} field(s) are invalid",
+        errors=row.errors)} for row in bad}
     received = pipeline.receive_orders(request_uow(), current_actor(),
                                        [draft_from(loaded) for _, loaded in good])
     for (index, _), outcome in zip(good, received, strict=True):
         if isinstance(outcome, OmsError):
-            status, body, _headers = engine_problem(outcome, f"rows/{index}/")
+            status, body, _headers = engine_problem(outcome, f"rows/{index}")
             results[index] = {"index": index, "outcome": "error",
-                              "problem": {"status": status, **body}}
+                              "problem": problem_body(status, **body)}
         else:
             results[index] = {"index": index, "outcome": "created", "id": outcome.id,
                               "status": outcome.status.value,

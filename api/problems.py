@@ -116,6 +116,17 @@ def problem(status: int, code: str, detail: str, *, title: str | None = None,
             errors: list[dict[str, str]] | None = None,
             headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
     """Build one problem+json response."""
+    body = problem_body(status, code, detail, title=title, errors=errors, **extra)
+    response = Response(json.dumps(body, separators=(",", ":"), default=str), status=status,
+                        mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def problem_body(status: int, code: str, detail: str, *, title: str | None = None,
+                 errors: list[dict[str, str]] | None = None, **extra: Any) -> dict[str, Any]:
+    """Build one problem's body (also what a bulk request answers for each refused item)."""
     body: dict[str, Any] = {
         "type": f"urn:oms:problem:{code}",
         "title": title or _title(status),
@@ -127,11 +138,13 @@ def problem(status: int, code: str, detail: str, *, title: str | None = None,
     if errors is not None:
         body["errors"] = errors
     body.update(extra)
-    response = Response(json.dumps(body, separators=(",", ":"), default=str), status=status,
-                        mimetype=PROBLEM_JSON)
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+    return body
+
+
+def status_of(error: OmsError) -> int:
+    """The HTTP status an engine error answers with."""
+    return next((code for kind, code in ENGINE_STATUSES.items() if isinstance(error, kind)),
+                400)
 
 
 def response_for(error: Exception) -> Response | None:
@@ -171,9 +184,12 @@ def register(app: Flask) -> None:
         return response_for(error) or _internal(error)
 
 
-def field_errors(problems: list[FieldProblem], where: str = "body") -> list[dict[str, str]]:
-    """Return the offending fields in the shape every problem uses."""
-    return [{"field": p.field, "in": where, "message": p.message} for p in problems]
+def field_errors(problems: list[FieldProblem], where: str = "body",
+                 prefix: str = "") -> list[dict[str, str]]:
+    """Return the offending fields in the shape every problem uses (`prefix`: where the
+    item sits in a bulk body, e.g. `events/3`)."""
+    return [{"field": f"{prefix}/{p.field}" if prefix else p.field, "in": where,
+             "message": p.message} for p in problems]
 
 
 def flatten_messages(messages: Any, where: str, prefix: str = "") -> list[dict[str, str]]:
@@ -200,18 +216,17 @@ def _engine_problem(error: OmsError) -> Response:
     return problem(status, headers=headers, **body)
 
 
-def engine_problem(error: OmsError, field_prefix: str = ""
+def engine_problem(error: OmsError, prefix: str = ""
                    ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """The status, body fields (code, detail, errors and what else the error names) and
     headers of the problem an engine error answers with; a bulk row's problem uses the same
-    (its fields under `field_prefix`, e.g. `rows/3/`)."""
-    status = next((code for kind, code in ENGINE_STATUSES.items() if isinstance(error, kind)), 400)
+    (`prefix`: where the item sits in a bulk body, e.g. `rows/3`)."""
+    status = status_of(error)
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
     errors = None
     if isinstance(error, InputValidationError):
-        errors = [{**entry, "field": field_prefix + entry["field"]}
-                  for entry in field_errors(error.problems)]
+        errors = field_errors(error.problems, prefix=prefix)
     if isinstance(error, InvalidTransitionError):
         extra = {"current_status": error.current, "requested_status": error.target}
         if error.held_from:

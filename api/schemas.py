@@ -502,7 +502,8 @@ class BulkResultSchema(Schema):
 
 class FieldErrorSchema(Schema):
     field = fields.String(metadata={"description": "slash-separated path, e.g. lines/0/quantity"})
-    in_ = fields.String(data_key="in", metadata={"enum": ["body", "query", "path"]})
+    in_ = fields.String(data_key="in", attribute="in",
+                        metadata={"enum": ["body", "query", "path"]})
     message = fields.String()
 
 
@@ -538,11 +539,12 @@ class RowError:
         return value if isinstance(value, str) else None
 
 
-def check_rows(schema: Schema, rows: list[Any], unique: tuple[str, ...] = ()
-               ) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
+def check_rows(schema: Schema, rows: list[Any], unique: tuple[str, ...] = (),
+               prefix: str = "rows") -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
     """Load each row of a bulk request on its own: the good rows, and per bad row every
-    offending field as `rows/<i>/...`. With `unique`, a row repeating an earlier row's
-    values of those fields is refused too (the last of them is named)."""
+    offending field as `rows/<i>/...` (`prefix`: the list's name in the body). With
+    `unique`, a row repeating an earlier row's values of those fields is refused too (the
+    last of them is named)."""
     good: list[tuple[int, dict[str, Any]]] = []
     bad: list[RowError] = []
     first_seen: dict[tuple[Any, ...], int] = {}
@@ -551,13 +553,13 @@ def check_rows(schema: Schema, rows: list[Any], unique: tuple[str, ...] = ()
             loaded = schema.load(row)
         except ValidationError as error:
             bad.append(RowError(index, row, flatten_messages(error.messages, "body",
-                                                             f"rows/{index}")))
+                                                             f"{prefix}/{index}")))
             continue
         if unique:
             key = tuple(loaded[name] for name in unique)
             if key in first_seen:
                 bad.append(RowError(index, row, [{
-                    "field": f"rows/{index}/{unique[-1]}", "in": "body",
+                    "field": f"{prefix}/{index}/{unique[-1]}", "in": "body",
                     "message": f"appears twice in this request, first at row {first_seen[key]}"}]))
                 continue
             first_seen[key] = index

@@ -8,6 +8,7 @@ command either happened and can be replayed, or did not happen at all.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
@@ -87,6 +88,26 @@ def large_body(view: View) -> View:
     return view
 
 
+FILE_ATTRIBUTE = "oms_takes_file"
+
+
+@dataclass(frozen=True)
+class FileBody:
+    media_types: tuple[str, ...]
+    limit_setting: str  # the Settings field holding its largest size in bytes
+
+
+def takes_file(*media_types: str, limit_setting: str) -> Callable[[View], View]:
+    """Declare a command whose body is a file of one of these media types instead of JSON,
+    up to the size the named setting allows (415 and 413 otherwise, as for JSON)."""
+
+    def declare(view: View) -> View:
+        setattr(view, FILE_ATTRIBUTE, FileBody(media_types, limit_setting))
+        return view
+
+    return declare
+
+
 def register(app: Flask) -> None:
     """Check bodies before any view runs, and close each request's unit of work."""
 
@@ -101,12 +122,24 @@ def register(app: Flask) -> None:
             _check_query()
         if request.method not in BODY_METHODS or request.endpoint is None:
             return
+        view = current_app.view_functions[request.endpoint]
+        file = getattr(view, FILE_ATTRIBUTE, None)
         limit = current_app.config["MAX_CONTENT_LENGTH"]
-        if getattr(current_app.view_functions[request.endpoint], LARGE_BODY_ATTRIBUTE, False):
+        if getattr(view, LARGE_BODY_ATTRIBUTE, False):
             limit = request.max_content_length = services().settings.max_bulk_content_length
+        if file is not None:
+            limit = request.max_content_length = getattr(services().settings,
+                                                         file.limit_setting)
         if request.content_length is not None and request.content_length > limit:
             raise ApiProblem(413, "payload_too_large",
                              f"the body is {request.content_length} bytes; the limit is {limit}")
+        if file is not None:
+            if request.mimetype not in file.media_types:
+                raise ApiProblem(415, "unsupported_media_type",
+                                 f"send the file as {' or '.join(file.media_types)}, not "
+                                 f"{request.mimetype or 'no Content-Type'}",
+                                 headers={"Accept-Post": ", ".join(file.media_types)})
+            return
         if not request.is_json and (_takes_body() or request.get_data(cache=True)):
             raise ApiProblem(415, "unsupported_media_type",
                              f"send the body as application/json, not "

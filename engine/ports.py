@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -27,11 +28,23 @@ class UnitOfWork(Protocol):
         """Run the named job with these arguments once this transaction has committed."""
 
 
+@dataclass(frozen=True)
+class QueuedJob:
+    """One job to hand to a queue: its name, its arguments, and an id to keep it under."""
+
+    job: str
+    args: tuple[JobArg, ...]
+    key: str | None = None
+
+
 class JobQueue(Protocol):
     """Runs jobs by name, now (inline) or later (a worker)."""
 
     def enqueue(self, job: str, args: tuple[JobArg, ...], key: str | None = None) -> None:
         """Hand one job over for running (`key`: an id the queue may keep it under)."""
+
+    def enqueue_many(self, jobs: Sequence[QueuedJob]) -> None:
+        """Hand several jobs over at once (all of them, or none if the queue refuses)."""
 
 
 # The systems an order's round trip talks to. Every effectful call carries a `key`: calling
@@ -78,6 +91,11 @@ class Warehouse(Protocol):
 
     def release(self, request: FulfilmentRequest, key: str) -> WmsRelease:
         """Hand a fulfilment group to the warehouse; return its reference for it."""
+
+    def release_wave(self, releases: Sequence[tuple[FulfilmentRequest, str]]
+                     ) -> list[WmsRelease]:
+        """Hand a wave of groups (each with its key) to the warehouse in one call; return
+        its reference for each, in the same order."""
 
     def cancel(self, reference: str, key: str) -> None:
         """Withdraw a released fulfilment order that has not shipped."""

@@ -105,3 +105,21 @@ class RuleSetState(StrEnum):
     PUBLISHED = "published"  # at most one per stage decides orders
     RETIRED = "retired"
     DISCARDED = "discarded"  # a draft given up: kept for the audit, never published
+
+
+class ImportStatus(StrEnum):
+    """Where an order import (a CSV file) stands: waiting for its job, being captured,
+    captured to its end, or given up."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ImportOutcome(StrEnum):
+    """What became of one order of an import file."""
+
+    PENDING = "pending"
+    CREATED = "created"
+    FAILED = "failed"

@@ -28,6 +28,7 @@ from engine.record import (
     Hold,
     Order,
     OrderEvent,
+    OrderImport,
     Shipment,
     Simulation,
     StockMovement,
@@ -198,3 +199,19 @@ def check_simulation(uow: UnitOfWork, actor: Actor, simulation_id: int) -> None:
     if uow.session.scalar(select(Simulation.id).where(
             Simulation.id == simulation_id, simulations(actor))) is None:
         raise NotFoundError("simulation", simulation_id)
+
+
+def imports(actor: Actor) -> ColumnElement[bool]:
+    """A clause over `OrderImport`: a channel's own order imports, or all for people."""
+    if sees_everything(actor):
+        return true()
+    if actor.role == CHANNEL and actor.channel is not None:
+        return OrderImport.channel == actor.channel
+    return false()
+
+
+def check_import(uow: UnitOfWork, actor: Actor, import_id: int) -> None:
+    """Raises: NotFoundError: no such order import, or another channel's."""
+    if uow.session.scalar(select(OrderImport.id).where(
+            OrderImport.id == import_id, imports(actor))) is None:
+        raise NotFoundError("import", import_id)

@@ -1,4 +1,4 @@
-"""Fulfilment jobs: release to the warehouse, buy labels, bill shipments, tell the customer.
+"""Fulfilment jobs: release to warehouses in waves, buy labels, bill shipments, tell customers.
 
 Each job reads what to send in one transaction, calls the partner with an idempotency key
 outside any transaction, and records the answer in another, so running it twice (a retry,
@@ -25,10 +25,11 @@ from engine.actors import system_actor
 from engine.decisions import escalation
 from engine.errors import ExternalSystemError, OmsError
 from engine.finance import returns
-from engine.fulfilment import billing, holding, labels, stalled, tracking
+from engine.fulfilment import billing, labels, stalled, tracking
 from engine.fulfilment import release as releasing
+from engine.fulfilment.waves import WavePolicy
 from engine.orders.timeline import record_event
-from engine.ports import FinanceReceipt, JobArg, Money
+from engine.ports import FinanceReceipt, JobArg, LabelRequest, Money
 from engine.record import FulfilmentGroup, Order, OrderEvent, Shipment, utcnow
 from engine.status import OrderStatus
 
@@ -38,85 +39,196 @@ log = logging.getLogger(__name__)
 HELD_NOTICES = ("shipped:", "delivered:")
 
 
-def release_group(group_id: int) -> str | None:
-    """Release one fulfilment group to its warehouse; returns the warehouse's reference."""
+def release_waves(location_code: str | None = None) -> int:
+    """Release the waves that are due (at this location, or at every one): each wave is
+    one call to its warehouse carrying every ready group, up to OMS_WAVE_SIZE of them.
+    Returns how many groups were released. A warehouse that fails keeps its groups for
+    the next try; the other warehouses' waves still go."""
     services = current_services()
+    policy = services.settings.wave_policy
     with services.uow() as uow:
-        found = releasing.release_request(uow, group_id)
-    if found is None:
-        return None
-    request, key = found
-    warehouse = services.partners.warehouse(request.location_code)
-    release = _call(request.order_id, "wms_rejected", "wms",
-                    lambda: warehouse.release(request, key), job_names.RELEASE_JOB, group_id)
+        due = releasing.due_release_waves(uow, policy, utcnow(), location_code)
+    released, failure = 0, None
+    for location, count in due:
+        try:
+            while count > 0:
+                sent = _release_wave(services, policy, location, min(count, policy.size))
+                if not sent:
+                    break  # another job took the rest
+                released, count = released + sent, count - sent
+        except ExternalSystemError as error:
+            log.warning("the wave to %s waits: %s", location, error)
+            failure = error
+    if failure is not None:
+        raise failure  # RQ tries again; what was released stays released
+    return released
+
+
+def _release_wave(services: Services, policy: WavePolicy, location: str, size: int) -> int:
+    """Claim one wave to a warehouse, send it in one call, record it: three transactions,
+    each with as many statements whatever the size of the wave."""
     with services.uow() as uow:
-        releasing.record_release(uow, system_actor("wms-release"), group_id,
-                                  release.reference, request.items)
+        wave = releasing.claim_release_wave(uow, location, size, policy, utcnow())
         uow.commit()
-    return release.reference
-
-
-def buy_label(shipment_id: int) -> str | None:
-    """Buy the carrier label of a packed shipment; returns its tracking number."""
-    services = current_services()
+    if not wave:
+        return 0
+    try:
+        answers = services.partners.warehouse(location).release_wave(wave)
+    except ExternalSystemError as error:
+        with services.uow() as uow:
+            releasing.unclaim_release_wave(uow, [request.group_id for request, _ in wave])
+            uow.commit()
+        if final_attempt() or not error.retryable:
+            for order_id in sorted({request.order_id for request, _ in wave}):
+                _escalate(order_id, "wms_rejected", "wms", error, job_names.RELEASE_WAVE_JOB,
+                          location)
+        raise
     with services.uow() as uow:
-        request = labels.label_request(uow, shipment_id)
-        order_id = uow.session.scalar(select(Shipment.order_id).where(
-            Shipment.id == shipment_id))
-    if request is None or order_id is None:
-        return None
-    carrier = services.partners.carrier(request.carrier_code)
-    label = _call(order_id, "label_failed", "carrier",
-                  lambda: carrier.create_label(request, labels.label_key(shipment_id)),
-                  job_names.LABEL_JOB, shipment_id)
-    with services.uow() as uow:
-        labels.record_label(uow, system_actor("carrier-label"), shipment_id,
-                                label.tracking_number, label.cost)
+        releasing.record_releases(uow, system_actor("wms-release"), [
+            releasing.Released(request.group_id, answer.reference, request.items)
+            for (request, _), answer in zip(wave, answers, strict=True)])
         uow.commit()
-    return label.tracking_number
+    return len(wave)
 
 
-def invoice_shipment(shipment_id: int) -> str | None:
-    """Bill a shipped shipment: authorise and capture (orders paid up front), then invoice.
-
-    Every step has its own key and is recorded as it completes, so after a crash the job
-    picks up where it stopped and no payment or invoice is posted twice.
-    """
+def buy_labels(carrier_code: str | None = None) -> int:
+    """Buy the labels of the label waves that are due (of this carrier, or of each): one
+    transaction claims a wave, one records it, whatever its size; the carrier is asked once
+    per package (with the package's key). Returns how many labels were bought."""
     services = current_services()
+    policy = services.settings.wave_policy
     with services.uow() as uow:
-        bill = billing.billing(uow, shipment_id)
-        done = {key: (found.reference if (found := effects.effect(uow, key)) else None)
-                for key in (bill.authorise_key, bill.capture_key)} if bill else {}
-    if bill is None:
-        return None
+        due = labels.due_label_waves(uow, policy, utcnow(), carrier_code)
+    bought, failure = 0, None
+    for carrier, count in due:
+        while count > 0:
+            with services.uow() as uow:
+                wave = labels.claim_label_wave(uow, carrier, min(count, policy.size), policy,
+                                               utcnow())
+                uow.commit()
+            if not wave:
+                break
+            error = _label_wave(services, carrier, wave)
+            bought, count = bought + len(wave), count - len(wave)
+            if error is not None:
+                failure = error
+                break
+    if failure is not None:
+        raise failure  # RQ tries again; what was bought stays bought
+    return bought
+
+
+def _label_wave(services: Services, carrier_code: str,
+                wave: list[LabelRequest]) -> ExternalSystemError | None:
+    """Ask the carrier for each label of a wave and record those bought in one transaction;
+    give the others back (the exceptions rules decide on the last attempt)."""
+    carrier = services.partners.carrier(carrier_code)
+    bought, failed = [], []
+    for request in wave:
+        try:
+            label = carrier.create_label(request, labels.label_key(request.shipment_id))
+        except ExternalSystemError as error:
+            failed.append((request, error))
+            continue
+        bought.append(labels.Labelled(request.shipment_id, label.tracking_number, label.cost))
+    with services.uow() as uow:
+        labels.record_labels(uow, system_actor("carrier-label"), bought)
+        labels.unclaim_labels(uow, [request.shipment_id for request, _ in failed])
+        order_ids = dict(uow.session.execute(select(Shipment.id, Shipment.order_id).where(
+            Shipment.id.in_([request.shipment_id for request, _ in failed]))).all())
+        uow.commit()
+    for request, error in failed:
+        if final_attempt() or not error.retryable:
+            _escalate(order_ids[request.shipment_id], "label_failed", "carrier", error,
+                      job_names.LABEL_WAVE_JOB, carrier_code)
+    return failed[0][1] if failed else None
+
+
+def run_billing() -> int:
+    """Bill what shipped, in runs of at most OMS_WAVE_SIZE shipments once a run is due:
+    authorise (once per order paid up front), capture, then invoice each shipment, every
+    step under its own key and recorded for the whole run in one transaction, so after a
+    crash the next run picks up where this one stopped and nothing is posted twice.
+    Returns how many shipments were invoiced."""
+    services = current_services()
+    policy = services.settings.wave_policy
+    with services.uow() as uow:
+        count = billing.due_billing(uow, policy, utcnow())
+    invoiced = 0
+    while count > 0:
+        with services.uow() as uow:
+            run = billing.claim_billing_run(uow, min(count, policy.size), policy, utcnow())
+            uow.commit()
+        if not run:
+            break
+        done, failure = _billing_run(services, run)
+        invoiced, count = invoiced + done, count - len(run)
+        if failure is not None:
+            raise failure  # RQ tries again; what was posted stays posted
+    return invoiced
+
+
+def _billing_run(services: Services, run: list[billing.Billing]
+                 ) -> tuple[int, ExternalSystemError | None]:
+    """Authorise, capture and invoice a claimed run; give back what it did not invoice (held
+    meanwhile, or a call failed). Returns how many it invoiced, and the first failure."""
     finance = services.partners.finance()
-    gross = Money(bill.gross, bill.currency)
-    total = Money(bill.order_total, bill.currency)
-    if bill.paid_up_front:
-        reference = done[bill.authorise_key]
-        if reference is None:
-            if _held(bill.order_id):
-                return None
-            receipt = _call(bill.order_id, "payment_failed", "finance", lambda: finance.authorise(
-                bill.order_id, total, bill.authorise_key), job_names.INVOICE_JOB, shipment_id)
-            _record_finance(bill.authorise_key, "authorise", bill.order_id, receipt)
-            reference = receipt.reference
-        if done[bill.capture_key] is None:
-            if _held(bill.order_id):
-                return None
-            captured = _call(bill.order_id, "payment_failed", "finance", lambda: finance.capture(
-                bill.order_id, reference, gross, bill.capture_key), job_names.INVOICE_JOB,
-                shipment_id)
-            _record_finance(bill.capture_key, "capture", bill.order_id, captured)
-    if _held(bill.order_id):
-        return None
-    invoice = _call(bill.order_id, "payment_failed", "finance",
-                    lambda: finance.invoice(bill.invoice, bill.invoice_key),
-                    job_names.INVOICE_JOB, shipment_id)
+    failed: dict[int, ExternalSystemError] = {}
     with services.uow() as uow:
-        billing.record_invoice(uow, system_actor("finance"), shipment_id, bill, invoice)
+        known = billing.recorded_references(uow, [key for bill in run for key in (
+            bill.authorise_key, bill.capture_key)])
+
+    def step(operation: str, bills: list[billing.Billing], key: Callable[[billing.Billing], str],
+             call: Callable[[billing.Billing], FinanceReceipt]) -> None:
+        """One step for the bills still going (not failed, not held now), recorded at once."""
+        with services.uow() as uow:
+            held = billing.held_orders(uow, (bill.order_id for bill in bills))
+        posted = []
+        for bill in bills:
+            if bill.shipment_id in failed or bill.order_id in held or key(bill) in known:
+                continue
+            try:
+                receipt = call(bill)
+            except ExternalSystemError as error:
+                failed[bill.shipment_id] = error
+                continue
+            known[key(bill)] = receipt.reference
+            posted.append((key(bill), bill.order_id, receipt))
+        with services.uow() as uow:
+            billing.record_finances(uow, operation, posted)
+            uow.commit()
+
+    paid_up_front = [bill for bill in run if bill.paid_up_front]
+    step("authorise", paid_up_front, lambda bill: bill.authorise_key,
+         lambda bill: finance.authorise(bill.order_id, Money(bill.order_total, bill.currency),
+                                        bill.authorise_key))
+    step("capture", [bill for bill in paid_up_front if bill.authorise_key in known],
+         lambda bill: bill.capture_key,
+         lambda bill: finance.capture(bill.order_id, known[bill.authorise_key],
+                                      Money(bill.gross, bill.currency), bill.capture_key))
+    with services.uow() as uow:
+        held = billing.held_orders(uow, (bill.order_id for bill in run))
+    invoiced = []
+    for bill in run:
+        if (bill.shipment_id in failed or bill.order_id in held
+                or (bill.paid_up_front and bill.capture_key not in known)):
+            continue
+        try:
+            invoiced.append((bill, finance.invoice(bill.invoice, bill.invoice_key)))
+        except ExternalSystemError as error:
+            failed[bill.shipment_id] = error
+    with services.uow() as uow:
+        billing.record_invoices(uow, system_actor("finance"), invoiced)
+        done = {bill.shipment_id for bill, _ in invoiced}
+        billing.unclaim_billing(uow, [bill.shipment_id for bill in run
+                                      if bill.shipment_id not in done])
         uow.commit()
-    return invoice.reference
+    for bill in run:
+        error = failed.get(bill.shipment_id)
+        if error is not None and (final_attempt() or not error.retryable):
+            _escalate(bill.order_id, "payment_failed", "finance", error,
+                      job_names.BILLING_WAVE_JOB)
+    return len(invoiced), next(iter(failed.values()), None)
 
 
 def notify_customer(order_id: int, kind: str) -> bool:
@@ -176,18 +288,18 @@ def _call(order_id: int, event_type: str, stage: str, call: Callable[[], T],
         return call()
     except ExternalSystemError as error:
         if final_attempt() or not error.retryable:
-            with current_services().uow() as uow:
-                escalation.handle_failure(uow, system_actor("exceptions"), order_id,
-                                          escalation.Failure(event_type, error.code, stage,
-                                                             str(error), job, args))
-                uow.commit()
+            _escalate(order_id, event_type, stage, error, job, *args)
         raise
 
 
-def _held(order_id: int) -> bool:
-    """Whether the order is on hold now: a billing job stops before its next call."""
+def _escalate(order_id: int, event_type: str, stage: str, error: ExternalSystemError,
+              job: str | None, *args: JobArg) -> None:
+    """Let the exceptions rules decide what becomes of an order a partner failed."""
     with current_services().uow() as uow:
-        return holding.on_hold(uow, order_id)
+        escalation.handle_failure(uow, system_actor("exceptions"), order_id,
+                                  escalation.Failure(event_type, error.code, stage,
+                                                     str(error), job, args))
+        uow.commit()
 
 
 def _record_finance(key: str, operation: str, order_id: int,
@@ -258,9 +370,9 @@ def resume_stalled_work(older_than_seconds: int = 600) -> int:
     with services.uow() as uow:
         before = utcnow() - timedelta(seconds=older_than_seconds)
         work = stalled.stalled_work(uow, before) + [
-            (job_names.SETTLE_JOB, return_id) for return_id in returns.unsettled(uow, before)]
-        for job, argument in work:
-            uow.enqueue_after_commit(job, argument)
+            (job_names.SETTLE_JOB, (return_id,)) for return_id in returns.unsettled(uow, before)]
+        for job, arguments in work:
+            uow.enqueue_after_commit(job, *arguments)
         uow.commit()
     return len(work)
 

@@ -113,8 +113,10 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
     built: list[Flask] = []
 
     def make(**config: Any) -> Flask:
+        # WAVE_SECONDS=0: what an order's commit makes ready is released at once, as the
+        # tests of the round trip expect; tests of waves give a window of their own
         app = create_app({"DATABASE_URL": database_url, "ADMIN_API_KEY": ADMIN_KEY,
-                          "TESTING": True, **config})
+                          "TESTING": True, "WAVE_SECONDS": 0, **config})
         built.append(app)
         return app
 

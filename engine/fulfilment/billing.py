@@ -1,19 +1,24 @@
-"""Billing shipped packages: amounts fixed at shipping, authorise, capture, invoice, complete."""
+"""Billing shipped packages in runs: amounts fixed at shipping, authorise, capture, invoice."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from engine.actors import Actor
 from engine.effects import effect, record_effect
+from engine.fulfilment.waves import WavePolicy, nudge
 from engine.iso import smallest_unit
+from engine.job_names import BILLING_WAVE_JOB
 from engine.money import cumulative_share, share
 from engine.orders import transitions
-from engine.orders.locking import lock_with_order
+from engine.orders.locking import lock_orders
 from engine.orders.reading import get_order
 from engine.orders.timeline import record_event
 from engine.ports import (
@@ -23,6 +28,8 @@ from engine.ports import (
     UnitOfWork,
 )
 from engine.record import (
+    ExternalEffect,
+    FulfilmentGroup,
     JournalEntry,
     JournalLine,
     Order,
@@ -37,6 +44,7 @@ from rules.vocabulary import PAID_UP_FRONT
 class Billing:
     """What one shipment bills, and the payment steps it needs (keys in order)."""
 
+    shipment_id: int
     order_id: int
     currency: str
     invoice: InvoiceRequest
@@ -58,16 +66,50 @@ class Billing:
         return f"finance-invoice-{self.invoice.reference}"
 
 
-def billing(uow: UnitOfWork, shipment_id: int) -> Billing | None:
-    """What to bill for a shipped shipment (its amounts were fixed as it shipped); None
-    once it is invoiced, or while its order is on hold (releasing the hold bills it)."""
-    locked = lock_with_order(uow, Shipment, shipment_id)
-    if locked is None:
-        return None
-    order, shipment = locked
-    if (shipment.shipped_at is None or shipment.invoiced_at is not None
-            or order.status is OrderStatus.ON_HOLD):
-        return None
+def request_billing(uow: UnitOfWork) -> None:
+    """Put what shipped in the next billing run."""
+    nudge(uow, BILLING_WAVE_JOB)
+
+
+def _waiting(policy: WavePolicy, now: datetime) -> ColumnElement[bool]:
+    """Shipments to bill: shipped, not invoiced, their order not on hold (releasing the
+    hold bills them), and no live billing run has them."""
+    return and_(Shipment.shipped_at.is_not(None), Shipment.invoiced_at.is_(None),
+                Order.status != OrderStatus.ON_HOLD,
+                policy.unclaimed(Shipment.billing_claimed_at, now))
+
+
+def due_billing(uow: UnitOfWork, policy: WavePolicy, now: datetime) -> int:
+    """How many shipments to bill now: all once one shipped the period ago, else the full
+    runs."""
+    waiting, overdue = uow.session.execute(
+        select(func.count(), func.count().filter(
+            Shipment.shipped_at <= policy.overdue_before(now)))
+        .select_from(Shipment).join(Order, Order.id == Shipment.order_id)
+        .where(_waiting(policy, now))).one()
+    return policy.to_cut(waiting, overdue)
+
+
+def claim_billing_run(uow: UnitOfWork, size: int, policy: WavePolicy,
+                      now: datetime) -> list[Billing]:
+    """Claim the next billing run, oldest shipments first, at most `size`; return what each
+    bills (its amounts were fixed as it shipped)."""
+    ids = list(uow.session.scalars(
+        select(Shipment.id).join(Order, Order.id == Shipment.order_id)
+        .where(_waiting(policy, now)).order_by(Shipment.id).limit(size)
+        .with_for_update(skip_locked=True, of=(Shipment.__table__, Order.__table__))))
+    if not ids:
+        return []
+    uow.session.execute(update(Shipment).where(Shipment.id.in_(ids))
+                        .values(billing_claimed_at=now))
+    shipments = uow.session.scalars(
+        select(Shipment).where(Shipment.id.in_(ids)).order_by(Shipment.id)
+        .options(joinedload(Shipment.group).joinedload(FulfilmentGroup.order))
+        .execution_options(populate_existing=True))
+    return [_billing(shipment.group.order, shipment) for shipment in shipments]
+
+
+def _billing(order: Order, shipment: Shipment) -> Billing:
     assert shipment.net_amount is not None and shipment.tax_amount is not None
     places = smallest_unit(order.currency)
     lines, running = [], Decimal(0)
@@ -81,8 +123,21 @@ def billing(uow: UnitOfWork, shipment_id: int) -> Billing | None:
                              currency=order.currency, lines=tuple(lines), shipping=shipping,
                              reference=f"shipment-{shipment.id}")
     gross = shipment.net_amount + shipment.tax_amount + shipping
-    return Billing(order.id, order.currency, invoice, gross,
+    return Billing(shipment.id, order.id, order.currency, invoice, gross,
                    order.payment_terms in PAID_UP_FRONT, billable_total(order))
+
+
+def unclaim_billing(uow: UnitOfWork, shipment_ids: Sequence[int]) -> None:
+    """Give back shipments a run did not invoice (held meanwhile, or the call failed)."""
+    uow.session.execute(update(Shipment).where(Shipment.id.in_(shipment_ids))
+                        .values(billing_claimed_at=None))
+
+
+def held_orders(uow: UnitOfWork, order_ids: Iterable[int]) -> set[int]:
+    """Which of these orders are on hold now: a billing run checks before each step, so a
+    hold placed while it runs stops what is left of it (one query for the run)."""
+    return set(uow.session.scalars(select(Order.id).where(
+        Order.id.in_(sorted(set(order_ids))), Order.status == OrderStatus.ON_HOLD)))
 
 
 def billable_total(order: Order) -> Decimal:
@@ -96,14 +151,14 @@ def billable_total(order: Order) -> Decimal:
     return net + share(order.tax_amount, net, order.subtotal, places) + order.shipping_amount
 
 
-def fix_amounts(uow: UnitOfWork, order: Order, shipment: Shipment) -> None:
+def fix_amounts(order: Order, shipment: Shipment, shipments: Iterable[Shipment]) -> None:
     """Fix what a shipment bills as it ships, under the order's lock: its lines' net, the
     order's tax spread by cumulative share of the net shipped so far (so an order's
-    invoices add up to its tax exactly), and the shipping charge on the first shipment."""
+    invoices add up to its tax exactly), and the shipping charge on the first shipment.
+    `shipments`: the order's, as read under its lock."""
     places = smallest_unit(order.currency)
-    earlier = [s for s in uow.session.scalars(select(Shipment).where(
-        Shipment.order_id == order.id, Shipment.shipped_at.is_not(None),
-        Shipment.id != shipment.id)) if s.net_amount is not None]
+    earlier = [s for s in shipments if s.shipped_at is not None and s.id != shipment.id
+               and s.net_amount is not None]
     before = sum((s.net_amount or Decimal(0) for s in earlier), Decimal(0))
     net = sum(((line.order_line.unit_price * line.quantity).quantize(places)
                for line in shipment.lines), Decimal(0))
@@ -126,28 +181,64 @@ def record_finance(uow: UnitOfWork, key: str, operation: str, order_id: int,
         pass  # recorded by the twin
 
 
-def record_invoice(uow: UnitOfWork, actor: Actor, shipment_id: int, bill: Billing,
-                   receipt: FinanceReceipt) -> bool:
-    locked = lock_with_order(uow, Shipment, shipment_id)
-    if locked is None or locked[1].invoiced_at is not None:
-        return False
-    order, shipment = locked
-    shipment.invoice_reference, shipment.invoiced_at = receipt.reference, utcnow()
-    record_finance(uow, bill.invoice_key, "invoice", order.id, receipt)
-    record_event(uow, order, "shipment.invoiced", actor, shipment=shipment.id,
-                 invoice=receipt.reference, amount=receipt.amount.amount,
-                 currency=receipt.amount.currency)
-    complete_if_done(uow, actor, order)
-    return True
+def record_finances(uow: UnitOfWork, operation: str,
+                    posted: Sequence[tuple[str, int, FinanceReceipt]]) -> None:
+    """Record finance effects of one kind (key, order, receipt) in one go, each once."""
+    known = recorded_references(uow, [key for key, _, _ in posted])
+    for key, order_id, receipt in posted:
+        if key not in known:
+            known[key] = receipt.reference
+            record_effect(uow, key, "finance", operation, order_id, receipt.reference,
+                          receipt.amount.amount)
 
 
-def complete_if_done(uow: UnitOfWork, actor: Actor, order: Order) -> None:
-    """Complete a delivered order once every shipment of it is invoiced (an order on hold
-    completes once the hold is released and the sweep finds it)."""
+def recorded_references(uow: UnitOfWork, keys: Sequence[str]) -> dict[str, str]:
+    """The references of the effects already recorded under these keys (one query)."""
+    return dict(uow.session.execute(select(ExternalEffect.key, ExternalEffect.reference)
+                                    .where(ExternalEffect.key.in_(sorted(set(keys))))).all())
+
+
+def record_invoices(uow: UnitOfWork, actor: Actor,
+                    invoiced: Sequence[tuple[Billing, FinanceReceipt]]) -> int:
+    """Record a run's invoices (orders locked first, in key order), and complete the orders
+    delivered and now fully invoiced. Returns how many were new."""
+    orders = lock_orders(uow, (bill.order_id for bill, _ in invoiced), with_groups=True)
+    shipments: dict[int, list[Shipment]] = {}
+    for shipment in uow.session.scalars(
+            select(Shipment).where(Shipment.order_id.in_(sorted(orders)))
+            .order_by(Shipment.id).with_for_update(of=Shipment.__table__)
+            .execution_options(populate_existing=True)):
+        shipments.setdefault(shipment.order_id, []).append(shipment)
+    by_id = {shipment.id: shipment for found in shipments.values() for shipment in found}
+    record_finances(uow, "invoice", [(bill.invoice_key, bill.order_id, receipt)
+                                     for bill, receipt in invoiced
+                                     if by_id[bill.shipment_id].invoiced_at is None])
+    recorded = 0
+    for bill, receipt in invoiced:
+        shipment, order = by_id[bill.shipment_id], orders[bill.order_id]
+        if shipment.invoiced_at is not None:
+            continue
+        shipment.invoice_reference, shipment.invoiced_at = receipt.reference, utcnow()
+        shipment.billing_claimed_at = None
+        record_event(uow, order, "shipment.invoiced", actor, shipment=shipment.id,
+                     invoice=receipt.reference, amount=receipt.amount.amount,
+                     currency=receipt.amount.currency)
+        recorded += 1
+    for order in orders.values():
+        complete_if_done(uow, actor, order, shipments.get(order.id, []))
+    return recorded
+
+
+def complete_if_done(uow: UnitOfWork, actor: Actor, order: Order,
+                     shipments: Iterable[Shipment] | None = None) -> None:
+    """Complete a delivered order once every shipment of it (read here unless given) is
+    invoiced (an order on hold completes once the hold is released and the sweep finds
+    it)."""
     if order.status is not OrderStatus.DELIVERED:
         return
-    shipments = list(uow.session.scalars(select(Shipment).where(
-        Shipment.order_id == order.id)))
+    if shipments is None:
+        shipments = list(uow.session.scalars(select(Shipment).where(
+            Shipment.order_id == order.id)))
     if all(s.invoiced_at is not None for s in shipments):
         transitions.move(uow, actor, order, OrderStatus.COMPLETED, "order.completed")
 

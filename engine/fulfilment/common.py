@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -13,6 +14,7 @@ from engine import visibility
 from engine.actors import Actor
 from engine.errors import (
     EventIdReusedError,
+    OmsError,
 )
 from engine.orders import transitions
 from engine.orders.reading import get_order
@@ -41,7 +43,7 @@ TRACKING_STATUSES = ("in_transit", "out_for_delivery", "delivered", "exception")
 
 WMS_EVENT_TYPES = ("picked", "packed", "shipped", "short_picked")
 
-
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Applied:
@@ -56,10 +58,15 @@ class Applied:
 def claimed_units(uow: UnitOfWork, group: FulfilmentGroup,
              packed: Shipment | None) -> dict[int, int]:
     """Units per order line already in other packages of the group not shipped yet."""
+    return units_claimed(uow.session.scalars(select(Shipment).where(
+        Shipment.group_id == group.id, Shipment.shipped_at.is_(None))), packed)
+
+
+def units_claimed(packages: Iterable[Shipment], packed: Shipment | None) -> dict[int, int]:
+    """Units per order line in these packages not shipped yet, but for `packed`."""
     claimed: dict[int, int] = {}
-    for other in uow.session.scalars(select(Shipment).where(
-            Shipment.group_id == group.id, Shipment.shipped_at.is_(None))):
-        if packed is None or other.id != packed.id:
+    for other in packages:
+        if other.shipped_at is None and (packed is None or other.id != packed.id):
             for line in other.lines:
                 claimed[line.order_line_id] = claimed.get(line.order_line_id, 0) + line.quantity
     return claimed
@@ -111,16 +118,36 @@ def progress_through(uow: UnitOfWork, actor: Actor, order: Order, target: OrderS
     transitions.progress(uow, actor, order, target, event_type)
 
 
-def seen_event(uow: UnitOfWork, source: str, event_id: str,
-          payload: dict[str, Any]) -> InboundEvent | None:
+@dataclass(frozen=True)
+class Seen:
+    """An inbound event received before: what it was (its payload's fingerprint) and what
+    became of it."""
+
+    fingerprint: str
+    order_id: int | None
+    detail: str | None
+
+
+def seen_events(uow: UnitOfWork, source: str, event_ids: Iterable[str]) -> dict[str, Seen]:
+    """The events already received from `source` under these ids, read in one query."""
+    wanted = sorted(set(event_ids))
+    if not wanted:
+        return {}
+    return {found.event_id: Seen(payload_fingerprint(found.payload), found.order_id,
+                                 found.detail)
+            for found in uow.session.scalars(select(InboundEvent).where(
+                InboundEvent.source == source, InboundEvent.event_id.in_(wanted)))}
+
+
+def repeat_of(seen: dict[str, Seen], source: str, event_id: str,
+              payload: dict[str, Any]) -> Seen | None:
     """The event already received under this id, if it is this same event.
 
     Raises:
         EventIdReusedError: the id was first used for a different payload.
     """
-    found: InboundEvent | None = uow.session.scalars(select(InboundEvent).where(
-        InboundEvent.source == source, InboundEvent.event_id == event_id)).first()
-    if found is not None and payload_fingerprint(found.payload) != payload_fingerprint(payload):
+    found = seen.get(event_id)
+    if found is not None and found.fingerprint != payload_fingerprint(payload):
         raise EventIdReusedError(source, event_id)
     return found
 
@@ -132,10 +159,30 @@ def payload_fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def remember_event(uow: UnitOfWork, source: str, event_id: str, type: str, order: Order,
-              payload: dict[str, Any], outcome: str, detail: str | None,
-              shipment_id: int | None = None) -> Applied:
+def remember_event(uow: UnitOfWork, seen: dict[str, Seen], source: str, event_id: str,
+                   type: str, order: Order, payload: dict[str, Any], outcome: str,
+                   detail: str | None, shipment_id: int | None = None) -> Applied:
+    """Keep the event under its id (a repeat, in this batch or later, is a duplicate)."""
     uow.session.add(InboundEvent(source=source, event_id=event_id, type=type,
                                  order_id=order.id, payload=payload, outcome=outcome,
                                  detail=detail, received_at=utcnow()))
+    seen[event_id] = Seen(payload_fingerprint(payload), order.id, detail)
     return Applied(outcome, order.id, detail, shipment_id)
+
+
+def each_on_its_own(uow: UnitOfWork, items: Sequence[T], apply: Callable[[T], Applied],
+                    undone: Callable[[], None]) -> list[Applied | OmsError]:
+    """Apply each item of a batch in its own savepoint: one refused is undone alone and
+    answers its error, and the others stand (`undone` forgets what a refused one left in
+    the caller's reads)."""
+    outcomes: list[Applied | OmsError] = []
+    for item in items:
+        try:
+            with uow.session.begin_nested():
+                outcome = apply(item)
+        except OmsError as error:
+            undone()
+            outcomes.append(error)
+        else:
+            outcomes.append(outcome)
+    return outcomes

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from engine.fulfilment.billing import request_billing
+from engine.fulfilment.labels import request_label
+from engine.fulfilment.release import ready_for_wave
 from engine.job_names import (
     COMPLETE_JOB,
-    INVOICE_JOB,
-    LABEL_JOB,
     NOTIFY_JOB,
-    RELEASE_JOB,
 )
 from engine.orders.locking import lock_order
 from engine.ports import (
@@ -31,7 +31,7 @@ def on_hold(uow: UnitOfWork, order_id: int) -> bool:
 
 def resume_held_work(uow: UnitOfWork, order: Order) -> None:
     """Hand out again what a hold stopped, once the order is off hold: groups withdrawn from
-    their warehouses are released again (a group the warehouse still has stays there),
+    their warehouses go in the next wave again (a group the warehouse still has stays there),
     packed packages get their labels, shipped ones are billed, and the customer hears
     what shipped or arrived meanwhile. Every job runs once per key, so work that was never
     stopped is not done twice."""
@@ -39,17 +39,16 @@ def resume_held_work(uow: UnitOfWork, order: Order) -> None:
         if group.status == "on_hold":
             group.status = "allocated" if group.wms_reference is None else "released"
             if group.wms_reference is None:
-                uow.enqueue_after_commit(RELEASE_JOB, group.id)
+                ready_for_wave(uow, group)
     shipments = list(uow.session.scalars(select(Shipment).where(
         Shipment.order_id == order.id).order_by(Shipment.id)))
     for shipment in shipments:
         if shipment.shipped_at is None:
-            if (shipment.tracking_number is None and shipment.carrier_code is not None
-                    and shipment.group.status != "cancelled"):
-                uow.enqueue_after_commit(LABEL_JOB, shipment.id)
+            if shipment.group.status != "cancelled":
+                request_label(uow, shipment)
             continue
         if shipment.invoiced_at is None:
-            uow.enqueue_after_commit(INVOICE_JOB, shipment.id)
+            request_billing(uow)
         uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"shipped:{shipment.id}")
         if shipment.delivered_at is not None:
             uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"delivered:{shipment.id}")

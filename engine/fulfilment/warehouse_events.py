@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,26 +20,29 @@ from engine.errors import (
     InputValidationError,
     NotFoundError,
     NotReadyError,
+    OmsError,
 )
-from engine.fulfilment.billing import fix_amounts
+from engine.fulfilment.billing import fix_amounts, request_billing
 from engine.fulfilment.cancelling import move_on
 from engine.fulfilment.common import (
     Applied,
-    claimed_units,
+    Seen,
+    each_on_its_own,
     progress_through,
     remember_event,
-    seen_event,
+    repeat_of,
+    seen_events,
     take_from_group,
+    units_claimed,
 )
+from engine.fulfilment.labels import request_label
 from engine.fulfilment.release import request_release
-from engine.inventory.stock import lock_levels, move
+from engine.inventory.stock import Key, lock_levels, move
 from engine.job_names import (
-    INVOICE_JOB,
-    LABEL_JOB,
     NOTIFY_JOB,
 )
 from engine.orders.holds import SHIPPED_WHILE_HELD, HoldReason, put_on_hold
-from engine.orders.locking import lock_order
+from engine.orders.locking import lock_orders
 from engine.orders.timeline import record_event
 from engine.ports import (
     UnitOfWork,
@@ -49,6 +53,7 @@ from engine.record import (
     Order,
     Shipment,
     ShipmentLine,
+    StockLevel,
     utcnow,
 )
 from engine.status import OrderStatus
@@ -72,64 +77,140 @@ class WmsEvent:
     occurred_at: datetime | None = None
 
 
+@dataclass
+class _Read:
+    """What a batch of warehouse events works on, read once for the whole batch and locked
+    in the one lock order: its orders, then its groups, their packages, their stock levels,
+    each in key order."""
+
+    groups: dict[int, FulfilmentGroup]  # only those the actor may see
+    orders: dict[int, Order]
+    packages: dict[int, list[Shipment]]  # every shipment of each order, by order id
+    tracking: dict[str, int]  # tracking numbers the events name -> the shipment holding it
+    levels: dict[Key, StockLevel]
+    seen: dict[str, Seen]
+
+    def packages_of(self, group: FulfilmentGroup) -> list[Shipment]:
+        return [package for package in self.packages[group.order_id]
+                if package.group_id == group.id]
+
+    def forget_undone(self, uow: UnitOfWork) -> None:
+        """Forget packages an event refused had made (its savepoint took them back)."""
+        for order_id, packages in self.packages.items():
+            self.packages[order_id] = [package for package in packages if package in uow.session]
+
+
 def apply_wms_event(uow: UnitOfWork, actor: Actor, event: WmsEvent,
                     payload: dict[str, Any]) -> Applied:
-    """Apply a warehouse confirmation once.
+    """Apply a warehouse confirmation once (a batch of one).
 
     Raises:
         NotFoundError: the fulfilment group does not exist.
         InputValidationError: lines that are not in the group, or more than it holds.
     """
-    group = uow.session.scalar(select(FulfilmentGroup).where(
-        FulfilmentGroup.id == event.group_id, visibility.groups(actor)))
+    [outcome] = apply_wms_events(uow, actor, [(event, payload)])
+    if isinstance(outcome, OmsError):
+        raise outcome
+    return outcome
+
+
+def apply_wms_events(uow: UnitOfWork, actor: Actor,
+                     events: Sequence[tuple[WmsEvent, dict[str, Any]]]
+                     ) -> list[Applied | OmsError]:
+    """Apply a batch of warehouse confirmations, each once and each on its own: what they
+    name is read in one query per kind, then each event is applied in its own savepoint,
+    in order; one refused (an unknown group, too many units...) answers its error and the
+    others stand. `payload`: the event as validated, kept to recognise a repeat."""
+    if not events:
+        return []
+    read = _read(uow, actor, [event for event, _ in events])
+    return each_on_its_own(uow, events, lambda item: _apply(uow, actor, read, *item),
+                           lambda: read.forget_undone(uow))
+
+
+def _read(uow: UnitOfWork, actor: Actor, events: list[WmsEvent]) -> _Read:
+    visible = {group_id: order_id for group_id, order_id in uow.session.execute(
+        select(FulfilmentGroup.id, FulfilmentGroup.order_id).where(
+            FulfilmentGroup.id.in_(sorted({event.group_id for event in events})),
+            visibility.groups(actor)))}
+    orders = lock_orders(uow, visible.values())  # twins of one event queue here
+    groups: dict[int, FulfilmentGroup] = {}
+    packages: dict[int, list[Shipment]] = {order_id: [] for order_id in orders}
+    if visible:
+        groups = {group.id: group for group in uow.session.scalars(
+            select(FulfilmentGroup).where(FulfilmentGroup.id.in_(sorted(visible)))
+            .order_by(FulfilmentGroup.id).with_for_update()
+            .execution_options(populate_existing=True))}
+        for package in uow.session.scalars(
+                select(Shipment).where(Shipment.order_id.in_(sorted(orders)))
+                .order_by(Shipment.id).with_for_update()
+                .execution_options(populate_existing=True)):
+            packages[package.order_id].append(package)
+    tracking: dict[str, int] = {}
+    numbers = sorted({event.tracking_number for event in events if event.tracking_number})
+    if numbers:
+        for number, shipment_id in uow.session.execute(
+                select(Shipment.tracking_number, Shipment.id).where(
+                    Shipment.tracking_number.in_(numbers))):
+            if number is not None:  # always, under IN (...): for the type checker
+                tracking[number] = shipment_id
+    moving = {event.group_id for event in events if event.type in ("shipped", "short_picked")}
+    stock = {(line.sku, group.location_code) for group in groups.values()
+             if group.id in moving for line in group.lines}
+    stock |= {(line.sku, package.location_code) for listed in packages.values()
+              for package in listed if package.group_id in moving for line in package.lines}
+    return _Read(groups, orders, packages, tracking, lock_levels(uow, stock),
+                 seen_events(uow, "wms", (event.event_id for event in events)))
+
+
+def _apply(uow: UnitOfWork, actor: Actor, read: _Read, event: WmsEvent,
+           payload: dict[str, Any]) -> Applied:
+    group = read.groups.get(event.group_id)
     if group is None:  # another location's group is, for this warehouse, no group at all
         raise NotFoundError("fulfilment group", event.group_id)
-    order = lock_order(uow, group.order_id)  # twins of one event queue here
-    seen = seen_event(uow, "wms", event.event_id, payload)
+    order = read.orders[group.order_id]
+    seen = repeat_of(read.seen, "wms", event.event_id, payload)
     if seen is not None:
         return Applied("duplicate", seen.order_id, seen.detail)
-    uow.session.refresh(group, with_for_update=True)
     if group.status == "allocated":  # the release is on its way: the sender tries again
         raise NotReadyError(f"fulfilment group {group.id} is not released yet")
     if group.status not in ("released", "on_hold", "shipped"):
-        return remember_event(uow, "wms", event.event_id, event.type, order, payload, "ignored",
-                         f"the group is {group.status}, not released")
-    packed = (_packed(uow, group, event.package_ref) if event.type in ("packed", "shipped")
+        return remember_event(uow, read.seen, "wms", event.event_id, event.type, order,
+                              payload, "ignored", f"the group is {group.status}, not released")
+    packed = (_packed(read, group, event.package_ref) if event.type in ("packed", "shipped")
               else None)
     if event.type == "shipped" and packed is not None and not event.lines:
         quantities: dict[str, int] = {}
         for packed_line in packed.lines:  # as packed
             quantities[packed_line.sku] = quantities.get(packed_line.sku, 0) + packed_line.quantity
     else:
-        quantities = _check_lines(uow, group, event, packed)
+        quantities = _check_lines(read, group, event, packed)
     if event.tracking_number is not None:
-        _check_tracking_free(uow, event.tracking_number, packed)
+        _check_tracking_free(read, event.tracking_number, packed)
     shipment_id = None
     if event.type == "picked":
         record_event(uow, order, "group.picked", actor, group=group.id)
     elif event.type == "packed":
-        shipment = packed or _new_shipment(uow, order, group, event, quantities)
+        shipment = packed or _new_shipment(uow, read, order, group, event, quantities)
         shipment_id = shipment.id
-        if shipment.tracking_number is None and order.status is not OrderStatus.ON_HOLD:
-            uow.enqueue_after_commit(LABEL_JOB, shipment.id)  # on hold: bought on release
+        if order.status is not OrderStatus.ON_HOLD:  # on hold: bought on release
+            request_label(uow, shipment)
     elif event.type == "shipped":
-        shipment = packed or _new_shipment(uow, order, group, event, quantities)
+        shipment = packed or _new_shipment(uow, read, order, group, event, quantities)
         shipment_id = shipment.id
-        _ship(uow, actor, order, group, shipment, event)
+        _ship(uow, actor, read, order, group, shipment, event)
     else:  # short_picked
-        _short_pick(uow, actor, order, group, quantities)
-    return remember_event(uow, "wms", event.event_id, event.type, order, payload, "applied",
-                     None, shipment_id)
+        _short_pick(uow, actor, read, order, group, quantities)
+    return remember_event(uow, read.seen, "wms", event.event_id, event.type, order, payload,
+                          "applied", None, shipment_id)
 
 
-def _packed(uow: UnitOfWork, group: FulfilmentGroup, package: str | None) -> Shipment | None:
+def _packed(read: _Read, group: FulfilmentGroup, package: str | None) -> Shipment | None:
     """The package the event names, if the warehouse reported it before."""
     if package is None:
         return None
-    found: Shipment | None = uow.session.scalars(select(Shipment).where(
-        Shipment.group_id == group.id, Shipment.package_ref == package)
-        .with_for_update()).first()
-    return found
+    return next((found for found in read.packages_of(group) if found.package_ref == package),
+                None)
 
 
 def _free(group: FulfilmentGroup, claimed: dict[int, int]) -> dict[str, int]:
@@ -154,20 +235,18 @@ def _spread(group: FulfilmentGroup, sku: str, quantity: int,
     return parts
 
 
-def _check_tracking_free(uow: UnitOfWork, tracking_number: str,
-                         packed: Shipment | None) -> None:
-    taken = uow.session.scalar(select(Shipment.id).where(
-        Shipment.tracking_number == tracking_number))
+def _check_tracking_free(read: _Read, tracking_number: str, packed: Shipment | None) -> None:
+    taken = read.tracking.get(tracking_number)
     if taken is not None and (packed is None or taken != packed.id):
         raise InputValidationError([FieldProblem(
             "tracking_number", f"{tracking_number} is already shipment {taken}'s")])
 
 
-def _check_lines(uow: UnitOfWork, group: FulfilmentGroup, event: WmsEvent,
+def _check_lines(read: _Read, group: FulfilmentGroup, event: WmsEvent,
                  packed: Shipment | None) -> dict[str, int]:
     """Units per SKU the event names, checked against what the group still holds and has
     not packed into another package yet (a package reported again must match itself)."""
-    holds = _free(group, claimed_units(uow, group, packed))
+    holds = _free(group, units_claimed(read.packages_of(group), packed))
     quantities: dict[str, int] = {}
     for line in event.lines:
         quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
@@ -192,11 +271,11 @@ def _check_lines(uow: UnitOfWork, group: FulfilmentGroup, event: WmsEvent,
     return quantities
 
 
-def _new_shipment(uow: UnitOfWork, order: Order, group: FulfilmentGroup, event: WmsEvent,
-                  quantities: dict[str, int]) -> Shipment:
+def _new_shipment(uow: UnitOfWork, read: _Read, order: Order, group: FulfilmentGroup,
+                  event: WmsEvent, quantities: dict[str, int]) -> Shipment:
     """The shipment a package makes (without a package id, the event is its id)."""
     package = event.package_ref or event.event_id
-    claimed = claimed_units(uow, group, None)
+    claimed = units_claimed(read.packages_of(group), None)
     shipment = Shipment(
         order_id=order.id, group_id=group.id, package_ref=package,
         location_code=group.location_code, carrier_code=group.carrier_code,
@@ -207,19 +286,23 @@ def _new_shipment(uow: UnitOfWork, order: Order, group: FulfilmentGroup, event: 
                for line, part in _spread(group, sku, quantity, claimed)])
     uow.session.add(shipment)
     uow.session.flush()
+    read.packages[order.id].append(shipment)
+    if shipment.tracking_number is not None:
+        read.tracking[shipment.tracking_number] = shipment.id
     return shipment
 
 
-def _ship(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
+def _ship(uow: UnitOfWork, actor: Actor, read: _Read, order: Order, group: FulfilmentGroup,
           shipment: Shipment, event: WmsEvent) -> None:
     """Goods leave: stock and reservation go down, the lines count them as shipped."""
     if shipment.shipped_at is not None:
         return
     if event.tracking_number and shipment.tracking_number is None:
         shipment.tracking_number = event.tracking_number
+        read.tracking[event.tracking_number] = shipment.id
     shipment.status, shipment.shipped_at = "shipped", event.occurred_at or utcnow()
-    fix_amounts(uow, order, shipment)
-    levels = lock_levels(uow, [(line.sku, group.location_code) for line in shipment.lines])
+    fix_amounts(order, shipment, read.packages[order.id])
+    levels = _levels(uow, read, [(line.sku, group.location_code) for line in shipment.lines])
     by_line = {line.order_line_id: line for line in group.lines}
     for line in shipment.lines:
         move(uow, actor, levels[(line.sku, group.location_code)], "shipment", -line.quantity,
@@ -250,19 +333,19 @@ def _ship(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
             f"{group.location_code} while the order was on hold; it is billed and announced "
             "once the hold is released.")], shipment=shipment.id)
         return
-    uow.enqueue_after_commit(INVOICE_JOB, shipment.id)
+    request_billing(uow)
     uow.enqueue_after_commit(NOTIFY_JOB, order.id, f"shipped:{shipment.id}")
 
 
-def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGroup,
-                quantities: dict[str, int]) -> None:
+def _short_pick(uow: UnitOfWork, actor: Actor, read: _Read, order: Order,
+                group: FulfilmentGroup, quantities: dict[str, int]) -> None:
     """The warehouse could not find the units: its stock is corrected down, the units
     leave the group (never billed: only shipments are), the customer is told, and the
     exceptions rules decide what becomes of them (stock_short): re-sourced elsewhere or
     backordered (`resource`, and when the rules say nothing), waiting on the order's
     hold (`hold`), or cancelled (`cancel`)."""
-    levels = lock_levels(uow, [(sku, group.location_code) for sku in quantities])
-    claimed = claimed_units(uow, group, None)
+    levels = _levels(uow, read, [(sku, group.location_code) for sku in quantities])
+    claimed = units_claimed(read.packages_of(group), None)
     short: dict[int, int] = {}  # order line id -> units missing
     for sku, quantity in quantities.items():
         move(uow, actor, levels[(sku, group.location_code)], "short_pick", -quantity,
@@ -304,3 +387,11 @@ def _short_pick(uow: UnitOfWork, actor: Actor, order: Order, group: FulfilmentGr
         source_order(uow, actor, order, excluded=frozenset({group.location_code}))
         choose_carriers_for(uow, actor, [order])
         request_release(uow, order)
+
+
+def _levels(uow: UnitOfWork, read: _Read, keys: list[Key]) -> dict[Key, StockLevel]:
+    """The stock levels these events move, locked when the batch was read (a level the
+    batch did not foresee is locked now)."""
+    missing = [key for key in keys if key not in read.levels]
+    return {**{key: read.levels[key] for key in keys if key in read.levels},
+            **lock_levels(uow, missing)}

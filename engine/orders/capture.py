@@ -108,7 +108,7 @@ def capture_orders(uow: UnitOfWork, actor: Actor,
     again, that order refused as a duplicate.
     """
     for attempt in range(CAPTURE_ATTEMPTS):
-        results = _checked(uow, actor, drafts)
+        results = _checked(uow, actor, drafts, look_up_references=attempt > 0)
         orders = [order for order in results if isinstance(order, Order)]
         uow.session.add_all(orders)
         try:
@@ -142,9 +142,13 @@ class _Twin:
     reference: str
 
 
-def _checked(uow: UnitOfWork, actor: Actor,
-             drafts: Sequence[OrderDraft]) -> list[Order | OmsError | _Twin]:
-    """Check every draft against the record, read once for the batch; build the orders."""
+def _checked(uow: UnitOfWork, actor: Actor, drafts: Sequence[OrderDraft],
+             look_up_references: bool) -> list[Order | OmsError | _Twin]:
+    """Check every draft against the record, read once for the batch; build the orders.
+
+    References the channel sent before are looked up only once the unique constraint has
+    refused one (`look_up_references`): the common case costs no query for them.
+    """
     products = _products_by_sku(uow, {line.sku for draft in drafts for line in draft.lines})
     customers = {customer.id: customer for customer in uow.session.scalars(
         select(Customer).where(Customer.id.in_(sorted({d.customer_id for d in drafts}))))}
@@ -161,9 +165,10 @@ def _checked(uow: UnitOfWork, actor: Actor,
             continue
         results.append(_build(actor, draft, channel, customer, products))
         channels.append(channel)
-    taken = _recorded_references(uow, {(channel, draft.channel_order_ref)
-                                       for channel, draft in zip(channels, drafts, strict=True)
-                                       if channel is not None and draft.channel_order_ref})
+    sent = {(channel, draft.channel_order_ref)
+            for channel, draft in zip(channels, drafts, strict=True)
+            if channel is not None and draft.channel_order_ref}
+    taken = _recorded_references(uow, sent) if look_up_references else {}
     first: dict[tuple[str, str], int] = {}
     for index, (known, draft) in enumerate(zip(channels, drafts, strict=True)):
         reference = draft.channel_order_ref

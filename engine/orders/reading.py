@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, exists, func, select
 
@@ -59,7 +60,20 @@ def get_order(uow: UnitOfWork, actor: Actor, order_id: int, lock: bool = False) 
 
 def list_orders(uow: UnitOfWork, actor: Actor, query: OrderQuery) -> OrderPage:
     """Return one page of orders, newest first, and the cursor of the next page."""
-    statement: Select[Order] = select(Order).order_by(Order.id.desc())
+    statement: Select[Order] = filter_orders(select(Order), actor, query).order_by(
+        Order.id.desc())
+    if query.before_id is not None:
+        statement = statement.where(Order.id < query.before_id)
+    orders, next_before = fetch_page(uow.session, statement, query.limit, lambda o: o.id)
+    return OrderPage(orders, next_before)
+
+
+Statement = TypeVar("Statement", bound=Select[Any])
+
+
+def filter_orders(statement: Statement, actor: Actor, query: OrderQuery) -> Statement:
+    """Narrow a select over `Order` to the orders the actor may see that match the query's
+    filters (not its page: the limit and the cursor are the caller's)."""
     statement = statement.where(visibility.orders(actor))
     if query.status:
         statement = statement.where(Order.status.in_(query.status))
@@ -68,9 +82,9 @@ def list_orders(uow: UnitOfWork, actor: Actor, query: OrderQuery) -> OrderPage:
     if query.customer_id:
         statement = statement.where(Order.customer_id.in_(query.customer_id))
     if query.sku:
-        statement = statement.where(
-            exists().where(OrderLine.order_id == Order.id, OrderLine.sku.in_(query.sku))
-        )
+        # Correlated to the order only: the caller's select may read order lines too.
+        statement = statement.where(exists().where(
+            OrderLine.order_id == Order.id, OrderLine.sku.in_(query.sku)).correlate(Order))
     if query.created_from is not None:
         statement = statement.where(Order.created_at >= query.created_from)
     if query.created_to is not None:
@@ -79,16 +93,14 @@ def list_orders(uow: UnitOfWork, actor: Actor, query: OrderQuery) -> OrderPage:
         statement = statement.where(Order.channel_order_ref.in_(query.channel_order_ref))
     if query.tracking_number:
         statement = statement.where(exists().where(
-            Shipment.order_id == Order.id, Shipment.tracking_number.in_(query.tracking_number)))
+            Shipment.order_id == Order.id, Shipment.tracking_number.in_(query.tracking_number))
+            .correlate(Order))
     if query.updated_from is not None:
         statement = statement.where(Order.updated_at >= query.updated_from)
     if query.customer_name:
         statement = statement.where(Order.customer_id.in_(select(Customer.id).where(
             func.lower(Customer.name).contains(query.customer_name.lower(), autoescape=True))))
-    if query.before_id is not None:
-        statement = statement.where(Order.id < query.before_id)
-    orders, next_before = fetch_page(uow.session, statement, query.limit, lambda o: o.id)
-    return OrderPage(orders, next_before)
+    return statement
 
 
 def order_events(uow: UnitOfWork, actor: Actor, order_id: int) -> list[OrderEvent]:

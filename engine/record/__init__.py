@@ -39,6 +39,7 @@ from engine.record.orders import (
     OrderLine,
 )
 from engine.record.people import User
+from engine.record.transfers import OrderImport, OrderImportEntry
 from engine.record.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
@@ -67,6 +68,8 @@ __all__ = [
     "Order",
     "OrderDecision",
     "OrderEvent",
+    "OrderImport",
+    "OrderImportEntry",
     "OrderLine",
     "OrderReturn",
     "OutboxMessage",

@@ -40,6 +40,7 @@ class FulfilmentGroup(Base):
     __table_args__ = (
         Index("ix_fulfilment_groups_order_id", "order_id"),
         Index("ix_fulfilment_groups_location_code_created_at", "location_code", "created_at"),
+        Index("ix_fulfilment_groups_location_code_ready_at", "location_code", "ready_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
@@ -63,6 +64,10 @@ class FulfilmentGroup(Base):
     # How many times the warehouse took it: a hold withdraws a group, and its next release
     # is a new request (a new idempotency key).
     releases: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Waiting since for the next wave to its warehouse (None: not waiting), and taken by
+    # the wave job sending it since (a claim older than the lease was a dead job's).
+    ready_at: Mapped[datetime | None]
+    wave_claimed_at: Mapped[datetime | None]
 
     lines: Mapped[list[FulfilmentLine]] = relationship(
         back_populates="group", order_by="FulfilmentLine.id", lazy="selectin",
@@ -120,6 +125,9 @@ class Shipment(Base):
     delivered_at: Mapped[datetime | None]
     invoice_reference: Mapped[str | None] = mapped_column(String(128))
     invoiced_at: Mapped[datetime | None]
+    # Taken since by the label wave or the billing run working on it (see ready_at above).
+    label_claimed_at: Mapped[datetime | None]
+    billing_claimed_at: Mapped[datetime | None]
 
     lines: Mapped[list[ShipmentLine]] = relationship(
         back_populates="shipment", order_by="ShipmentLine.id", lazy="selectin",

@@ -285,7 +285,8 @@ def test_units_cancelled_while_the_release_was_out_are_stopped_once_it_lands(
 
     from engine.actors import system_actor
     from engine.fulfilment import release
-    from engine.record import OutboxMessage
+    from engine.fulfilment.waves import WavePolicy
+    from engine.record import OutboxMessage, utcnow
     from tests.conftest import load_catalog
 
     # given Redis unreachable: the release job waits in the outbox
@@ -294,17 +295,17 @@ def test_units_cancelled_while_the_release_was_out_are_stopped_once_it_lands(
     load_catalog(client, admin, services)
     order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
     group_id = group_of(client, admin, order_id)["id"]
-    # and the release job has read what to send: both lamps and the mug
+    # and the wave job has claimed what to send: both lamps and the mug
     with services.uow() as uow:
-        found = release.release_request(uow, group_id)
-    assert found is not None
-    request, _ = found
+        [(request, _)] = release.claim_release_wave(uow, "WH-SP", 500, WavePolicy(0, 500),
+                                                    utcnow())
+        uow.commit()
     # when a lamp is cancelled while the call is out, then the warehouse answers
     assert client.post(f"/orders/{order_id}/cancel", headers=admin, json={
         "reason": "one lamp", "lines": [{"line_no": 1, "quantity": 1}]}).status_code == 200
     with services.uow() as uow:
-        assert release.record_release(uow, system_actor("test"), group_id, "LATE-1",
-                                         request.items)
+        assert release.record_releases(uow, system_actor("test"), [
+            release.Released(group_id, "LATE-1", request.items)]) == 1
         uow.commit()
     # then the group is released with one lamp, and the warehouse is to stop the other
     group = group_of(client, admin, order_id)

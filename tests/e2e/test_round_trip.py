@@ -369,7 +369,8 @@ def test_a_release_answered_after_a_cancel_is_taken_back(make_app, admin, make_k
                        headers=admin).status_code == 200
     # then the warehouse's answer to the release arrives
     with services.uow() as uow:
-        assert release.record_release(uow, system_actor("test"), group_id, "LATE-1")
+        assert release.record_releases(uow, system_actor("test"),
+                                       [release.Released(group_id, "LATE-1")]) == 1
         uow.commit()
     assert everything(client, admin, order_id)[0]["status"] == "cancelled"
     assert client.get(f"/orders/{order_id}", headers=admin).json["status"] == "cancelled"

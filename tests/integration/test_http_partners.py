@@ -388,3 +388,32 @@ def test_a_closed_port_is_a_retryable_system_error_raised_at_once():
     assert time.monotonic() - started < TIMEOUT / 2
     assert type(raised.value) is ExternalSystemError
     assert raised.value.retryable is True
+
+
+def test_a_wave_is_one_request_and_each_of_its_orders_is_applied_once_by_its_key(partner_peer):
+    # given a wave of two groups, the first of them released alone before
+    warehouse = wms(partner_peer)
+    second = FulfilmentRequest(**{**FULFILMENT.__dict__, "group_id": 12})
+    alone = warehouse.release(FULFILMENT, key="release:11")
+    # when the wave is sent, then sent again (a retry)
+    wave = [(FULFILMENT, "release:11"), (second, "release:12")]
+    first_answer = warehouse.release_wave(wave)
+    assert warehouse.release_wave(wave) == first_answer
+    # then each order has one reference, the first one's its earlier release's, each
+    # applied once, and each wave was one request carrying the same Idempotency-Key
+    assert first_answer == [alone, WmsRelease("WMS-000002")]
+    assert [effect.key for effect in partner_peer.effects_of("release")] == [
+        "release:11", "release:12"]
+    waves = [r for r in partner_peer.requests if r.path == "/fulfilment-orders/waves"]
+    assert len(waves) == 2 and waves[0].headers["idempotency-key"] == waves[1].headers[
+        "idempotency-key"]
+
+
+def test_a_wave_answered_for_other_orders_is_refused(partner_peer):
+    # given a warehouse that answers a wave with its orders the other way round
+    partner_peer.script("release", Reply(200, {"orders": [
+        {"key": "release:12", "reference": "WMS-2"}, {"key": "release:11", "reference": "WMS-1"}]}))
+    second = FulfilmentRequest(**{**FULFILMENT.__dict__, "group_id": 12})
+    # then the answer is an error, not two references pinned on the wrong groups
+    with pytest.raises(ExternalResponseError, match="keys"):
+        wms(partner_peer).release_wave([(FULFILMENT, "release:11"), (second, "release:12")])

@@ -123,7 +123,8 @@ def test_a_warehouse_that_times_out_then_succeeds_gets_exactly_one_release(
     order = client.post("/orders", json=order_body(), headers=admin).json
     assert order["status"] == "allocated"
     drain(app, queue_name)
-    releases = [r for r in partner_peer.requests if r.path.endswith("/fulfilment-orders")]
+    releases = [r for r in partner_peer.requests
+                if r.path.endswith("/fulfilment-orders/waves")]
     assert len(releases) == 2  # the call that timed out, and the retry
     assert releases[0].headers["idempotency-key"] == releases[1].headers["idempotency-key"]
     assert len(partner_peer.effects_of("release")) == 1  # one release at the peer
@@ -144,7 +145,7 @@ def test_a_warehouse_that_keeps_failing_leaves_the_order_to_the_exceptions_rules
     # jobs run inline (no Redis): each failure goes to the exceptions rules, which send
     # it round again twice, then hold the order in the warehouse queue with the error
     assert len([r for r in partner_peer.requests
-                if r.path.endswith("/fulfilment-orders")]) == 3
+                if r.path.endswith("/fulfilment-orders/waves")]) == 3
     assert partner_peer.effects_of("release") == []
     assert client.get(f"/orders/{order['id']}", headers=admin).json["status"] == "on_hold"
     [hold] = client.get("/holds", headers=admin).json["items"]
@@ -167,7 +168,7 @@ def test_orders_taken_while_redis_is_down_are_released_once_it_is_back(
     with down.extensions["oms"].uow() as uow:
         waiting = list(uow.session.scalars(select(OutboxMessage.job).where(
             OutboxMessage.dispatched_at.is_(None))))
-    assert waiting == ["jobs.fulfilment.release_group"] * 3
+    assert waiting == ["jobs.fulfilment.release_waves"] * 3
     # Redis is back: the dispatcher hands each over once, a worker runs them
     up = make_app(REDIS_URL=redis_url, QUEUE_NAME=queue_name)
     assert up.extensions["oms"].outbox.dispatch() == 3
@@ -188,7 +189,8 @@ def test_a_worker_killed_in_the_middle_of_an_invoice_posts_it_exactly_once(
     queue_name = f"oms-test-{uuid.uuid4().hex[:8]}"
     with PartnerPeer(client_timeout=5.0) as peer:
         config = {"PARTNERS": partners(peer), "REDIS_URL": redis_url,
-                  "QUEUE_NAME": queue_name, "JOB_RETRY_SECONDS": "1,1,1"}
+                  "QUEUE_NAME": queue_name, "JOB_RETRY_SECONDS": "1,1,1",
+                  "WAVE_SECONDS": "0"}  # the worker below reads its settings from OMS_*
         app = make_app(**config)
         client = app.test_client()
         load_catalog(client, admin, app.extensions["oms"])

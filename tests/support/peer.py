@@ -9,6 +9,10 @@ and per operation (a repeated key gets the first answer back), and records every
     peer.effects                every effect applied: Effect(operation, key, body)
     peer.effects_of("release")  the effects of one operation
 
+A wave (`POST /fulfilment-orders/waves`) is the operation "release": scripted behaviours
+answer the whole request, and each order in it is applied once per its own key, recorded
+as one "release" effect (as `POST /fulfilment-orders` would).
+
 Operations are named after the port methods: release, cancel, stop_units, rate, create_label, track,
 authorise, capture, invoice, refund, credit_note. `peer.script(operation, *behaviours)`
 queues behaviours for that operation's next requests, one per request, then "ok":
@@ -50,6 +54,7 @@ BEHAVIOURS = ("ok", "slow", "timeout", "500", "malformed", "duplicate", "reject"
 
 _ROUTES = [  # method, path pattern, operation, whether it is effectful
     ("POST", re.compile(r"/fulfilment-orders"), "release", True),
+    ("POST", re.compile(r"/fulfilment-orders/waves"), "release", True),  # many in one
     ("POST", re.compile(r"/fulfilment-orders/(?P<ref>[^/]+)/cancel"), "cancel", True),
     ("POST", re.compile(r"/fulfilment-orders/(?P<ref>[^/]+)/stop"), "stop_units", True),
     ("POST", re.compile(r"/rates"), "rate", False),
@@ -247,6 +252,26 @@ class PartnerPeer:
             if operation not in self._previous:
                 raise _Refusal(500, "nothing_to_duplicate", f"no earlier {operation} answer")
             return self._previous[operation]
+        if path.endswith("/waves"):
+            orders = (body or {}).get("orders")
+            if not isinstance(orders, list) or not orders:
+                raise _Refusal(400, "bad_request", "a wave needs a list of orders")
+            answer = {"orders": [self._effect(operation, "/fulfilment-orders",
+                                              {k: v for k, v in order.items() if k != "key"},
+                                              order.get("key"), reference) | {
+                                     "key": order.get("key")} for order in orders]}
+        else:
+            answer = self._effect(operation, path, body, key if effectful else None, reference)
+        if effectful and key:
+            self._answers[operation, key] = ((path, body), answer)
+        self._previous[operation] = answer
+        return answer
+
+    def _effect(self, operation: str, path: str, body: Any, key: str | None,
+                reference: str) -> dict[str, Any]:
+        """Apply one effect (the first answer again for a key seen before)."""
+        if key and (operation, key) in self._answers:
+            return self._answers[operation, key][1]  # a wave repeating an order
         missing = [name for name in _FIELDS.get(operation, ()) if name not in (body or {})]
         if missing:
             raise _Refusal(400, "bad_request", f"{operation} needs {', '.join(missing)}")
@@ -254,10 +279,9 @@ class PartnerPeer:
             answer = self._apply(operation, body, reference)
         except (LookupError, TypeError, ValueError, ArithmeticError) as error:
             raise _Refusal(400, "bad_request", f"unreadable {operation}: {error!r}") from None
-        if effectful and key:
+        if key:
             self._answers[operation, key] = ((path, body), answer)
             self.effects.append(Effect(operation, key, body))
-        self._previous[operation] = answer
         return answer
 
     def _apply(self, operation: str, body: Any, reference: str) -> dict[str, Any]:
