@@ -16,7 +16,7 @@ from adapters.outbox import Outbox
 from adapters.partners import Partners
 from adapters.queue import InlineJobQueue, RqJobQueue
 from adapters.settings import Settings
-from adapters.sql import SqlUnitOfWork, make_engine, make_session_factory
+from adapters.sql import SqlUnitOfWork, count_statements, make_engine, make_session_factory
 from engine.ports import JobQueue
 
 
@@ -65,6 +65,8 @@ def build_services(settings: Settings) -> Services:
     settings.hold_sla  # noqa: B018 - a malformed SLA stops the service now, not a request
     settings.wave_policy  # noqa: B018 - and so do impossible waves
     engine = make_engine(settings.database_url, settings.database_pool_size)
+    if settings.statement_counts:
+        count_statements(engine, settings.statement_counts)
     # A short connect timeout: an unreachable Redis delays work (it waits in the outbox),
     # not requests. No read timeout: RQ workers block on the queue for minutes.
     redis = (Redis.from_url(settings.redis_url, socket_connect_timeout=2)

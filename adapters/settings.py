@@ -72,6 +72,9 @@ class Settings:
     wave_size: int = 500
     # The largest CSV file `POST /orders/imports` takes, in bytes (other bodies: the above).
     import_max_content_length: int = 32 * 1024 * 1024
+    # Benchmarks: each process counts the SQL statements it sends and keeps the total in
+    # <this directory>/<pid>, rewritten at most once a second (empty: off, nothing counted).
+    statement_counts: str = ""
 
     @property
     def retry_seconds(self) -> tuple[int, ...]:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Table, cast, column, create_engine, event, inspect, values
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import ExecuteStyle
 from sqlalchemy.orm import InstanceState, Mapper, Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -50,6 +55,71 @@ def _sqlite_on_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front: two writers queue instead of deadlocking
     # on a read-to-write upgrade, which SQLite reports as "database is locked".
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class StatementCounter:
+    """Counts the SQL statements this process sends (an executemany once per parameter
+    set, since the server runs each; a multi-row INSERT once) and keeps the total in
+    `<directory>/<pid>`, rewritten at most once a second by a background thread and at
+    exit, for benchmarks that add up every server and worker process. A forked child
+    counts afresh under its own pid."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._start()
+        atexit.register(self.write)
+        os.register_at_fork(after_in_child=self._start)
+
+    def _start(self) -> None:
+        self._lock = threading.Lock()  # anew in a child: a lock held at the fork stays held
+        self.total = 0
+        self._written = -1
+        threading.Thread(target=self._keep_writing, name="oms-statement-counts",
+                         daemon=True).start()
+
+    def count(self, _connection: Any, _cursor: Any, _statement: str, parameters: Any,
+              context: Any, executemany: bool) -> None:
+        # A multi-row INSERT (SQLAlchemy's "insertmanyvalues") arrives flagged as many,
+        # with its values flattened: it is one statement.
+        one = (not executemany or getattr(context, "execute_style", None)
+               is ExecuteStyle.INSERTMANYVALUES)
+        with self._lock:  # gunicorn's threads count into one total
+            self.total += 1 if one else len(parameters)
+
+    def write(self) -> None:
+        """Write the total if it changed (a reader never sees half a file)."""
+        total = self.total
+        if total == self._written:
+            return
+        path = self.directory / str(os.getpid())
+        temporary = path.with_suffix(".tmp")
+        try:
+            temporary.write_text(f"{total}\n")
+            os.replace(temporary, path)
+        except OSError:  # the directory is gone: whoever read the counts has finished
+            return
+        self._written = total
+
+    def _keep_writing(self) -> None:
+        while True:
+            time.sleep(1)
+            self.write()
+
+
+_counters: dict[str, StatementCounter] = {}
+_counters_lock = threading.Lock()
+
+
+def count_statements(engine: Engine, directory: str) -> StatementCounter:
+    """Count what `engine` sends into this process's counter for `directory` (one per
+    process, whatever the number of engines)."""
+    with _counters_lock:
+        counter = _counters.get(directory)
+        if counter is None:
+            counter = _counters[directory] = StatementCounter(Path(directory))
+    event.listen(engine, "before_cursor_execute", counter.count)
+    return counter
 
 
 class SqlUnitOfWork:

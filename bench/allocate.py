@@ -10,7 +10,8 @@ dry), starts gunicorn, and drives POST /orders from concurrent clients twice:
 2. hot: every client orders one unit of the same SKU, which has stock for half of them.
 
 Then it runs pgbench (TPC-B-like, same client count, same server) and prints orders/s,
-latency percentiles and the ratio to pgbench's tps, and checks the hot SKU was never
+latency percentiles, the ratio to pgbench's tps, SQL statements and server CPU per order,
+and checks the hot SKU was never
 oversold (reserved = allocated units <= on hand, backorders = the rest). It never passes
 or fails on time.
 """
@@ -144,7 +145,7 @@ def main() -> None:
             location = set_hot_stock(url, sku, args.hot_orders // 2)
             hot_run = drive(args.port, key, hot, args.clients, "hot-sku", True)
             check = oversell_check(url, sku)
-            spread_statuses = _statuses(url)
+            spread_statuses = statuses_now(url)
             # the floor of this stack: a request that only asks PostgreSQL "SELECT 1"
             floor = drive(args.port, key, [b""] * 3000, args.clients, "floor", False,
                           path="/readyz")
@@ -153,12 +154,8 @@ def main() -> None:
     tps = reference(args, f"spread orders of {statistics.mean(lines):.2f} lines on average "
                           f"over {len(generator.skus):,} SKUs")
     for run in (spread_run, hot_run):
-        print(f"POST /orders {run.label:>8}: {run.rate:7.1f} orders/s   "
-              f"p50 {run.percentile(0.5):6.1f} ms   p99 {run.percentile(0.99):6.1f} ms   "
-              f"ratio to pgbench {run.rate / tps:.3f}   "
-              f"server CPU {run.cpu_ms_per_order:.1f} ms/order   statuses {run.statuses}")
-    print(f"GET /readyz (floor: SELECT 1, Redis ping): {floor.rate:7.1f} requests/s   "
-          f"p50 {floor.percentile(0.5):6.1f} ms   ratio to pgbench {floor.rate / tps:.3f}")
+        print(f"POST /orders {run.label:>8}: {run.figures(tps)}   statuses {run.statuses}")
+    print(f"GET /readyz (floor: SELECT 1, Redis ping): {floor.figures(tps, 'request')}")
     print(f"order statuses after both runs: {spread_statuses}")
     print(f"hot SKU {sku} ({args.hot_orders // 2} units at {location}): {check}")
     oversold = (check["reserved"] != check["allocated_units"]
@@ -167,7 +164,8 @@ def main() -> None:
                           "none (reserved = allocated units <= on hand)"))
 
 
-def _statuses(url: str) -> dict[str, int]:
+def statuses_now(url: str) -> dict[str, int]:
+    """How many orders are in each status."""
     services = build_services(Settings(database_url=url))
     with services.uow() as uow:
         found = {status.value: count for status, count in uow.session.execute(

@@ -5,27 +5,35 @@
 It creates a scratch database, loads the Olist catalogue and customers, starts gunicorn,
 drives POST /orders with Olist-shaped orders (1-3 lines, generated from the catalogue)
 from concurrent clients, then runs pgbench (TPC-B-like, same client count, same server)
-and prints orders/s, latency percentiles and the ratio orders/s / pgbench tps. Each order
-is sent once with an Idempotency-Key (as a channel should) and once without. It never
-passes or fails on time: it prints what it measured.
+and prints orders/s, latency percentiles, the ratio orders/s / pgbench tps, and the SQL
+statements and server CPU each order cost. Each order is sent once with an Idempotency-Key
+(as a channel should) and once without. It never passes or fails on time: it prints what
+it measured.
+
+Every benchmark measures the service the same way (`service_usage`): the processes it
+starts (gunicorn, `oms worker`) count their SQL statements into a scratch directory
+(OMS_STATEMENT_COUNTS), and their CPU time and resident memory are read from /proc.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import http.client
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis import Redis
@@ -66,6 +74,18 @@ def jobs_on_redis() -> Iterator[str]:
         redis.close()
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What the service's processes have spent: CPU time and SQL statements."""
+
+    cpu_seconds: float = 0.0
+    statements: int = 0
+
+    def __sub__(self, earlier: Usage) -> Usage:
+        return Usage(self.cpu_seconds - earlier.cpu_seconds,
+                     self.statements - earlier.statements)
+
+
 @dataclass
 class Run:
     label: str
@@ -73,19 +93,28 @@ class Run:
     seconds: float
     latencies: list[float]
     statuses: dict[int, int]
-    cpu_seconds: float = 0.0  # what the service's processes spent meanwhile
+    usage: Usage = field(default_factory=Usage)  # what the service spent meanwhile
 
     @property
     def rate(self) -> float:
         return self.orders / self.seconds
 
-    @property
-    def cpu_ms_per_order(self) -> float:
-        return self.cpu_seconds * 1000 / self.orders
-
     def percentile(self, share: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+
+    def figures(self, tps: float, unit: str = "order") -> str:
+        """orders/s, p50/p99, the ratio to pgbench, statements and CPU per order."""
+        return (f"{self.rate:8.1f} {unit}s/s   p50 {self.percentile(0.5):7.1f} ms   "
+                f"p99 {self.percentile(0.99):7.1f} ms   ratio to pgbench "
+                f"{self.rate / tps:.3f}   {per(self.usage, self.orders, unit)}")
+
+
+def per(usage: Usage, count: int, unit: str = "order") -> str:
+    """Statements and server CPU per order (or per `unit`), as every benchmark prints them."""
+    count = max(count, 1)
+    return (f"{usage.statements / count:6.2f} statements/{unit}   "
+            f"server CPU {usage.cpu_seconds * 1000 / count:6.2f} ms/{unit}")
 
 
 def scratch_database(name: str) -> str:
@@ -119,14 +148,15 @@ def prepare(url: str, pack: OlistPack) -> str:
 
 
 def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OMS_DATABASE_URL": url, "OMS_DATABASE_POOL_SIZE": str(threads + 1)}
+    env = {**os.environ, **SERVICE_ENV, "OMS_DATABASE_URL": url,
+           "OMS_DATABASE_POOL_SIZE": str(threads + 1)}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers),
          "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
          "wsgi:app"],
         cwd=PROJECT_ROOT, env=env,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # four workers starting on two busy CPUs
     while time.monotonic() < deadline:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -139,8 +169,25 @@ def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subproces
     raise SystemExit("gunicorn did not start")
 
 
+def start_workers(count: int, url: str) -> list[subprocess.Popen[bytes]]:
+    """Start `count` `oms worker`s and one `oms scheduler` (the periodic jobs), as in
+    production, on the run's database and queue (set by jobs_on_redis)."""
+    oms = str(Path(sys.executable).parent / "oms")
+    env = {**os.environ, **SERVICE_ENV, "OMS_DATABASE_URL": url}
+    commands = [[oms, "worker", "--dispatch-every", "1"]] * count + [[oms, "scheduler"]]
+    return [subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for command in commands]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(timeout=30)
+
+
 def drive(port: int, key: str, bodies: list[bytes], clients: int, label: str,
-          idempotent: bool, path: str = "/orders") -> Run:
+          idempotent: bool, path: str = "/orders", timeout: float = 60) -> Run:
     """Send every body once, from `clients` threads on keep-alive connections (an empty
     body is a GET)."""
     latencies: list[float] = []
@@ -149,7 +196,7 @@ def drive(port: int, key: str, bodies: list[bytes], clients: int, label: str,
     position = iter(range(len(bodies)))
 
     def client() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         mine: list[float] = []
         seen: dict[int, int] = {}
@@ -173,33 +220,72 @@ def drive(port: int, key: str, bodies: list[bytes], clients: int, label: str,
             for status, count in seen.items():
                 statuses[status] = statuses.get(status, 0) + count
 
-    cpu_before = service_cpu_seconds()
+    before = service_usage()
     seconds = in_parallel(clients, client)
-    return Run(label, len(bodies), seconds, latencies, statuses,
-               service_cpu_seconds() - cpu_before)
+    return Run(label, len(bodies), seconds, latencies, statuses, service_usage() - before)
 
 
-SERVICE_COMMANDS = (b"gunicorn", b"oms worker", b"oms\x00worker")
+# The service processes this run starts (gunicorn's, `oms worker`, `oms scheduler`) carry
+# this in their environment: they count their SQL statements into the directory, and it
+# tells them apart from any other service running on the machine.
+COUNTS = Path(tempfile.mkdtemp(prefix="oms-bench-statements-"))
+atexit.register(shutil.rmtree, COUNTS, ignore_errors=True)
+SERVICE_ENV = {"OMS_STATEMENT_COUNTS": str(COUNTS)}
+SERVICE_COMMANDS = (b"gunicorn", b"oms\x00worker", b"oms\x00scheduler")
 
 
-def service_cpu_seconds() -> float:
-    """CPU time (user + system) the service's processes have used so far: every gunicorn
-    process (master and workers) and every `oms worker`, read from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+def service_processes() -> dict[int, str]:
+    """This run's service processes still alive: pid -> "gunicorn", "oms worker" or
+    "oms scheduler"."""
+    marker = f"OMS_STATEMENT_COUNTS={COUNTS}\x00".encode()
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as command:
-                if not any(name in command.read() for name in SERVICE_COMMANDS):
+                line = command.read()
+            names = [name for name in SERVICE_COMMANDS if name in line]
+            if not names:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if marker not in environ.read():
                     continue
-            with open(f"/proc/{entry}/stat") as stat:
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+        found[int(entry)] = names[0].replace(b"\x00", b" ").decode()
+    return found
+
+
+def service_usage() -> Usage:
+    """What this run's service processes have spent so far: CPU time (user + system, from
+    /proc) and the SQL statements they counted. It waits out the counts' once-a-second
+    write first, so call it before and after a run, not inside one."""
+    time.sleep(1.2)
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = 0
+    for pid in service_processes():
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue  # a process that ended meanwhile
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        cpu += int(fields[11]) + int(fields[12])  # utime, stime
+    statements = sum(int(path.read_text() or 0) for path in COUNTS.iterdir()
+                     if path.name.isdigit())
+    return Usage(cpu / ticks, statements)
+
+
+def resident_mb(pid: int) -> float:
+    """A process's resident memory (VmRSS), in MB; 0 once it has ended."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def in_parallel(clients: int, client: Callable[[], None]) -> float:
@@ -287,10 +373,7 @@ def main() -> None:
         stop(server, args, name)
     tps = reference(args, f"orders of {statistics.mean(lines):.2f} lines on average (1-3)")
     for run in runs:
-        print(f"POST /orders {run.label:>8}: {run.rate:7.1f} orders/s   "
-              f"p50 {run.percentile(0.5):6.1f} ms   p99 {run.percentile(0.99):6.1f} ms   "
-              f"ratio to pgbench {run.rate / tps:.2f}   "
-              f"server CPU {run.cpu_ms_per_order:.1f} ms/order   statuses {run.statuses}")
+        print(f"POST /orders {run.label:>8}: {run.figures(tps)}   statuses {run.statuses}")
 
 
 if __name__ == "__main__":

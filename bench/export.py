@@ -36,7 +36,7 @@ from bench.capture import (
     pgbench,
     prepare,
     scratch_database,
-    service_cpu_seconds,
+    service_usage,
     start_gunicorn,
 )
 from engine import access
@@ -200,10 +200,10 @@ def main() -> None:
             worker = worker_pid(server.pid)
             for form in ("csv", "ndjson"):
                 before = memory_kib(worker)
-                cpu = service_cpu_seconds()
+                used = service_usage()
                 size, records, seconds = stream(args.port, key, form)
                 results.append((form, size, records, seconds, before, memory_kib(worker),
-                                service_cpu_seconds() - cpu))
+                                service_usage() - used))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -215,14 +215,15 @@ def main() -> None:
     print(f"gunicorn: 1 worker x 2 threads; one client reading as fast as it can; "
           f"{args.orders:,} orders, {lines:,} lines")
     print(f"pgbench (TPC-B-like, 1 client, same server): {tps:,.0f} tps")
-    for form, size, records, seconds, before, after, cpu in results:
+    for form, size, records, seconds, before, after, used in results:
         orders_per_second = args.orders / seconds
         print(f"GET /orders/export?format={form:<6}: {records:>9,} records  "
               f"{size / 1e6:7.1f} MB  {seconds:6.1f} s  {records / seconds:9,.0f} rows/s  "
               f"{orders_per_second:9,.0f} orders/s  ratio to pgbench "
               f"{orders_per_second / tps:5.1f}  server RSS {before['VmRSS'] / 1024:.0f} MiB "
               f"before, peak {after['VmHWM'] / 1024:.0f} MiB  server CPU "
-              f"{cpu * 1e6 / args.orders:.0f} us/order")
+              f"{used.cpu_seconds * 1e6 / args.orders:.0f} us/order  "
+              f"{used.statements / args.orders:.4f} statements/order")
 
 
 if __name__ == "__main__":

@@ -253,7 +253,9 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
     needs = {line_id: units for line_id, units in needs.items() if units > 0}
     if supply is None:
         supply = read_supply(uow, [order], now, lock, excluding_order=order.id)
-    stock = supply.stock
+    skus = {line.sku for line in order.lines}
+    # a batch's supply holds every order's SKUs: this order sees its own, as if alone
+    stock = [(level, location) for level, location in supply.stock if level.sku in skus]
     owed = dict(supply.owed)
     owed.pop(front_of or "", None)
     own = _own_reservations(uow, order) if as_new else {}

@@ -146,3 +146,29 @@ def test_two_concurrent_batches_never_overspend_one_customers_credit(live_server
         spent = uow.session.scalar(select(func.sum(Order.total)).where(
             Order.customer_id == "C-ANA", Order.status != "on_hold"))
     assert Decimal(spent) == Decimal("39.50") + 5 * Decimal("914.00")
+
+
+def test_an_order_of_a_batch_weighs_only_the_locations_that_hold_its_skus(client, admin,
+                                                                         catalog, services):
+    # given Rio holding mugs only, beside Sao Paulo holding everything
+    response = client.post("/locations/bulk", headers=admin, json={"rows": [
+        {"code": "WH-RJ", "name": "Rio warehouse", "kind": "warehouse", "region": "RJ",
+         "country": "BR", "latitude": -22.906847, "longitude": -43.172897}]})
+    assert response.json["failed"] == 0, response.json
+    stock(services, {("MUG-2", "WH-RJ"): 50})
+
+    # when one batch holds a lamp order and a mug order
+    lamp = order_body(customer_id="C-BEN", lines=[{"sku": "LAMP-1", "quantity": 1,
+                                                   "unit_price": "89.90"}])
+    mug = order_body(customer_id="C-BEN", lines=[dict(ONE_MUG[0])])
+    answer = client.post("/orders/bulk", json={"rows": [lamp, mug]}, headers=admin)
+    assert answer.status_code == 200, answer.json
+
+    # then the lamp order's sourcing weighed Sao Paulo alone, as it would have alone; the
+    # mug order weighed both
+    weighed = {}
+    for result in answer.json["results"]:
+        decisions = client.get(f"/orders/{result['id']}/decisions", headers=admin).json
+        sourcing = next(d for d in decisions["items"] if d["stage"] == "sourcing")
+        weighed[result["index"]] = sorted(c["location"] for c in sourcing["trace"])
+    assert weighed == {0: ["WH-SP"], 1: ["WH-RJ", "WH-SP"]}
