@@ -169,6 +169,15 @@ class Supply:
     stock: list[tuple[StockLevel, Location]]
     owed: dict[str, int]  # SKU -> units waiting orders (outside the batch, then in it) need
     orders_today: dict[str, int]  # location -> groups created today
+    _by_sku: dict[str, list[tuple[StockLevel, Location]]] | None = None
+
+    def of(self, skus: set[str]) -> list[tuple[StockLevel, Location]]:
+        """The levels of these SKUs, in key order (as locked)."""
+        if self._by_sku is None:
+            self._by_sku = {}
+            for level, location in self.stock:
+                self._by_sku.setdefault(level.sku, []).append((level, location))
+        return [found for sku in sorted(skus) for found in self._by_sku.get(sku, ())]
 
     def after(self, plan: Plan, order: Order) -> None:
         """Count what the order took: its groups today, and the units it now waits for."""
@@ -253,9 +262,8 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
     needs = {line_id: units for line_id, units in needs.items() if units > 0}
     if supply is None:
         supply = read_supply(uow, [order], now, lock, excluding_order=order.id)
-    skus = {line.sku for line in order.lines}
     # a batch's supply holds every order's SKUs: this order sees its own, as if alone
-    stock = [(level, location) for level, location in supply.stock if level.sku in skus]
+    stock = supply.of({line.sku for line in order.lines})
     owed = dict(supply.owed)
     owed.pop(front_of or "", None)
     own = _own_reservations(uow, order) if as_new else {}
