@@ -34,7 +34,7 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 test: lint chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto  # one process per CPU (pytest-xdist)
 
 bench: install
 	$(BIN)/python -m bench.capture

@@ -28,7 +28,7 @@ from api.schemas import (
     text,
     timestamp,
 )
-from api.transactions import command, request_uow
+from api.transactions import command, large_body, request_uow
 from engine.errors import InputValidationError, OmsError
 from engine.finance import returns
 from engine.fulfilment import billing, common, tracking, warehouse_events
@@ -212,6 +212,7 @@ def wms_event(data: dict[str, Any]) -> warehouse_events.Applied:
 @blp.route("/wms/events/bulk", methods=["POST"])
 @allow(*WAREHOUSE, scope="group")
 @signed_by("wms")
+@large_body
 @command
 @_errors(400, 401, 403, 409, 413, 415, 422)
 @blp.arguments(WmsEventsSchema(), description=f"Up to {MAX_BULK_EVENTS:,} warehouse events "
@@ -255,6 +256,7 @@ def tracking_event(data: dict[str, Any]) -> warehouse_events.Applied:
 @blp.route("/carriers/events/bulk", methods=["POST"])
 @allow(*CARRIER, scope="parcel")
 @signed_by("carrier")
+@large_body
 @command
 @_errors(400, 401, 403, 409, 413, 415, 422)
 @blp.arguments(TrackingEventsSchema(), description=f"Up to {MAX_BULK_EVENTS:,} tracking "

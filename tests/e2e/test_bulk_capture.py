@@ -172,3 +172,20 @@ def test_an_order_of_a_batch_weighs_only_the_locations_that_hold_its_skus(client
         sourcing = next(d for d in decisions["items"] if d["stage"] == "sourcing")
         weighed[result["index"]] = sorted(c["location"] for c in sourcing["trace"])
     assert weighed == {0: ["WH-SP"], 1: ["WH-RJ", "WH-SP"]}
+
+
+def test_a_bulk_body_may_be_larger_than_a_single_commands(client, admin, catalog, services):
+    # 1,000 orders of many lines: over the 1 MiB a single command takes, under the bulk limit
+    many = [{"sku": "MUG-2", "quantity": 1, "unit_price": "24.50"}] * 12
+    rows = [order_body(customer_id="C-BEN", lines=many, channel_order_ref=f"BIG-{n:04d}",
+                       shipping_address={**order_body()["shipping_address"],
+                                         "line1": "Av. Paulista 1000 " + "x" * 150})
+            for n in range(1000)]
+    body = json.dumps({"rows": rows})
+    assert len(body) > services.settings.max_content_length
+    answer = client.post("/orders/bulk", data=body, content_type="application/json",
+                         headers=admin)
+    assert (answer.status_code, answer.json["created"]) == (200, 1000)
+    too_big = client.post("/orders", data=body, content_type="application/json",
+                          headers=admin)
+    assert (too_big.status_code, too_big.json["code"]) == (413, "payload_too_large")
