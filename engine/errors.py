@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,18 @@ class OmsError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+T = TypeVar("T")
+
+
+def one_of_batch(results: Sequence[T | OmsError]) -> T:
+    """The result of a batch of one (a single command run through its batch function), or
+    its error raised."""
+    [result] = results
+    if isinstance(result, OmsError):
+        raise result
+    return result
 
 
 class NotFoundError(OmsError):

@@ -16,6 +16,7 @@ from engine.errors import (
     HoldResolvedError,
     InputValidationError,
     OmsError,
+    one_of_batch,
 )
 from engine.fulfilment import cancelling
 from engine.fulfilment.holding import resume_held_work
@@ -41,10 +42,7 @@ def receive_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
     Raises:
         the error `receive_orders` reports for it (see `capture_orders`).
     """
-    [received] = receive_orders(uow, actor, [draft])
-    if isinstance(received, OmsError):
-        raise received
-    return received
+    return one_of_batch(receive_orders(uow, actor, [draft]))
 
 
 def receive_orders(uow: UnitOfWork, actor: Actor,

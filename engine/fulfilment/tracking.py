@@ -15,6 +15,7 @@ from engine.errors import (
     NotFoundError,
     NotReadyError,
     OmsError,
+    one_of_batch,
 )
 from engine.fulfilment.billing import complete_if_done
 from engine.fulfilment.common import (
@@ -71,10 +72,7 @@ def apply_tracking_event(uow: UnitOfWork, actor: Actor, event: TrackingEvent,
     Raises:
         NotFoundError: no shipment has this tracking number.
     """
-    [outcome] = apply_tracking_events(uow, actor, [(event, payload)])
-    if isinstance(outcome, OmsError):
-        raise outcome
-    return outcome
+    return one_of_batch(apply_tracking_events(uow, actor, [(event, payload)]))
 
 
 def apply_tracking_events(uow: UnitOfWork, actor: Actor,

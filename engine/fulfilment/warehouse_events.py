@@ -21,6 +21,7 @@ from engine.errors import (
     NotFoundError,
     NotReadyError,
     OmsError,
+    one_of_batch,
 )
 from engine.fulfilment.billing import fix_amounts, request_billing
 from engine.fulfilment.cancelling import move_on
@@ -108,10 +109,7 @@ def apply_wms_event(uow: UnitOfWork, actor: Actor, event: WmsEvent,
         NotFoundError: the fulfilment group does not exist.
         InputValidationError: lines that are not in the group, or more than it holds.
     """
-    [outcome] = apply_wms_events(uow, actor, [(event, payload)])
-    if isinstance(outcome, OmsError):
-        raise outcome
-    return outcome
+    return one_of_batch(apply_wms_events(uow, actor, [(event, payload)]))
 
 
 def apply_wms_events(uow: UnitOfWork, actor: Actor,

@@ -17,6 +17,7 @@ from engine.errors import (
     InputValidationError,
     OmsError,
     UnknownReferencesError,
+    one_of_batch,
 )
 from engine.iso import decimals, minor_units
 from engine.orders.timeline import record_event
@@ -83,10 +84,7 @@ def capture_order(uow: UnitOfWork, actor: Actor, draft: OrderDraft) -> Order:
     Raises:
         the error `capture_orders` reports for it.
     """
-    [captured] = capture_orders(uow, actor, [draft])
-    if isinstance(captured, OmsError):
-        raise captured
-    return captured
+    return one_of_batch(capture_orders(uow, actor, [draft]))
 
 
 def capture_orders(uow: UnitOfWork, actor: Actor,
