@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, cast, column, create_engine, event, inspect, values
+import psycopg
+from sqlalchemy import Engine, Table, bindparam, cast, create_engine, event, func, inspect
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import ExecuteStyle
 from sqlalchemy.orm import InstanceState, Mapper, Session, sessionmaker
@@ -38,7 +40,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                         pool_pre_ping=True, pool_recycle=1800)
+                         pool_pre_ping=True, pool_recycle=1800,
+                         paramstyle="numeric_dollar",
+                         connect_args={"cursor_factory": psycopg.RawCursor})
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -177,10 +181,10 @@ BATCHED_UPDATE_MIN_ROWS = 3
 
 def _updates_in_one_statement(session: Session, _context: Any, _instances: Any) -> None:
     """Write the rows a flush would update one by one (a batch of orders moving on, their
-    lines, levels, groups) as one `UPDATE ... FROM (VALUES ...)` per table and set of
-    changed columns; the ORM then finds them clean. Rows whose many-to-one references
-    changed, or that leave a column set on update (`updated_at`) to the ORM, are left to
-    the ORM."""
+    lines, levels, groups) as one `UPDATE ... FROM unnest(<one array per column>)` per
+    table and set of changed columns; the ORM then finds them clean. Rows whose many-to-one
+    references changed, or that leave a column set on update (`updated_at`) to the ORM, are
+    left to the ORM."""
     shapes: dict[tuple[Mapper[Any], tuple[str, ...]], list[InstanceState[Any]]] = {}
     for instance in session.dirty:
         state = inspect(instance)
@@ -211,15 +215,17 @@ def _update_rows(session: Session, mapper: Mapper[Any], changed: tuple[str, ...]
     assert isinstance(table, Table)  # `_left_to_orm` keeps anything else out
     keys = [mapper.get_property_by_column(column).key for column in mapper.primary_key]
     columns = {key: mapper.get_property(key).columns[0] for key in (*keys, *changed)}
-    rows = values(*[column(f"v_{key}", found.type) for key, found in columns.items()],
-                  name="changed").data([tuple(getattr(state.obj(), key) for key in columns)
-                                        for state in states])
+    # one array per column, unnested into rows: the statement's text is the same whatever
+    # the number of rows, so it is compiled once per shape and sent small
+    rows = func.unnest(*[
+        cast(bindparam(f"a_{key}", type_=ARRAY(found.type)), ARRAY(found.type))
+        for key, found in columns.items()]).table_valued(
+            *[f"v_{key}" for key in columns]).render_derived(name="changed")
     updated = session.connection().execute(
         table.update()
         .where(*[columns[key] == rows.c[f"v_{key}"] for key in keys])
-        # cast: a VALUES column of NULLs only is text to PostgreSQL
-        .values({columns[key].name: cast(rows.c[f"v_{key}"], columns[key].type)
-                 for key in changed}))
+        .values({columns[key].name: rows.c[f"v_{key}"] for key in changed}),
+        {f"a_{key}": [getattr(state.obj(), key) for state in states] for key in columns})
     if updated.rowcount != len(states):  # as the ORM checks each row it updates
         raise StaleDataError(f"{table.name}: {updated.rowcount} of {len(states)} rows updated")
     for state in states:
