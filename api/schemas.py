@@ -23,6 +23,7 @@ from marshmallow import (
 )
 
 from api.problems import flatten_messages
+from engine.decisions.recording import full_trace
 from engine.iso import country_codes, currency_codes, decimals, minor_units
 from engine.status import OrderStatus
 from rules.vocabulary import CUSTOMER_TIERS, LOCATION_KINDS, PAYMENT_TERMS, SERVICE_LEVELS
@@ -297,7 +298,7 @@ class DecisionOutSchema(Schema):
     outcome = fields.String()
     decision = fields.Dict()
     facts = fields.Dict()
-    trace = fields.List(fields.Dict())
+    trace = fields.Function(full_trace, metadata={"type": "array", "items": {"type": "object"}})
     evaluated_at = fields.AwareDateTime()
 
 

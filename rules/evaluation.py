@@ -46,6 +46,7 @@ class RuleEvaluationError(RuntimeError):
 
 @dataclass(frozen=True)
 class _Leaf:
+    number: int  # its place among the rule set's conditions: what a stored trace names
     path: str
     variable: str
     operator: str
@@ -66,6 +67,7 @@ Check = Callable[["_Facts", Seen], bool]
 
 @dataclass(frozen=True)
 class _Rule:
+    number: int  # its place among the rules compiled (disabled ones are not)
     name: str
     path: str
     check: Check
@@ -77,6 +79,7 @@ class CompiledRuleSet:
     stage: Stage[Any]
     rules: tuple[_Rule, ...]
     types: Mapping[str, type[BaseType]]  # variable name -> its rule type
+    leaves: tuple[_Leaf, ...] = ()  # every condition, by number
 
 
 @dataclass
@@ -84,6 +87,7 @@ class Evaluation:
     """The decision and how it came about: every rule tried, every condition seen."""
 
     decision: Decision
+    rule_set: CompiledRuleSet
     tried: list[tuple[_Rule, bool, Seen]] = field(default_factory=list)
 
     @property
@@ -93,15 +97,62 @@ class Evaluation:
     @property
     def trace(self) -> list[dict[str, Any]]:
         """Return, as JSON, each rule tried with the conditions it saw and its actions."""
-        return [
+        return _expanded(self.rule_set, self.stored_trace)
+
+    @property
+    def stored_trace(self) -> dict[str, Any]:
+        """Return the trace as it is stored: what the rule set already says (names,
+        conditions, actions) only by number, each fact once; `expand_traces` with the same
+        rule set gives back `trace`."""
+        facts: dict[str, Any] = {}
+        tried: list[list[Any]] = []
+        for rule, fired, seen in self.tried:
+            steps: list[Any] = []
+            for leaf, fact, held in seen:
+                if leaf.variable not in facts:
+                    facts[leaf.variable] = plain(fact)
+                steps += (leaf.number, held)
+            tried.append([rule.number, fired, steps])
+        return {STORED_TRACE: 1, "facts": facts, "tried": tried}
+
+
+# The key that marks a trace as stored (`Evaluation.stored_trace`); its value is the form's
+# version.
+STORED_TRACE = "stored_trace"
+
+
+def expand_traces(rule_set: CompiledRuleSet | None, value: Any) -> Any:
+    """Return `value` (a decision's trace, or anything holding traces, such as the
+    candidates weighed with each one's rules) with every stored trace in it expanded to the
+    full one (`Evaluation.trace`), by the rule set that made them. Full traces (recorded
+    before traces were stored by number) are returned as they are."""
+    if isinstance(value, list):
+        return [expand_traces(rule_set, item) for item in value]
+    if isinstance(value, dict):
+        if STORED_TRACE in value:
+            if rule_set is None:
+                raise LookupError("a stored trace is expanded by the rule set that made it")
+            return _expanded(rule_set, value)
+        return {key: expand_traces(rule_set, item) for key, item in value.items()}
+    return value
+
+
+def _expanded(rule_set: CompiledRuleSet, stored: Mapping[str, Any]) -> list[dict[str, Any]]:
+    facts = stored["facts"]
+    expanded = []
+    for rule_number, fired, steps in stored["tried"]:
+        rule = rule_set.rules[rule_number]
+        leaves = [(rule_set.leaves[number], held)
+                  for number, held in zip(steps[::2], steps[1::2], strict=True)]
+        expanded.append(
             {"rule": rule.name, "fired": fired,
              "conditions": [{"path": leaf.path, "variable": leaf.variable,
                              "operator": leaf.operator, "value": leaf.value,
-                             "fact": plain(fact), "held": held} for leaf, fact, held in seen],
+                             "fact": facts[leaf.variable], "held": held}
+                            for leaf, held in leaves],
              "actions": [{"name": name, "params": params} for name, params in rule.actions]
-             if fired else []}
-            for rule, fired, seen in self.tried
-        ]
+             if fired else []})
+    return expanded
 
 
 class _Facts:
@@ -174,15 +225,19 @@ def compile_rule_set(stage: Stage[Any], document: Any) -> CompiledRuleSet:
     if problems:
         raise RuleSetError(problems)
     types = {v["name"]: v["field_type"] for v in stage.schema()["variables"]}
+    leaves: list[_Leaf] = []
+    enabled = [(index, rule) for index, rule in enumerate(document["rules"])
+               if not rule.get("disabled", False)]  # kept in the set, never tried
     rules = tuple(
-        _Rule(rule["name"], f"/rules/{index}",
-              _compile_condition(rule["conditions"], f"/rules/{index}/conditions", types),
+        _Rule(number, rule["name"], f"/rules/{index}",
+              _compile_condition(rule["conditions"], f"/rules/{index}/conditions", types,
+                                 leaves),
               tuple((action["name"], dict(action.get("params") or {}))
                     for action in rule["actions"]))
-        for index, rule in enumerate(document["rules"])
-        if not rule.get("disabled", False)  # kept in the set, never tried
+        for number, (index, rule) in enumerate(enabled)
     )
-    return CompiledRuleSet(stage, rules, {name: TYPES[kind] for name, kind in types.items()})
+    return CompiledRuleSet(stage, rules, {name: TYPES[kind] for name, kind in types.items()},
+                           tuple(leaves))
 
 
 def evaluate(compiled: CompiledRuleSet, facts: Any, at: datetime | None = None) -> Evaluation:
@@ -194,7 +249,7 @@ def evaluate(compiled: CompiledRuleSet, facts: Any, at: datetime | None = None) 
     stage = compiled.stage
     decision = stage.decision()
     actions = stage.actions(decision)
-    evaluation = Evaluation(decision)
+    evaluation = Evaluation(decision, compiled)
     known = _Facts(facts, compiled.types)
     token = EVALUATION_TIME.set(at or datetime.now(UTC))
     try:
@@ -230,14 +285,17 @@ def evaluate_each(compiled: CompiledRuleSet, cases: Sequence[Any],
     return [evaluate(compiled, facts, at) for facts in cases]
 
 
-def _compile_condition(node: Mapping[str, Any], path: str, types: Mapping[str, str]) -> Check:
+def _compile_condition(node: Mapping[str, Any], path: str, types: Mapping[str, str],
+                       leaves: list[_Leaf]) -> Check:
+    """Compile a condition; each leaf it holds is numbered and added to `leaves`."""
     for kind in ("all", "any"):
         if kind in node:
-            members = tuple(_compile_condition(member, f"{path}/{kind}/{index}", types)
+            members = tuple(_compile_condition(member, f"{path}/{kind}/{index}", types, leaves)
                             for index, member in enumerate(node[kind]))
             return _all(members) if kind == "all" else _any(members)
     name, operator, value = node["name"], node["operator"], node["value"]
-    leaf = _Leaf(path, name, operator, value)
+    leaf = _Leaf(len(leaves), path, name, operator, value)
+    leaves.append(leaf)
     rule_type = TYPES[types[name]]
     fast = _FAST.get((types[name], operator))
     if fast is not None:

@@ -50,7 +50,7 @@ class Option:
     quote: Quote
     facts: CarrierOptionFacts
     decision: CarrierDecision = field(default_factory=CarrierDecision)
-    trace: list[dict[str, Any]] = field(default_factory=list)
+    trace: Any = None  # as stored (`Evaluation.stored_trace`)
     result: str = "lost"
     why: str = ""
 
@@ -190,7 +190,7 @@ def _choose(uow: UnitOfWork, order: Order, group: FulfilmentGroup,
             return choice
         for option, evaluation in zip(options, evaluations, strict=True):
             assert isinstance(evaluation.decision, CarrierDecision)
-            option.decision, option.trace = evaluation.decision, evaluation.trace
+            option.decision, option.trace = evaluation.decision, evaluation.stored_trace
     pick_option(choice)
     return choice
 

@@ -161,7 +161,7 @@ def _decide(uow: UnitOfWork, order: Order, facts: ExceptionFacts, applicable: fr
                                   f"{facts.event_type} (the rule set predates that check); "
                                   f"{otherwise}")
     return decision, _record(uow, order, version.id, resolution, summary, facts,
-                             evaluation.trace, now)
+                             evaluation.stored_trace, now)
 
 
 def _notify(uow: UnitOfWork, actor: Actor, order: Order, decision: ExceptionDecision,
@@ -191,7 +191,7 @@ def _facts(uow: UnitOfWork, order: Order, event_type: str, code: str, stage: str
 
 
 def _record(uow: UnitOfWork, order: Order, version_id: int, outcome: str,
-            decision: dict[str, Any], facts: ExceptionFacts, trace: list[Any],
+            decision: dict[str, Any], facts: ExceptionFacts, trace: Any,
             now: datetime) -> OrderDecision:
     return record_decision(uow, order, "exceptions", version_id, outcome, plain(decision),
-                           plain(asdict(facts)), list(trace), now)
+                           plain(asdict(facts)), trace, now)

@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from engine.decisions.recording import full_trace
 from engine.record import OrderDecision
 from rules.stages import STAGES
 
@@ -162,7 +163,7 @@ class Explanation:
 def explain_decision(recorded: OrderDecision) -> Explanation:
     """Explain a stored decision, with the rule set of the version that decided it."""
     version = recorded.version
-    return explain(recorded.stage, recorded.trace, outcome=recorded.outcome,
+    return explain(recorded.stage, full_trace(recorded), outcome=recorded.outcome,
                    decision=recorded.decision, facts=recorded.facts,
                    version=version.version if version is not None else None,
                    document=version.document if version is not None else None,

@@ -70,7 +70,7 @@ class Candidate:
     available: dict[str, int]  # SKU -> units this order may take there
     facts: CandidateFacts
     decision: SourcingDecision = field(default_factory=SourcingDecision)
-    trace: list[dict[str, Any]] = field(default_factory=list)
+    trace: Any = None  # as stored (`Evaluation.stored_trace`)
     rank: int | None = None
     result: str = "lost"
     why: str = ""
@@ -308,7 +308,7 @@ def plan_sourcing(uow: UnitOfWork, order: Order, rule_set: CompiledRuleSet | Non
             return plan
         for candidate, evaluation in zip(evaluated, evaluations, strict=True):
             assert isinstance(evaluation.decision, SourcingDecision)
-            candidate.decision, candidate.trace = evaluation.decision, evaluation.trace
+            candidate.decision, candidate.trace = evaluation.decision, evaluation.stored_trace
         _merge_policy(plan, [c.decision for c in evaluated], waived)
     allocate(plan, lines)
     return plan

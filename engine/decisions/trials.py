@@ -35,7 +35,7 @@ from engine.record import (
     Simulation,
     utcnow,
 )
-from rules.evaluation import CompiledRuleSet, compile_rule_set
+from rules.evaluation import CompiledRuleSet, compile_rule_set, expand_traces
 from rules.stage import plain
 from rules.stages.validation import VALIDATION
 from rules.testing import facts_for
@@ -76,6 +76,7 @@ def dry_run(uow: UnitOfWork, actor: Actor, stage: str, *, version: int | None = 
                       "facts": plain(asdict(facts)), "trace": verdict.trace}
     finally:
         savepoint.rollback()
+    result["trace"] = expand_traces(rule_set, result["trace"])
     return {"stage": stage, "version": number, **result}
 
 

@@ -177,7 +177,7 @@ def validate_orders(uow: UnitOfWork, actor: Actor, orders: Sequence[Order],
 class Verdict:
     outcome: str  # validated, on_hold or rejected
     decision: dict[str, Any]
-    trace: list[dict[str, Any]]
+    trace: Any  # as stored (`Evaluation.stored_trace`; in full when a rule failed)
     findings: list[tuple[str, str, str | None]]  # (code or queue, message, rule)
     error: RuleEvaluationError | None = None  # a rule failed: the exceptions rules follow
 
@@ -195,12 +195,13 @@ def decide_validation(rule_set: CompiledRuleSet, facts: OrderFacts, now: datetim
         raise TypeError(f"{rule_set.stage.name} rules do not decide validation")
     decision = result.to_dict()
     if result.outcome == "rejected":
-        return Verdict("rejected", decision, evaluation.trace,
+        return Verdict("rejected", decision, evaluation.stored_trace,
                        [(f.code, f.message, f.rule) for f in result.rejections])
     held = [(f.code, f.message, f.rule) for f in result.holds if f.rule not in waived]
     if waived:
         decision["waived_rules"] = sorted(waived)
-    return Verdict("on_hold" if held else "validated", decision, evaluation.trace, held)
+    return Verdict("on_hold" if held else "validated", decision, evaluation.stored_trace,
+                   held)
 
 
 def verdict_codes(verdict: Verdict) -> list[str]:

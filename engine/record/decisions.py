@@ -75,7 +75,8 @@ class OrderDecision(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     decision: Mapped[dict[str, Any]] = mapped_column(JSON)
     facts: Mapped[dict[str, Any]] = mapped_column(JSON)
-    trace: Mapped[list[Any]] = mapped_column(JSON)
+    # as stored: rules and conditions by number (`rules.evaluation.expand_traces`)
+    trace: Mapped[Any] = mapped_column(JSON)
     evaluated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     version: Mapped[RuleSetVersion | None] = relationship(lazy="joined")
