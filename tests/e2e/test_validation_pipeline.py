@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy import select
+
+from engine.record import OrderDecision
 from tests.conftest import order_body
 
 
@@ -51,6 +54,20 @@ def test_the_decisions_show_the_version_the_facts_and_every_condition_seen(clien
     assert credit["fired"] is False
     assert [(c["variable"], c["fact"], c["held"]) for c in credit["conditions"]] == [
         ("has_credit_limit", True, True), ("order_total", "219.30", False)]
+
+
+def test_the_record_keeps_each_trace_by_number_and_the_api_shows_it_in_full(client, admin,
+                                                                           catalog, services):
+    order_id = client.post("/orders", json=order_body(), headers=admin).json["id"]
+    shown = client.get(f"/orders/{order_id}/decisions", headers=admin).json["items"]
+    with services.uow() as uow:
+        stored = {d.stage: d.trace for d in uow.session.scalars(
+            select(OrderDecision).where(OrderDecision.order_id == order_id))}
+    for decision in shown:  # the full trace, its rule and candidate names, is 3x the stored
+        assert len(json.dumps(stored[decision["stage"]])) * 3 < len(json.dumps(
+            decision["trace"]))
+    assert "credit-limit" not in json.dumps(stored["validation"])
+    assert "credit-limit" in json.dumps(shown[0]["trace"])
 
 
 def test_open_orders_use_up_the_credit_limit(client, admin, catalog):

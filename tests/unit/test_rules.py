@@ -13,7 +13,13 @@ from business_rules.engine import run_all
 
 from rules.checking import check_rule_set
 from rules.defaults import default_rule_set
-from rules.evaluation import RuleEvaluationError, compile_rule_set, evaluate
+from rules.evaluation import (
+    STORED_TRACE,
+    RuleEvaluationError,
+    compile_rule_set,
+    evaluate,
+    expand_traces,
+)
 from rules.stage import Stage
 from rules.stages import STAGES
 from rules.stages.validation import VALIDATION, OrderFacts, ValidationDecision
@@ -150,6 +156,33 @@ def test_a_clean_order_is_validated_and_the_trace_shows_what_each_rule_saw():
     assert credit["conditions"] == [{"path": "/rules/3/conditions/all/0",
                                      "variable": "has_credit_limit", "operator": "is_true",
                                      "value": None, "fact": False, "held": False}]
+
+
+def test_a_trace_is_stored_by_number_and_expands_to_the_full_one_by_its_rule_set():
+    document = default_rule_set("validation")
+    document["rules"][0]["disabled"] = True  # numbers count the rules that are tried
+    rule_set = compile_rule_set(VALIDATION, document)
+    evaluation = evaluate(rule_set, facts(has_credit_limit=True,
+                                          credit_remaining=Decimal("150")), NOW)
+    stored = evaluation.stored_trace
+    # no rule names, paths or operators: those are the rule set's; each fact once
+    assert "credit-limit" not in repr(stored)
+    assert stored["facts"]["order_total"] == "199.80"
+    assert len(repr(stored)) * 3 < len(repr(evaluation.trace))
+    # decisions hold traces inside what they weighed (candidates, options): expanded there
+    held = {"candidates": [{"location": "WH-SP", "rules": stored}], "note": "kept"}
+    assert expand_traces(rule_set, held) == {
+        "candidates": [{"location": "WH-SP", "rules": evaluation.trace}], "note": "kept"}
+    assert [entry["rule"] for entry in evaluation.trace] == [
+        rule["name"] for rule in document["rules"][1:]]
+
+
+def test_a_full_trace_recorded_before_traces_were_stored_by_number_reads_as_it_was():
+    rule_set = compile_rule_set(VALIDATION, default_rule_set("validation"))
+    full = decide(default_rule_set("validation"), facts()).trace
+    assert expand_traces(rule_set, full) == full
+    with pytest.raises(LookupError):  # a stored trace without its rule set is not guessed
+        expand_traces(None, {STORED_TRACE: 1, "facts": {}, "tried": []})
 
 
 def test_a_rejection_outweighs_holds_and_every_reason_is_kept():
