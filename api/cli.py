@@ -19,6 +19,7 @@ from adapters import migrations
 from adapters.bootstrap import Services, build_services, using
 from adapters.outbox import start_dispatcher
 from adapters.queue import run_worker
+from adapters.runtime import settle_service_process
 from adapters.schedule import SCHEDULE, run_scheduler
 from adapters.settings import PROJECT_ROOT, Settings
 from api.carriers import CarrierSchema, carriers_document, shipped_carriers
@@ -402,6 +403,7 @@ def _run(app: Flask, host: str, port: int) -> None:
     """Serve until interrupted, then stop the in-process scheduler (if it runs: no Redis)
     and close the connections. SIGTERM stops it as Ctrl-C does."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    settle_service_process()
     try:
         app.run(host=host, port=port, threaded=True, use_reloader=False)
     finally:
@@ -425,6 +427,7 @@ def worker(burst: bool, dispatch_every: float, fork: bool) -> None:
         if built.redis is None:
             raise click.ClickException("OMS_REDIS_URL did not give a Redis connection")
         built.outbox.dispatch()  # what waited while no worker ran
+        settle_service_process()
         if dispatch_every > 0 and not burst:
             start_dispatcher(built.outbox, dispatch_every)
         # a forked child builds its own services: connections must not cross a fork
@@ -440,6 +443,7 @@ def worker(burst: bool, dispatch_every: float, fork: bool) -> None:
 @click.option("--once", is_flag=True, help="Start what is due now, then stop.")
 def scheduler(tick: float, once: bool) -> None:
     with _services() as built:
+        settle_service_process()
         run_scheduler(built, tick, once)
 
 
