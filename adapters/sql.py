@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -188,31 +189,55 @@ def _updates_in_one_statement(session: Session, _context: Any, _instances: Any) 
     shapes: dict[tuple[Mapper[Any], tuple[str, ...]], list[InstanceState[Any]]] = {}
     for instance in session.dirty:
         state = inspect(instance)
-        mapper = state.mapper
-        if state.key is None or state.deleted or _left_to_orm(mapper) or any(
-                state.attrs[relation.key].history.has_changes()
-                for relation in mapper.relationships if relation.direction is MANYTOONE):
+        # what changed since the row was read: each changed attribute's value as read
+        # (much cheaper than every attribute's history)
+        committed = state.committed_state
+        if state.key is None or state.deleted or not committed:
             continue
-        changed = tuple(attribute.key for attribute in mapper.column_attrs
-                        if state.attrs[attribute.key].history.has_changes())
-        if changed and all(mapper.get_property_by_column(found).key in changed
-                           for found in mapper.local_table.columns
-                           if found.onupdate is not None):
-            shapes.setdefault((mapper, changed), []).append(state)
+        shape = _shape_of(state.mapper)
+        if shape is None or any(key in committed for key in shape.references):
+            continue
+        values = state.dict
+        changed = tuple(key for key in shape.columns
+                        if key in committed and committed[key] != values.get(key))
+        if changed and all(key in changed for key in shape.set_on_update):
+            shapes.setdefault((state.mapper, changed), []).append(state)
     for (mapper, changed), states in shapes.items():
         if len(states) >= BATCHED_UPDATE_MIN_ROWS:
             _update_rows(session, mapper, changed, states)
 
 
-def _left_to_orm(mapper: Mapper[Any]) -> bool:
-    table = mapper.local_table
-    return mapper.inherits is not None or not isinstance(table, Table)
+@dataclass(frozen=True)
+class _Shape:
+    """What the hook asks of a mapped class's rows, worked out once per class."""
+
+    columns: tuple[str, ...]  # its column attributes
+    references: tuple[str, ...]  # its many-to-one relationships: rows changing one are left
+    set_on_update: tuple[str, ...]  # columns with an onupdate: rows not setting one are left
+
+
+_SHAPES: dict[Mapper[Any], _Shape | None] = {}
+
+
+def _shape_of(mapper: Mapper[Any]) -> _Shape | None:
+    """The class's shape, or None when its rows are left to the ORM (inherited mappings,
+    mappings of something other than a table)."""
+    if mapper not in _SHAPES:
+        table = mapper.local_table
+        _SHAPES[mapper] = None if mapper.inherits is not None or not isinstance(
+            table, Table) else _Shape(
+            tuple(attribute.key for attribute in mapper.column_attrs),
+            tuple(relation.key for relation in mapper.relationships
+                  if relation.direction is MANYTOONE),
+            tuple(mapper.get_property_by_column(found).key for found in table.columns
+                  if found.onupdate is not None))
+    return _SHAPES[mapper]
 
 
 def _update_rows(session: Session, mapper: Mapper[Any], changed: tuple[str, ...],
                  states: list[InstanceState[Any]]) -> None:
     table = mapper.local_table
-    assert isinstance(table, Table)  # `_left_to_orm` keeps anything else out
+    assert isinstance(table, Table)  # `_shape_of` leaves anything else to the ORM
     keys = [mapper.get_property_by_column(column).key for column in mapper.primary_key]
     columns = {key: mapper.get_property(key).columns[0] for key in (*keys, *changed)}
     # one array per column, unnested into rows: the statement's text is the same whatever
