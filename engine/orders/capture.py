@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy import select
@@ -20,9 +21,9 @@ from engine.errors import (
     one_of_batch,
 )
 from engine.iso import decimals, minor_units
-from engine.orders.timeline import record_event
+from engine.orders.timeline import command_time, record_event
 from engine.ports import UnitOfWork
-from engine.record import Customer, Order, OrderLine, Product, utcnow
+from engine.record import Customer, Order, OrderLine, Product
 from engine.status import OrderStatus
 
 MANUAL_CHANNEL = "manual"
@@ -161,7 +162,7 @@ def _checked(uow: UnitOfWork, actor: Actor, drafts: Sequence[OrderDraft],
             results.append(error)
             channels.append(None)
             continue
-        results.append(_build(actor, draft, channel, customer, products))
+        results.append(_build(actor, draft, channel, customer, products, command_time(uow)))
         channels.append(channel)
     sent = {(channel, draft.channel_order_ref)
             for channel, draft in zip(channels, drafts, strict=True)
@@ -183,7 +184,7 @@ def _checked(uow: UnitOfWork, actor: Actor, drafts: Sequence[OrderDraft],
 
 
 def _build(actor: Actor, draft: OrderDraft, channel: str, customer: Customer,
-           products: dict[str, Product]) -> Order:
+           products: dict[str, Product], now: datetime) -> Order:
     places = minor_units(draft.currency)
     lines = [
         OrderLine(line_no=number, sku=line.sku, product=products[line.sku],
@@ -196,7 +197,6 @@ def _build(actor: Actor, draft: OrderDraft, channel: str, customer: Customer,
     ]
     subtotal = sum((line.line_total for line in lines), Decimal("0"))
     address = draft.shipping_address
-    now = utcnow()
     order = Order(
         channel=channel, channel_order_ref=draft.channel_order_ref,
         customer_id=customer.id, status=OrderStatus.RECEIVED, currency=draft.currency,
