@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.ports import JobQueue, QueuedJob
@@ -37,9 +37,9 @@ class Outbox:
         """Hand waiting messages (these ids, all of them in batches of `limit`, or the
         `limit` oldest) to the queue; return how many.
 
-        One batch: the messages are claimed in one statement, handed to the queue at once
-        (one Redis round trip) and marked in one statement. A queue that refuses leaves
-        them all waiting, with its error. Inline jobs run after the claim is committed,
+        One batch: the messages are claimed and marked handed in one statement, then handed
+        to the queue at once (one Redis round trip). A queue that refuses leaves them all
+        waiting again, with its error. Inline jobs run after the claim is committed,
         each in its own transaction.
         """
         if ids is None:
@@ -55,14 +55,19 @@ class Outbox:
 
     def _dispatch_batch(self, ids: Sequence[int] | None, limit: int) -> int:
         with self._session_factory() as session, session.begin():
-            statement = (select(OutboxMessage).where(OutboxMessage.dispatched_at.is_(None))
-                         .order_by(OutboxMessage.id).limit(limit)
-                         .with_for_update(skip_locked=True))
+            # claimed and marked in one statement; unmarked again if the queue refuses
+            claimed = (select(OutboxMessage.id).where(OutboxMessage.dispatched_at.is_(None))
+                       .order_by(OutboxMessage.id).limit(limit)
+                       .with_for_update(skip_locked=True))
             if ids is not None:
-                statement = statement.where(OutboxMessage.id.in_(ids))
-            messages = list(session.scalars(statement))
-            handed = [QueuedJob(message.job, tuple(message.args), f"outbox-{message.id}")
-                      for message in messages]
+                claimed = claimed.where(OutboxMessage.id.in_(ids))
+            messages = sorted(session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(claimed.scalar_subquery()))
+                .values(dispatched_at=utcnow(), attempts=OutboxMessage.attempts + 1)
+                .returning(OutboxMessage.id, OutboxMessage.job, OutboxMessage.args)
+                .execution_options(synchronize_session=False)).all())
+            handed = [QueuedJob(job, tuple(args), f"outbox-{message_id}")
+                      for message_id, job, args in messages]
             error = None
             if handed and not self._inline:
                 try:
@@ -70,13 +75,11 @@ class Outbox:
                 except Exception as refused:  # the queue is down: try again later
                     error = f"{type(refused).__name__}: {refused}"[:500]
                     log.warning("%d outbox message(s) wait: %s", len(handed), refused)
-            now = utcnow()
-            for message in messages:
-                message.attempts += 1
-                if error is None:
-                    message.dispatched_at = now
-                else:
-                    message.last_error = error
+                    session.execute(
+                        update(OutboxMessage)
+                        .where(OutboxMessage.id.in_([message_id for message_id, *_ in messages]))
+                        .values(dispatched_at=None, last_error=error)
+                        .execution_options(synchronize_session=False))
         if error is not None:
             return 0
         if self._inline:
