@@ -6,6 +6,7 @@ import importlib
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from typing import Any
 
 from redis import Redis
@@ -21,9 +22,43 @@ DEFAULT_RETRY_SECONDS = (10, 30, 120)
 
 
 def final_attempt() -> bool:
-    """Tell whether the running job has no retry left (inline jobs run once: always)."""
+    """Tell whether the running job has no retry left (inline jobs run once: always; a
+    call of a batch never: one that fails is queued again on its own, see `run_each`)."""
+    if _IN_BATCH.get():
+        return False
     job = get_current_job()
     return job is None or not job.retries_left
+
+
+_IN_BATCH: ContextVar[bool] = ContextVar("oms_job_in_batch", default=False)
+
+
+def run_each(job: str, calls: list[list[JobArg]], retry_seconds: list[int]) -> int:
+    """Run a job once per argument list, in turn: jobs of one name that the outbox handed
+    over together (`RqJobQueue.enqueue_many`) cost one queue job instead of one each. Each
+    call is the job as it runs alone, in its own transaction; one that fails is queued
+    again on its own, with the job's retries. Returns how many calls succeeded."""
+    function = resolve(job)
+    failed: list[list[JobArg]] = []
+    token = _IN_BATCH.set(True)
+    try:
+        for args in calls:
+            try:
+                function(*args)
+            except Exception:
+                log.warning("%s%r failed in a batch: queued again on its own", job, args,
+                            exc_info=True)
+                failed.append(args)
+    finally:
+        _IN_BATCH.reset(token)
+    if failed:
+        current = get_current_job()
+        if current is None:  # called outside a worker: nothing to queue the rest on
+            raise RuntimeError(f"{len(failed)} call(s) of {job} failed")
+        retry = Retry(max=len(retry_seconds), interval=retry_seconds)
+        Queue(current.origin, connection=current.connection).enqueue_many(
+            [Queue.prepare_data(job, tuple(args), retry=retry) for args in failed])
+    return len(calls) - len(failed)
 
 
 def resolve(job: str) -> Callable[..., Any]:
@@ -60,18 +95,36 @@ class RqJobQueue:
     def __init__(self, redis: Redis, queue_name: str,
                  retry_seconds: tuple[int, ...] = DEFAULT_RETRY_SECONDS) -> None:
         self.queue = Queue(queue_name, connection=redis)
-        self.retry = Retry(max=len(retry_seconds), interval=list(retry_seconds))
+        self.retry_seconds = list(retry_seconds)
+        self.retry = Retry(max=len(retry_seconds), interval=self.retry_seconds)
 
     def enqueue(self, job: str, args: tuple[JobArg, ...], key: str | None = None) -> None:
         resolve(job)  # fail here, in the caller, on a name no worker could run
         self.queue.enqueue(job, *args, retry=self.retry, job_id=key)
 
     def enqueue_many(self, jobs: Sequence[QueuedJob]) -> None:
-        """Enqueue the jobs in one Redis round trip (a pipeline)."""
+        """Enqueue the jobs in one Redis round trip (a pipeline); several of one name go
+        as one queue job that runs each (`run_each`)."""
+        by_name: dict[str, list[QueuedJob]] = {}
         for queued in jobs:
             resolve(queued.job)
-        self.queue.enqueue_many([Queue.prepare_data(queued.job, queued.args, retry=self.retry,
-                                                    job_id=queued.key) for queued in jobs])
+            by_name.setdefault(queued.job, []).append(queued)
+        prepared = []
+        for job, group in by_name.items():
+            if len(group) == 1:
+                prepared.append(Queue.prepare_data(job, group[0].args, retry=self.retry,
+                                                   job_id=group[0].key))
+                continue
+            keys = [queued.key for queued in group if queued.key]
+            prepared.append(Queue.prepare_data(
+                run_each, (job, [list(queued.args) for queued in group], self.retry_seconds),
+                timeout=BATCH_TIMEOUT_SECONDS,
+                job_id=f"{keys[0]}-and-{len(group) - 1}" if keys else None))
+        self.queue.enqueue_many(prepared)
+
+
+# How long a queue job running a batch of calls may take (RQ's default is 180 s a job).
+BATCH_TIMEOUT_SECONDS = 1800
 
 
 def run_worker(redis: Redis, queue_name: str, burst: bool = False,

@@ -7,12 +7,15 @@ from datetime import timedelta
 
 from redis import Redis
 from rq import Queue
+from rq.job import Job
+from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select
 
 from adapters import idempotency
 from adapters.bootstrap import build_services, using
 from adapters.queue import RqJobQueue, run_worker
 from adapters.settings import Settings
+from engine.ports import QueuedJob
 from engine.record import IdempotencyRecord, OutboxMessage, utcnow
 
 
@@ -77,6 +80,31 @@ def test_with_redis_the_job_waits_on_the_queue_until_an_rq_worker_runs_it(databa
         services.jobs.enqueue("jobs.maintenance.purge_idempotency_keys", ())
         run_worker(redis, queue_name, burst=True, fork=False)
     assert _keys_left(services) == ["new"]
+    redis.close()
+    services.close()
+
+
+def test_jobs_of_one_name_handed_over_together_run_as_one_queue_job_and_a_failed_call_alone(
+        database_url, redis_url):
+    queue_name = f"oms-test-{uuid.uuid4().hex[:8]}"
+    services = build_services(Settings(database_url=database_url, redis_url=redis_url,
+                                       queue_name=queue_name))
+    _old_and_new_keys(services)
+    redis = Redis.from_url(redis_url)
+    jobs = RqJobQueue(redis, queue_name, retry_seconds=(0,))
+    purge = "jobs.maintenance.purge_idempotency_keys"
+    jobs.enqueue_many([QueuedJob(purge, (), "outbox-1"), QueuedJob(purge, (), "outbox-2"),
+                       QueuedJob(purge, ("not hours",), "outbox-3")])
+    queue = Queue(queue_name, connection=redis)
+    assert queue.count == 1  # three calls, one queue job
+    with using(services):
+        run_worker(redis, queue_name, burst=True, fork=False)
+    assert _keys_left(services) == ["new"]  # the first call purged; the second found none
+    # the failed call was queued again on its own, retried once, and is failed alone
+    failed = FailedJobRegistry(queue=queue)
+    [job_id] = failed.get_job_ids()
+    job = Job.fetch(job_id, connection=redis)
+    assert (job.func_name, job.args) == (purge, ("not hours",))
     redis.close()
     services.close()
 
