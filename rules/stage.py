@@ -115,6 +115,13 @@ class Stage(Generic[Facts]):
 
 def plain(value: Any) -> Any:
     """Return a value as JSON can hold it (decimals as text, times as ISO 8601)."""
+    kind = type(value)
+    if kind in _AS_THEY_ARE:  # most values: looked up by their exact type, at once
+        return value
+    if kind is dict:
+        return {key: plain(item) for key, item in value.items()}
+    if kind is list:
+        return [plain(item) for item in value]
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
@@ -124,3 +131,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: plain(item) for key, item in value.items()}
     return value
+
+
+_AS_THEY_ARE = frozenset({str, int, bool, float, type(None)})
