@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from redis import Redis
 from rq import Queue, Retry, SimpleWorker, Worker, get_current_job
@@ -15,6 +15,7 @@ from rq import Queue, Retry, SimpleWorker, Worker, get_current_job
 from engine.ports import JobArg, QueuedJob
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 # Calls to systems we do not control fail now and then: retry with backoff (seconds).
@@ -31,17 +32,36 @@ def final_attempt() -> bool:
 
 
 _IN_BATCH: ContextVar[bool] = ContextVar("oms_job_in_batch", default=False)
+_BATCH_FORMS: dict[Callable[..., Any], Callable[[list[list[JobArg]]], Any]] = {}
+
+
+def batch_form_of(job: Callable[..., Any]) -> Callable[[F], F]:
+    """Declare the decorated function the batch form of a job: given every call's
+    arguments, it does what the calls would, in one transaction (`run_each` uses it)."""
+    def register(batch: F) -> F:
+        _BATCH_FORMS[job] = batch
+        return batch
+    return register
 
 
 def run_each(job: str, calls: list[list[JobArg]], retry_seconds: list[int]) -> int:
-    """Run a job once per argument list, in turn: jobs of one name that the outbox handed
-    over together (`RqJobQueue.enqueue_many`) cost one queue job instead of one each. Each
-    call is the job as it runs alone, in its own transaction; one that fails is queued
-    again on its own, with the job's retries. Returns how many calls succeeded."""
+    """Run a job for every argument list: jobs of one name that the outbox handed over
+    together (`RqJobQueue.enqueue_many`) cost one queue job instead of one each. A job with
+    a batch form (`batch_form_of`) does them all in one transaction; otherwise, or if that
+    fails, each call runs as the job runs alone, in its own transaction, and one that fails
+    is queued again on its own, with the job's retries. Returns how many calls succeeded."""
     function = resolve(job)
     failed: list[list[JobArg]] = []
     token = _IN_BATCH.set(True)
     try:
+        batch = _BATCH_FORMS.get(function)
+        if batch is not None:
+            try:
+                batch(calls)
+                return len(calls)
+            except Exception:
+                log.warning("%s failed for a batch of %d: each call runs alone", job,
+                            len(calls), exc_info=True)
         for args in calls:
             try:
                 function(*args)

@@ -10,7 +10,7 @@ exceptions rules decide what happens to the order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
@@ -19,7 +19,7 @@ from typing import TypeVar
 from sqlalchemy import select
 
 from adapters.bootstrap import Services, current_services
-from adapters.queue import final_attempt
+from adapters.queue import batch_form_of, final_attempt
 from engine import effects, job_names
 from engine.actors import system_actor
 from engine.decisions import escalation
@@ -28,6 +28,7 @@ from engine.finance import returns
 from engine.fulfilment import billing, labels, stalled, tracking
 from engine.fulfilment import release as releasing
 from engine.fulfilment.waves import WavePolicy
+from engine.orders.locking import lock_orders
 from engine.orders.timeline import record_event
 from engine.ports import FinanceReceipt, JobArg, LabelRequest, Money
 from engine.record import FulfilmentGroup, Order, OrderEvent, Shipment, utcnow
@@ -234,22 +235,33 @@ def _billing_run(services: Services, run: list[billing.Billing]
 def notify_customer(order_id: int, kind: str) -> bool:
     """Tell the customer (confirmation, shipped:<shipment>, delivered:<shipment>, delay:<group>)
     once: the embedded notifier records the message on the timeline."""
-    services = current_services()
-    with services.uow() as uow:
-        order = uow.session.get(Order, order_id, with_for_update=True)
-        if order is None:
-            return False
-        if order.status is OrderStatus.ON_HOLD and kind.startswith(HELD_NOTICES):
-            return False  # told once the hold is released
-        sent = uow.session.scalar(select(OrderEvent.id).where(
-            OrderEvent.order_id == order_id, OrderEvent.type == "customer.notified",
-            OrderEvent.data["kind"].as_string() == kind))
-        if sent is not None:
-            return False
-        record_event(uow, order, "customer.notified", system_actor("notifier"), kind=kind,
-                     channel="email", customer=order.customer_id)
+    return notify_customers([[order_id, kind]]) == 1
+
+
+@batch_form_of(notify_customer)
+def notify_customers(calls: Sequence[Sequence[JobArg]]) -> int:
+    """What many calls of `notify_customer` ask, in one transaction: the orders locked in
+    one statement, the notices already sent read in one more. Returns how many were sent."""
+    wanted = [(int(str(order_id)), str(kind)) for order_id, kind in calls]
+    with current_services().uow() as uow:
+        orders = lock_orders(uow, [order_id for order_id, _ in wanted])
+        sent: set[tuple[int, str]] = {(order_id, kind) for order_id, kind in uow.session.execute(
+            select(OrderEvent.order_id, OrderEvent.data["kind"].as_string())
+            .where(OrderEvent.order_id.in_(sorted(orders)),
+                   OrderEvent.type == "customer.notified"))}
+        told = 0
+        for order_id, kind in wanted:
+            order = orders.get(order_id)
+            if order is None or (order_id, kind) in sent:
+                continue
+            if order.status is OrderStatus.ON_HOLD and kind.startswith(HELD_NOTICES):
+                continue  # told once the hold is released
+            record_event(uow, order, "customer.notified", system_actor("notifier"), kind=kind,
+                         channel="email", customer=order.customer_id)
+            sent.add((order_id, kind))
+            told += 1
         uow.commit()
-    return True
+    return told
 
 
 def detect_late_shipments(grace_hours: int = 0) -> list[int]:

@@ -9,7 +9,7 @@ from redis import Redis
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from adapters import idempotency
 from adapters.bootstrap import build_services, using
@@ -17,6 +17,7 @@ from adapters.queue import RqJobQueue, run_worker
 from adapters.settings import Settings
 from engine.ports import QueuedJob
 from engine.record import IdempotencyRecord, OutboxMessage, utcnow
+from tests.conftest import load_catalog, order_body
 
 
 def _old_and_new_keys(services) -> None:
@@ -107,6 +108,48 @@ def test_jobs_of_one_name_handed_over_together_run_as_one_queue_job_and_a_failed
     assert (job.func_name, job.args) == (purge, ("not hours",))
     redis.close()
     services.close()
+
+
+def test_a_batch_of_notices_is_sent_in_one_transaction_each_once_and_none_while_held(
+        make_app, redis_url, admin, services):
+    queue_name = f"oms-test-{uuid.uuid4().hex[:8]}"
+    app = make_app(REDIS_URL=redis_url, QUEUE_NAME=queue_name)
+    client, built = app.test_client(), app.extensions["oms"]
+    load_catalog(client, admin, built)
+    ids = [client.post("/orders", json=order_body(), headers=admin).json["id"]
+           for _ in range(3)]
+    held = client.post(f"/orders/{ids[2]}/hold", json={"reason": "customer called"},
+                       headers=admin)
+    assert held.json["status"] == "on_hold", held.json
+    redis = Redis.from_url(redis_url)
+    queue = Queue(queue_name, connection=redis)
+    queue.empty()  # what the orders themselves asked for
+    notify = "jobs.fulfilment.notify_customer"
+    calls = [(ids[0], "delay:1"), (ids[1], "delay:1"), (ids[0], "delay:1"),
+             (ids[2], "shipped:9"), (10**9, "delay:1")]
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(built.engine, "before_cursor_execute", count)
+    try:
+        for _ in range(2):  # the same batch twice: a retry, or a second dispatch
+            built.jobs.enqueue_many([QueuedJob(notify, call) for call in calls])
+            assert queue.count == 1
+            with using(built):
+                run_worker(redis, queue_name, burst=True, fork=False)
+    finally:
+        event.remove(built.engine, "before_cursor_execute", count)
+    told = {order_id: [e["data"]["kind"] for e in client.get(
+        f"/orders/{order_id}/events", headers=admin).json["items"]
+        if e["type"] == "customer.notified" and e["data"]["kind"] != "confirmation"]
+        for order_id in ids}
+    # once each, whatever the repeats; the held order is told nothing shipped
+    assert told == {ids[0]: ["delay:1"], ids[1]: ["delay:1"], ids[2]: []}
+    writes = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    assert len(statements) < 20 and len(writes) <= 4, statements  # not one transaction a call
+    redis.close()
 
 
 def test_purge_counts_what_it_removed(database_url):
