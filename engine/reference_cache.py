@@ -25,13 +25,14 @@ writer flushes).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import Connection, Engine, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.record import (
@@ -73,6 +74,17 @@ class _Caches:
 
 _BY_ENGINE: WeakKeyDictionary[Engine, _Caches] = WeakKeyDictionary()
 _BY_ENGINE_LOCK = threading.Lock()
+
+
+def _fresh_locks() -> None:
+    # a forked child (an RQ work horse) starts with no thread, so with no lock held
+    global _BY_ENGINE_LOCK
+    _BY_ENGINE_LOCK = threading.Lock()
+    for caches in list(_BY_ENGINE.values()):
+        caches.locks = {kind: threading.Lock() for kind in KINDS}
+
+
+os.register_at_fork(after_in_child=_fresh_locks)
 
 
 @dataclass
@@ -124,20 +136,29 @@ def versions(session: Session) -> Mapping[str, int]:
     return dict(seen.versions)
 
 
-def bump(session: Session, kinds: Iterable[str]) -> None:
+def bump(session: Session | Connection, kinds: Iterable[str]) -> None:
     """Add one to the version of these kinds, in this transaction: other processes read
-    them again once it commits, and this transaction stops using what it had kept."""
+    them again once it commits, and this transaction stops using what it had kept.
+
+    A bare connection (a loader writing with Core, no session) is bumped as it is.
+    """
     named = set(kinds)
+    if isinstance(session, Connection):
+        _add_one(session, sorted(named))
+        return
     seen = _seen(session)
     wanted = sorted(named - seen.bumped)  # one bump per transaction is enough
     seen.written.update(named)
     if not wanted:
         return
-    session.connection().execute(
-        update(ReferenceVersion).where(ReferenceVersion.name.in_(wanted))
-        .values(version=ReferenceVersion.version + 1))
+    _add_one(session.connection(), wanted)
     if session.get_nested_transaction() is None:  # a savepoint's bump may be rolled back
         seen.bumped.update(wanted)
+
+
+def _add_one(connection: Connection, kinds: list[str]) -> None:
+    connection.execute(update(ReferenceVersion).where(ReferenceVersion.name.in_(kinds))
+                       .values(version=ReferenceVersion.version + 1))
 
 
 def watch(session_factory: sessionmaker[Session]) -> None:

@@ -5,6 +5,8 @@ transaction wrote and rolled back."""
 from __future__ import annotations
 
 import copy
+import threading
+import time
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +15,7 @@ from engine.actors import system_actor
 from engine.catalog import geo
 from engine.decisions import rulesets
 from engine.record import ReferenceVersion, WebhookDelivery
-from engine.reference_cache import POSTAL_AREAS, versions
+from engine.reference_cache import POSTAL_AREAS, WEBHOOKS, cached, versions
 from tests.conftest import order_body
 
 RIO = {"country": "BR", "prefix": "20040", "latitude": -22.903, "longitude": -43.176}
@@ -145,3 +147,32 @@ def test_a_write_rolled_back_leaves_neither_its_version_nor_its_data_in_the_cach
     with services.uow() as uow:
         assert versions(uow.session) == before
         assert geo.locate(uow, "BR", "20040-020") is None
+
+
+def test_threads_that_find_a_kind_out_of_date_read_it_once(services):
+    # given eight threads of one process, each in its own transaction, that all find the
+    # webhooks' version newer than what the process kept (nothing, here)
+    loads: list[int] = []
+    start = threading.Barrier(8)
+
+    def load(session):
+        loads.append(1)
+        time.sleep(0.2)  # long enough for the others to arrive meanwhile
+        return ("read once",)
+
+    answers: list[tuple[str, ...]] = []
+
+    def look_up():
+        with services.uow() as uow:
+            start.wait()
+            answers.append(cached(uow.session, WEBHOOKS, load))
+
+    # when they look it up at once
+    threads = [threading.Thread(target=look_up) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then one read it, and all got what it read
+    assert (len(loads), answers) == (1, [("read once",)] * 8)
