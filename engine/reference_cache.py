@@ -9,7 +9,7 @@ bumps that version in the same transaction; every transaction reads all versions
 - `cached(session, kind, load)` returns the process's value of a kind when it was read at
   the version this transaction saw; otherwise `load(session)` reads it again, and the
   result is kept, with that version, in place of the old one. Values are immutable (or,
-  for postal areas, a dict only ever added to), swapped whole; a lock per kind keeps
+  for postal areas, a dict only ever added to or emptied), swapped whole; a lock per kind keeps
   threads from reading the same thing twice.
 - Writers bump: `watch(session_factory)` makes every flush that adds, changes or deletes a
   row of a watched table (WATCHED) bump that kind in the same transaction, so no writer
@@ -105,7 +105,7 @@ def cached(session: Session, kind: str, load: Callable[[Session], T]) -> T:
     it; else read it with `load` (in this session) and keep it with that version.
 
     `load` returns something nobody changes afterwards: a tuple, a frozen dataclass, a
-    mapping proxy (or a dict only ever added to, as the postal areas' look-ups are).
+    mapping proxy (or a dict only ever added to or emptied, as the postal areas' are).
     """
     seen = _seen(session)
     if seen.versions is None:
