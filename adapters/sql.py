@@ -24,6 +24,7 @@ from sqlalchemy.orm.interfaces import MANYTOONE
 
 from adapters.outbox import Outbox
 from adapters.queue import resolve
+from engine import reference_cache
 from engine.ports import JobArg
 from engine.record import OutboxMessage, utcnow
 
@@ -168,9 +169,12 @@ class SqlUnitOfWork:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Return a session factory whose objects stay readable after commit; on PostgreSQL
-    its flushes write many changed rows of a table in one statement."""
+    """Return a session factory whose objects stay readable after commit, whose flushes
+    bump the version of the reference data they change (`engine.reference_cache`), and
+    whose flushes on PostgreSQL write many changed rows of a table in one statement."""
     factory = sessionmaker(engine, expire_on_commit=False)
+    # first: the hook below makes the rows it writes clean, unseen by later hooks
+    reference_cache.watch(factory)
     if engine.dialect.name == "postgresql":
         event.listen(factory, "before_flush", _updates_in_one_statement)
     return factory

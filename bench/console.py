@@ -67,6 +67,7 @@ from engine.record import (
     Shipment,
     ShipmentLine,
 )
+from engine.reference_cache import RULE_SETS, bump
 
 BATCH = 2000
 DAYS = 60
@@ -187,6 +188,7 @@ def _second_versions(connection: Any, published: datetime) -> dict[str, tuple[in
             "author": "bench", "created_at": published, "updated_at": published,
             "published_at": published, "published_by": "bench"}]).scalar_one()
         found[stage] = (first.id, second, published)
+    bump(connection, [RULE_SETS])  # written with Core: the caches' rule (reference_cache)
     return found
 
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.actors import Actor
 from engine.errors import (
@@ -30,6 +31,7 @@ from engine.job_names import DELIVER_JOB
 from engine.paging import fetch_page
 from engine.ports import UnitOfWork
 from engine.record import Order, OrderEvent, WebhookDelivery, WebhookSubscription, utcnow
+from engine.reference_cache import WEBHOOKS, cached
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,6 @@ _URL = re.compile(
     r"(?::(?P<port>[0-9]{1,5}))?"
     r"(?:[/?][!-~]*)?",  # path and query: visible ASCII only
     re.IGNORECASE)
-_CACHE_KEY = "oms.webhooks.active_subscriptions"
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,7 @@ def subscribe(uow: UnitOfWork, actor: Actor, url: str, event_types: Sequence[str
         secret=SECRET_PREFIX + secrets.token_urlsafe(32), description=description,
         active=True, created_at=utcnow(), created_by=actor.label)
     uow.session.add(subscription)
-    uow.session.flush()
-    _forget_subscriptions(uow)
+    uow.session.flush()  # which bumps the webhooks' version (reference_cache)
     return subscription
 
 
@@ -190,8 +190,7 @@ def update_subscription(uow: UnitOfWork, subscription_id: int,
         subscription.description = changes["description"]
     if "active" in changes:
         subscription.active = bool(changes["active"])
-    uow.session.flush()
-    _forget_subscriptions(uow)
+    uow.session.flush()  # which bumps the webhooks' version (reference_cache)
     return subscription
 
 
@@ -209,8 +208,8 @@ def deactivate_subscription(uow: UnitOfWork, subscription_id: int) -> WebhookSub
 def fan_out(uow: UnitOfWork, order: Order, event: OrderEvent) -> list[WebhookDelivery]:
     """Owe the event to every active subscription that wants it; send each after commit.
 
-    Costs one small query per transaction (the active subscriptions, then cached in the
-    session), and nothing more for an event nobody subscribed to.
+    Costs no query while the subscriptions are unchanged (they are kept per process), and
+    nothing more for an event nobody subscribed to.
     """
     webhook_type = EVENT_TYPES.get(event.type)
     if webhook_type is None:
@@ -242,23 +241,17 @@ def fan_out(uow: UnitOfWork, order: Order, event: OrderEvent) -> list[WebhookDel
 
 
 def _active_subscriptions(uow: UnitOfWork) -> tuple[tuple[int, frozenset[str]], ...]:
-    """Return (id, event types) of the active subscriptions, read once per transaction."""
-    session = uow.session
-    cached = session.info.get(_CACHE_KEY)
-    if cached is not None and cached[0] is session.get_transaction():
-        found: tuple[tuple[int, frozenset[str]], ...] = cached[1]
-        return found
+    """Return (id, event types) of the active subscriptions, kept per process until a
+    subscription changes anywhere (`reference_cache`)."""
+    return cached(uow.session, WEBHOOKS, _read_active_subscriptions)
+
+
+def _read_active_subscriptions(session: Session) -> tuple[tuple[int, frozenset[str]], ...]:
     with session.no_autoflush:  # reading them must not flush the caller's work early
         rows = session.execute(
             select(WebhookSubscription.id, WebhookSubscription.event_types)
             .where(WebhookSubscription.active.is_(True))).all()
-    found = tuple((row.id, frozenset(row.event_types)) for row in rows)
-    session.info[_CACHE_KEY] = (session.get_transaction(), found)
-    return found
-
-
-def _forget_subscriptions(uow: UnitOfWork) -> None:
-    uow.session.info.pop(_CACHE_KEY, None)
+    return tuple((row.id, frozenset(row.event_types)) for row in rows)
 
 
 # ----- sending, retries and replays -----

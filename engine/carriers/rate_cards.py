@@ -1,4 +1,5 @@
-"""Carriers, their services and rate cards: kept, listed, installed, cached per version."""
+"""Carriers, their services and rate cards: kept, listed, installed, cached per version
+(`reference_cache`: every change to a carrier, service or rate bumps the carriers' version)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.errors import NotFoundError
 from engine.ports import UnitOfWork
@@ -17,6 +19,7 @@ from engine.record import (
     CarrierService,
     utcnow,
 )
+from engine.reference_cache import CARRIERS, cached
 
 
 def replace_carrier(uow: UnitOfWork, data: Mapping[str, Any]) -> tuple[Carrier, bool]:
@@ -101,28 +104,15 @@ class ServiceCard:
                           for r in service.rates), key=lambda r: (r.max_km, r.max_kg))))
 
 
-_CARDS: dict[str, Any] = {"version": None, "cards": ()}
-
-
 def rate_cards(uow: UnitOfWork) -> tuple[ServiceCard, ...]:
     """Return the active services with their rate cards: kept per process, read again only
-    after a change. Whether one happened is asked once per transaction (a batch of orders
-    asks once)."""
-    checked = uow.session.info.get(_CHECKED)
-    if checked is not None and checked[0] is uow.session.get_transaction():
-        kept: tuple[ServiceCard, ...] = checked[1]
-        return kept
-    version = tuple(uow.session.execute(
-        select(func.max(Carrier.updated_at), func.count(Carrier.code))).one())
-    if _CARDS["version"] != version:
-        services = uow.session.scalars(
+    after a carrier changes anywhere (`reference_cache`)."""
+    return cached(uow.session, CARRIERS, _read_cards)
+
+
+def _read_cards(session: Session) -> tuple[ServiceCard, ...]:
+    with session.no_autoflush:
+        services = session.scalars(
             select(CarrierService).join(Carrier).where(Carrier.active.is_(True))
-            .order_by(CarrierService.carrier_code, CarrierService.code))
-        _CARDS["cards"] = tuple(ServiceCard.of(service) for service in services)
-        _CARDS["version"] = version
-    cards: tuple[ServiceCard, ...] = _CARDS["cards"]
-    uow.session.info[_CHECKED] = (uow.session.get_transaction(), cards)
-    return cards
-
-
-_CHECKED = "rate_cards_checked"
+            .order_by(CarrierService.carrier_code, CarrierService.code)).all()
+        return tuple(ServiceCard.of(service) for service in services)

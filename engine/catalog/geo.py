@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select, tuple_
 
 from engine.ports import UnitOfWork
 from engine.record import Customer, Order, PostalArea
+from engine.reference_cache import POSTAL_AREAS, cached
 
 Point = tuple[float, float]
 EARTH_RADIUS_KM = 6371.0088
@@ -51,20 +52,54 @@ def shipping_cost(distance: Decimal | None, weight_kg: Decimal) -> Decimal:
 
 def locate(uow: UnitOfWork, country: str, postal_code: str | None) -> Point | None:
     """Return the coordinates of a postal code: its longest known prefix, if any."""
-    area = area_of(uow, country, postal_code)
-    return (float(area.latitude), float(area.longitude)) if area is not None else None
+    prefixes = _prefixes(postal_code)
+    points = _points(uow, [(country, prefix) for prefix in prefixes])
+    return next((points[country, prefix] for prefix in prefixes
+                 if points[country, prefix] is not None), None)
 
 
 def area_of(uow: UnitOfWork, country: str, postal_code: str | None) -> PostalArea | None:
     """Return the postal area a code falls in: the longest stored prefix of its letters and
     digits (so "01310-100" finds "01310" when that is the finest area known)."""
     prefixes = _prefixes(postal_code)
-    if not prefixes:
-        return None
-    return uow.session.scalars(
-        select(PostalArea).where(PostalArea.country == country,
-                                 PostalArea.prefix.in_(prefixes))
-        .order_by(func.length(PostalArea.prefix).desc()).limit(1)).first()
+    points = _points(uow, [(country, prefix) for prefix in prefixes])
+    prefix = next((prefix for prefix in prefixes if points[country, prefix] is not None), None)
+    return uow.session.get(PostalArea, (country, prefix)) if prefix is not None else None
+
+
+# (country, prefix) -> where it lies, or None for no such area: kept per process until a
+# postal area changes anywhere (`reference_cache`), and started afresh past this size.
+KNOWN_AREAS_LIMIT = 200_000
+
+
+def _points(uow: UnitOfWork,
+            keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Point | None]:
+    """Return where each (country, prefix) lies (None: no such area): from the process's
+    cache, asking the database, in one query, only for those it has not seen."""
+    known: dict[tuple[str, str], Point | None] = cached(uow.session, POSTAL_AREAS,
+                                                        lambda _session: {})
+    found: dict[tuple[str, str], Point | None] = {}
+    unseen: set[tuple[str, str]] = set()
+    for key in keys:
+        try:
+            found[key] = known[key]
+        except KeyError:
+            unseen.add(key)
+    if unseen:
+        with uow.session.no_autoflush:
+            rows = uow.session.execute(
+                select(PostalArea.country, PostalArea.prefix, PostalArea.latitude,
+                       PostalArea.longitude)
+                .where(PostalArea.country.in_(sorted({country for country, _ in unseen})),
+                       PostalArea.prefix.in_(sorted({prefix for _, prefix in unseen})))).all()
+        read: dict[tuple[str, str], Point | None] = dict.fromkeys(unseen)
+        read.update({(row.country, row.prefix): (float(row.latitude), float(row.longitude))
+                     for row in rows})
+        if len(known) + len(read) > KNOWN_AREAS_LIMIT:
+            known.clear()
+        known.update(read)  # one step: a thread reading it sees all of it or none
+        found.update(read)
+    return found
 
 
 def _prefixes(postal_code: str | None) -> list[str]:
@@ -100,23 +135,19 @@ def upsert_postal_areas(uow: UnitOfWork, rows: list[dict[str, Any]]) -> list[str
 
 
 def prefetch_destinations(uow: UnitOfWork, orders: Sequence[Order]) -> None:
-    """Look up where a batch of orders goes in one query (`destination_of` then answers
-    from what it found)."""
+    """Look up where a batch of orders goes, at most one query for the postal areas the
+    process has not seen yet (`destination_of` then answers from what it found)."""
     known: dict[int, Point | None] = uow.session.info.setdefault("destinations", {})
     wanted = [order for order in orders if order.id not in known]
     if len(wanted) < 2:
         return  # one order: `destination_of` asks for it
     prefixes = {order.id: _prefixes(order.ship_to_postal_code) for order in wanted}
-    countries = sorted({order.ship_to_country for order in wanted})
-    every = sorted({prefix for found in prefixes.values() for prefix in found})
-    areas = {(area.country, area.prefix): area for area in uow.session.scalars(
-        select(PostalArea).where(PostalArea.country.in_(countries),
-                                 PostalArea.prefix.in_(every)))} if every else {}
+    points = _points(uow, sorted({(order.ship_to_country, prefix) for order in wanted
+                                  for prefix in prefixes[order.id]}))
     for order in wanted:
-        area = next((areas[order.ship_to_country, prefix] for prefix in prefixes[order.id]
-                     if (order.ship_to_country, prefix) in areas), None)
-        known[order.id] = ((float(area.latitude), float(area.longitude)) if area is not None
-                           else _customer_point(uow, order))
+        point = next((points[order.ship_to_country, prefix] for prefix in prefixes[order.id]
+                      if points[order.ship_to_country, prefix] is not None), None)
+        known[order.id] = point if point is not None else _customer_point(uow, order)
 
 
 def destination_of(uow: UnitOfWork, order: Order) -> Point | None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from difflib import SequenceMatcher
+from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from engine.actors import Actor
 from engine.errors import (
@@ -20,6 +25,7 @@ from engine.errors import (
 )
 from engine.ports import UnitOfWork
 from engine.record import RuleSetEvent, RuleSetVersion, utcnow
+from engine.reference_cache import RULE_SETS, cached
 from engine.status import RuleSetState
 from rules.checking import check_rule_set, review_rule_set
 from rules.defaults import default_rule_set
@@ -127,20 +133,34 @@ def published_version(uow: UnitOfWork, stage: str) -> RuleSetVersion | None:
 
 
 def deciding_version(uow: UnitOfWork, stage: str) -> RuleSetVersion | None:
-    """Return the published version of a stage, as this transaction first saw them all.
+    """Return the published version of a stage, from the process's cache of the published
+    versions (`reference_cache`: read again after a publish anywhere).
 
-    One query per transaction for every stage an order goes through; a publish in the
-    same transaction forgets them.
+    The cache keeps plain column values, never ORM objects: each transaction gets its own
+    instance in its own session (`merge(load=False)`, no SQL), so no object is shared
+    between sessions or threads, and callers get a `RuleSetVersion` as before.
     """
-    published: dict[str, RuleSetVersion] | None = uow.session.info.get(_PUBLISHED)
-    if published is None:
-        published = uow.session.info[_PUBLISHED] = {
-            version.stage: version for version in uow.session.scalars(
-                select(RuleSetVersion).where(RuleSetVersion.state == PUBLISHED))}
-    return published.get(stage)
+    found = cached(uow.session, RULE_SETS, _published_columns).get(stage)
+    if found is None:
+        return None
+    session = uow.session
+    present = session.identity_map.get(identity_key(RuleSetVersion, found["id"]))
+    if isinstance(present, RuleSetVersion):  # this session's own, maybe changed: use it
+        return present
+    detached = RuleSetVersion(**found)
+    make_transient_to_detached(detached)
+    return session.merge(detached, load=False)
 
 
-_PUBLISHED = "published_rule_sets"
+def _published_columns(session: Session) -> Mapping[str, Mapping[str, Any]]:
+    columns = [attribute.key for attribute in inspect(RuleSetVersion).column_attrs]
+    with session.no_autoflush:
+        published = session.scalars(select(RuleSetVersion).where(
+            RuleSetVersion.state == PUBLISHED)).all()
+    return MappingProxyType({
+        version.stage: MappingProxyType({key: copy.deepcopy(getattr(version, key))
+                                         for key in columns})
+        for version in published})
 
 
 def create_draft(uow: UnitOfWork, actor: Actor, stage: str, document: Any,
@@ -378,7 +398,6 @@ def _make_published(uow: UnitOfWork, actor: Actor, stage: str, version: int, req
     if failures:
         raise RuleSetTestsFailedError(failures, f"{len(failures)} test case(s) of {stage} "
                                                 f"version {version} fail; it stays {target.state}")
-    uow.session.info.pop(_PUBLISHED, None)
     current = published_version(uow, stage)
     if current is not None:
         current.state = RETIRED

@@ -28,7 +28,7 @@ from engine.record.fulfilment import (
     Shipment,
     ShipmentLine,
 )
-from engine.record.infrastructure import IdempotencyRecord, OutboxMessage
+from engine.record.infrastructure import IdempotencyRecord, OutboxMessage, ReferenceVersion
 from engine.record.inventory import ExpectedSupply, StockLevel, StockMovement
 from engine.record.orders import (
     QUANTITY_CHECKS,
@@ -76,6 +76,7 @@ __all__ = [
     "PostalArea",
     "Product",
     "QUANTITY_CHECKS",
+    "ReferenceVersion",
     "RuleSetEvent",
     "RuleSetVersion",
     "Shipment",

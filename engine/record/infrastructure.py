@@ -1,4 +1,5 @@
-"""Tables the adapters keep for the service itself: idempotency keys, the outbox."""
+"""Tables kept for the service itself: idempotency keys, the outbox, the versions of the
+reference data the processes cache."""
 
 from __future__ import annotations
 
@@ -64,3 +65,13 @@ class OutboxMessage(Base):
     dispatched_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class ReferenceVersion(Base):
+    """The version of one kind of reference data (rule sets, carriers, webhooks, postal
+    areas): every write to its tables adds one, so a process's copy knows when it is old."""
+
+    __tablename__ = "reference_versions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
