@@ -235,11 +235,11 @@ def _billing_run(services: Services, run: list[billing.Billing]
 def notify_customer(order_id: int, kind: str) -> bool:
     """Tell the customer (confirmation, shipped:<shipment>, delivered:<shipment>, delay:<group>)
     once: the embedded notifier records the message on the timeline."""
-    return notify_customers([[order_id, kind]]) == 1
+    return _notify_customers([[order_id, kind]]) == 1
 
 
 @batch_form_of(notify_customer)
-def notify_customers(calls: Sequence[Sequence[JobArg]]) -> int:
+def _notify_customers(calls: Sequence[Sequence[JobArg]]) -> int:
     """What many calls of `notify_customer` ask, in one transaction: the orders locked in
     one statement, the notices already sent read in one more. Returns how many were sent."""
     wanted = [(int(str(order_id)), str(kind)) for order_id, kind in calls]
