@@ -35,7 +35,7 @@ from itertools import islice
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, and_, case, create_engine, func, select
 
 from adapters.bootstrap import build_services
 from adapters.olist import OrderGenerator
@@ -57,7 +57,7 @@ from bench.capture import (
     stop_workers,
 )
 from engine import access
-from engine.record import Location, Order
+from engine.record import Location, Order, OrderLine
 from engine.status import OrderStatus
 
 POLL_SECONDS = 0.2  # waiting clients poll gently: their GETs share the CPUs measured
@@ -68,6 +68,8 @@ QUIET_SECONDS = 660
 # What an order that stops short of completed waits for: stock, a person, or nothing more.
 STOPPED = (OrderStatus.ON_HOLD, OrderStatus.BACKORDERED, OrderStatus.REJECTED,
            OrderStatus.CANCELLED)
+# An allocated order some of whose units wait for stock: it stops short too.
+WAITING_FOR_STOCK = "allocated, waiting for stock"
 
 
 class Keys:
@@ -244,11 +246,17 @@ class Batches:
         self.bulk_events = Partner(port, keys).has_route("/wms/events/bulk")
 
     def statuses(self) -> Counter[str]:
-        """How many of these orders are in each status now."""
+        """How many of these orders are in each status now; an allocated order that waits
+        for some units (released only once it has them all) counts as `WAITING_FOR_STOCK`."""
+        waiting = (select(OrderLine.order_id).where(OrderLine.quantity_backordered > 0)
+                   .correlate(Order).where(OrderLine.order_id == Order.id).exists())
+        shown = case((and_(Order.status == OrderStatus.ALLOCATED, waiting),
+                      WAITING_FOR_STOCK), else_=Order.status)
         with self.engine.connect() as connection:
-            return Counter({status.value: count for status, count in connection.execute(
-                select(Order.status, func.count()).where(Order.id > self.after_id)
-                .group_by(Order.status))})
+            return Counter({getattr(status, "value", status): count
+                            for status, count in connection.execute(
+                                select(shown, func.count()).where(Order.id > self.after_id)
+                                .group_by(shown))})
 
     def run(self, every: float, report: Callable[[float, Counter[str]], None],
             quiet_seconds: float = QUIET_SECONDS) -> Finished:
@@ -271,7 +279,8 @@ class Batches:
                 last, moved = now, time.monotonic()
             created = sum(count for outcome, count in self.captured.items()
                           if not outcome.startswith("refused"))
-            settled = now["completed"] + sum(now[status.value] for status in STOPPED)
+            settled = (now["completed"] + now[WAITING_FOR_STOCK]
+                       + sum(now[status.value] for status in STOPPED))
             if not self.capturing and settled >= created:
                 break
             if time.monotonic() - moved > quiet_seconds:
