@@ -42,7 +42,6 @@ def record_event(uow: UnitOfWork, order: Order, type: str, actor: Actor,
                        actor_id=actor.id, data=data, occurred_at=command_time(uow))
     uow.session.add(event)
     # what integrations sync by (`GET /orders?updated_from=`): anything on the timeline
-    if order.updated_at != event.occurred_at:  # once per command
-        order.updated_at = event.occurred_at
+    order.updated_at = event.occurred_at  # the same all command long: written once
     fan_out(uow, order, event)  # the webhooks owed for it, sent once the transaction commits
     return event
